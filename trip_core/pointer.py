@@ -1,0 +1,41 @@
+"""The serving pointer: what training publishes on promotion and the prediction Lambda reads.
+
+A JSON object at one well-known S3 key (default `serving/live.json` in the models bucket); every
+registered version also gets `serving/versions/<version>.json`, which an env var can pin and which
+rollback points back to. Reading it needs no MLflow, only S3.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+LIVE_POINTER_KEY = "serving/live.json"
+
+
+def version_pointer_key(version: str) -> str:
+    return f"serving/versions/{version}.json"
+
+
+@dataclass(frozen=True)
+class ModelPointer:
+    model_name: str
+    version: str
+    bundle_key: str  # S3 key of the single-file serving bundle, in the models bucket
+    bundle_sha256: str
+    profile_key: str  # S3 key of the reference profile JSON of this version
+    validation_rmse: float
+    validation_mae: float
+    run_id: str
+    published_at: str  # ISO 8601, UTC
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ModelPointer:
+        data = json.loads(text)
+        missing = [name for name in cls.__dataclass_fields__ if name not in data]
+        if missing:
+            raise ValueError(f"model pointer lacks field(s) {', '.join(missing)}")
+        return cls(**{name: data[name] for name in cls.__dataclass_fields__})
