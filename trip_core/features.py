@@ -43,6 +43,8 @@ MONITORED_FEATURES: dict[str, ColumnKind] = {
 
 PAIR_BASE = 1000  # pu_do_pair = PULocationID * PAIR_BASE + DOLocationID
 
+MAX_TRIP_DISTANCE_MILES = 100.0
+
 
 def compute_features(
     pu_location_id: np.ndarray,
