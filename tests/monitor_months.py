@@ -1,0 +1,60 @@
+"""TLC months as the monitor sees them (shared by the monitor/profile tests and the monitor benchmark).
+
+`month_columns` gives the raw capture-like columns of a committed month; `monitored_columns` the
+MONITORED_FEATURES of those rows (as training computes them for the reference profile). The
+stand-in "prediction" is the actual trip duration in minutes clipped to 1..60, so prediction drift
+follows what really moved between months.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from trip_core.features import MONITORED_FEATURES, compute_features, feature_column
+from trip_core.zones import zone_table
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+@cache
+def month_columns(month: str) -> dict[str, np.ndarray]:
+    """Raw columns of `data/green_tripdata_<month>.parquet` (rows with unknown zones dropped)."""
+    frame = pd.read_parquet(
+        DATA / f"green_tripdata_{month}.parquet",
+        columns=[
+            "lpep_pickup_datetime",
+            "lpep_dropoff_datetime",
+            "PULocationID",
+            "DOLocationID",
+            "trip_distance",
+        ],
+    )
+    known = np.array(sorted(zone_table().location_ids))
+    frame = frame[frame.PULocationID.isin(known) & frame.DOLocationID.isin(known)]
+    pickup = frame.lpep_pickup_datetime.to_numpy().astype("datetime64[s]")
+    dropoff = frame.lpep_dropoff_datetime.to_numpy().astype("datetime64[s]")
+    minutes = (dropoff - pickup).astype(np.int64) / 60.0
+    return {
+        "ride_id": np.arange(len(frame), dtype=np.int64),
+        "pickup_datetime": pickup,
+        "PULocationID": frame.PULocationID.to_numpy(dtype=np.int64),
+        "DOLocationID": frame.DOLocationID.to_numpy(dtype=np.int64),
+        "trip_distance": frame.trip_distance.to_numpy(dtype=np.float64),
+        "prediction": np.clip(minutes, 1.0, 60.0),
+        "duration_minutes": minutes,
+    }
+
+
+def take(columns: dict[str, np.ndarray], index: np.ndarray) -> dict[str, np.ndarray]:
+    return {name: values[index] for name, values in columns.items()}
+
+
+def monitored_columns(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    matrix = compute_features(
+        columns["PULocationID"], columns["DOLocationID"], columns["trip_distance"], columns["pickup_datetime"]
+    )
+    return {name: feature_column(matrix, name) for name in MONITORED_FEATURES}
