@@ -1,0 +1,119 @@
+"""trip_core.capture: capture / rejected / actuals objects round-trip, keys follow the contract."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from trip_core.capture import (
+    Actual,
+    CaptureBatch,
+    RecordFormatError,
+    Rejection,
+    capture_key,
+    decode_actuals,
+    decode_capture,
+    decode_rejected,
+    encode_actuals,
+    encode_capture,
+    encode_rejected,
+    rejected_key,
+    utc_iso,
+)
+from trip_core.rides import FieldError
+
+PROCESSED = datetime(2023, 3, 6, 4, 5, 6, tzinfo=UTC)
+
+
+def batch() -> CaptureBatch:
+    return CaptureBatch(
+        model_name="trip-duration",
+        model_version="3",
+        captured_at="2023-03-06T14:30:02Z",
+        ride_id=[256, "abc"],
+        pickup_datetime=["2023-03-06T14:30:00", "2023-03-06T09:00:00"],
+        pu_location_id=[130, 1],
+        do_location_id=[205, 2],
+        trip_distance=[3.66, 0.0],
+        prediction=[21.3, 5.25],
+    )
+
+
+def test_keys_follow_the_contract() -> None:
+    shard, seq = "shardId-000000000000", "49590338271490256608559692538361571095921575989136588898"
+    assert capture_key(PROCESSED, shard, seq) == f"captures/dt=2023-03-06/hour=04/{shard}_{seq}.json.gz"
+    assert rejected_key(PROCESSED, shard, seq) == f"rejected/dt=2023-03-06/hour=04/{shard}_{seq}.json"
+
+
+def test_capture_is_gzip_json_in_the_documented_shape() -> None:
+    data = encode_capture(batch())
+    document = json.loads(gzip.decompress(data))
+    assert document["schema"] == 1 and document["model_version"] == "3"
+    assert list(document["columns"]) == [
+        "ride_id",
+        "pickup_datetime",
+        "PULocationID",
+        "DOLocationID",
+        "trip_distance",
+        "prediction",
+    ]
+    assert document["columns"]["ride_id"] == [256, "abc"]
+
+
+def test_capture_round_trip() -> None:
+    decoded = decode_capture(encode_capture(batch()))
+    assert decoded == batch() and len(decoded) == 2
+    assert decoded.pickup_datetime64()[0] == np.datetime64("2023-03-06T14:30:00")
+
+
+def test_capture_decode_rejects_malformed() -> None:
+    with pytest.raises(RecordFormatError):
+        decode_capture(b"not gzip or json")
+    with pytest.raises(RecordFormatError):
+        decode_capture(json.dumps({"schema": 2}).encode())
+    document = json.loads(gzip.decompress(encode_capture(batch())))
+    document["columns"]["prediction"].pop()
+    with pytest.raises(RecordFormatError, match="differ in length"):
+        decode_capture(json.dumps(document).encode())
+    del document["columns"]["prediction"]
+    with pytest.raises(RecordFormatError, match="prediction"):
+        decode_capture(json.dumps(document).encode())
+
+
+def test_rejected_round_trip_and_shape() -> None:
+    rejections = [
+        Rejection("shardId-1", "42", "2023-03-06T14:30:02Z", "e30=", (FieldError("ride", "missing"),)),
+    ]
+    data = encode_rejected(rejections)
+    assert json.loads(data) == {
+        "schema": 1,
+        "rejections": [
+            {
+                "shard_id": "shardId-1",
+                "sequence_number": "42",
+                "arrival_time": "2023-03-06T14:30:02Z",
+                "raw_base64": "e30=",
+                "reasons": [{"field": "ride", "reason": "missing"}],
+            }
+        ],
+    }
+    assert decode_rejected(data) == rejections
+    with pytest.raises(RecordFormatError):
+        decode_rejected(b'{"schema": 1, "rejections": [{}]}')
+
+
+def test_actuals_round_trip_skips_bad_lines() -> None:
+    data = (
+        encode_actuals([Actual(256, 18.2), Actual("x", 3.0)])
+        + b'\n{"ride_id": true, "duration_minutes": 1}\nnope\n'
+    )
+    assert decode_actuals(data) == ([Actual(256, 18.2), Actual("x", 3.0)], 2)
+
+
+def test_utc_iso() -> None:
+    assert utc_iso(PROCESSED) == "2023-03-06T04:05:06Z"
+    assert utc_iso(datetime(2023, 3, 6, 4, 5, 6, 123456, tzinfo=UTC)) == "2023-03-06T04:05:06.123Z"

@@ -1,0 +1,185 @@
+"""trip_core.rides: one raw ride -> ValidRide or the (field, reason) list."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from trip_core.features import MAX_TRIP_DISTANCE_MILES
+from trip_core.rides import (
+    MAX_RIDE_ID_LENGTH,
+    FieldError,
+    ValidRide,
+    validate_record_data,
+    validate_ride,
+)
+
+ARRIVAL = datetime(2023, 3, 6, 19, 30, 2, tzinfo=UTC)  # 14:30:02 in New York (EST)
+
+
+def ride(**fields: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"PULocationID": 130, "DOLocationID": 205, "trip_distance": 3.66}
+    body.update(fields)
+    return {"ride": body, "ride_id": 256}
+
+
+def b64(data: bytes | str) -> str:
+    return base64.b64encode(data.encode() if isinstance(data, str) else data).decode()
+
+
+def test_course_format_is_valid_and_uses_arrival_time_in_new_york() -> None:
+    result = validate_ride(ride(), ARRIVAL)
+    assert result == ValidRide(256, 130, 205, 3.66, datetime(2023, 3, 6, 14, 30, 2), False)
+
+
+@pytest.mark.parametrize(
+    ("given_pickup", "expected"),
+    [
+        ("2023-03-06T14:30:00", datetime(2023, 3, 6, 14, 30)),  # naive = New York local
+        ("2023-03-06T19:30:00Z", datetime(2023, 3, 6, 14, 30)),
+        ("2023-07-01T12:00:00+00:00", datetime(2023, 7, 1, 8, 0)),  # EDT
+        ("2023-03-06", datetime(2023, 3, 6)),
+    ],
+)
+def test_pickup_datetime_is_converted_to_new_york_local(given_pickup: str, expected: datetime) -> None:
+    result = validate_ride(ride(pickup_datetime=given_pickup), ARRIVAL)
+    assert isinstance(result, ValidRide)
+    assert result.pickup_datetime == expected and result.pickup_from_payload
+
+
+def test_string_ride_id_and_integral_float_location_are_accepted() -> None:
+    payload = ride(DOLocationID=205.0, trip_distance=0)
+    payload["ride_id"] = "abc-1"
+    result = validate_ride(payload, ARRIVAL)
+    assert isinstance(result, ValidRide)
+    assert (result.ride_id, result.do_location_id, result.trip_distance) == ("abc-1", 205, 0.0)
+
+
+BAD_RIDES: list[tuple[str, Any, FieldError]] = [
+    ("not an object", [1, 2], FieldError("data", "must be a JSON object, got array")),
+    ("no ride", {"ride_id": 1}, FieldError("ride", "missing")),
+    ("ride not object", {"ride_id": 1, "ride": "x"}, FieldError("ride", "must be a JSON object, got string")),
+    ("no ride_id", {"ride": ride()["ride"]}, FieldError("ride_id", "missing")),
+    ("null ride_id", {**ride(), "ride_id": None}, FieldError("ride_id", "must not be null")),
+    (
+        "bool ride_id",
+        {**ride(), "ride_id": True},
+        FieldError("ride_id", "must be an integer or a string, got bool"),
+    ),
+    (
+        "float ride_id",
+        {**ride(), "ride_id": 1.5},
+        FieldError("ride_id", "must be an integer or a string, got float"),
+    ),
+    ("empty ride_id", {**ride(), "ride_id": " "}, FieldError("ride_id", "must not be empty")),
+    (
+        "long ride_id",
+        {**ride(), "ride_id": "x" * (MAX_RIDE_ID_LENGTH + 1)},
+        FieldError("ride_id", "longer than 64 characters (65)"),
+    ),
+    (
+        "missing PU",
+        {"ride_id": 1, "ride": {"DOLocationID": 1, "trip_distance": 1}},
+        FieldError("PULocationID", "missing"),
+    ),
+    ("null DO", ride(DOLocationID=None), FieldError("DOLocationID", "must not be null")),
+    ("bool PU", ride(PULocationID=True), FieldError("PULocationID", "must be an integer, got bool")),
+    ("string PU", ride(PULocationID="130"), FieldError("PULocationID", "must be an integer, got string")),
+    ("fractional DO", ride(DOLocationID=205.5), FieldError("DOLocationID", "must be an integer, got 205.5")),
+    (
+        "PU not a zone",
+        ride(PULocationID=999),
+        FieldError("PULocationID", "999 is not in the taxi-zone table"),
+    ),
+    ("PU zero", ride(PULocationID=0), FieldError("PULocationID", "0 is not in the taxi-zone table")),
+    ("bool distance", ride(trip_distance=False), FieldError("trip_distance", "must be a number, got bool")),
+    (
+        "string distance",
+        ride(trip_distance="3.6"),
+        FieldError("trip_distance", "must be a number, got string"),
+    ),
+    ("nan distance", ride(trip_distance=math.nan), FieldError("trip_distance", "must be finite, got nan")),
+    ("inf distance", ride(trip_distance=math.inf), FieldError("trip_distance", "must be finite, got inf")),
+    (
+        "negative distance",
+        ride(trip_distance=-0.1),
+        FieldError("trip_distance", "must not be negative, got -0.1"),
+    ),
+    (
+        "absurd distance",
+        ride(trip_distance=MAX_TRIP_DISTANCE_MILES + 1),
+        FieldError("trip_distance", "must be at most 100 miles, got 101.0"),
+    ),
+    ("null distance", ride(trip_distance=None), FieldError("trip_distance", "must not be null")),
+    (
+        "bad datetime",
+        ride(pickup_datetime="yesterday"),
+        FieldError("pickup_datetime", "not an ISO 8601 datetime: 'yesterday'"),
+    ),
+    (
+        "numeric datetime",
+        ride(pickup_datetime=1678113000),
+        FieldError("pickup_datetime", "must be an ISO 8601 string, got int"),
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "payload", "expected"), BAD_RIDES, ids=[c[0] for c in BAD_RIDES])
+def test_bad_rides_name_the_field_and_reason(case: str, payload: Any, expected: FieldError) -> None:
+    assert validate_ride(payload, ARRIVAL) == [expected]
+
+
+def test_all_problems_are_reported_at_once() -> None:
+    payload = {"ride_id": True, "ride": {"PULocationID": 999, "trip_distance": -1}}
+    fields = [error.field for error in validate_ride(payload, ARRIVAL)]  # type: ignore[union-attr]
+    assert fields == ["ride_id", "PULocationID", "DOLocationID", "trip_distance"]
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        ("not base64!!", "invalid base64"),
+        (b64(b"\xff\xfe\x00"), "not UTF-8 text"),
+        (b64("{not json"), "not valid JSON"),
+        (b64('"a string"'), "must be a JSON object, got string"),
+        (b64("null"), "must be a JSON object, got null"),
+    ],
+)
+def test_undecodable_record_data(data: str, reason: str) -> None:
+    assert validate_record_data(data, ARRIVAL) == [FieldError("data", reason)]
+
+
+def test_nan_literal_in_json_is_rejected() -> None:
+    data = b64('{"ride_id": 1, "ride": {"PULocationID": 1, "DOLocationID": 2, "trip_distance": NaN}}')
+    assert validate_record_data(data, ARRIVAL) == [FieldError("trip_distance", "must be finite, got nan")]
+
+
+def test_valid_record_data() -> None:
+    result = validate_record_data(b64(json.dumps(ride())), ARRIVAL)
+    assert isinstance(result, ValidRide) and result.ride_id == 256
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.floats() | st.integers() | st.text(),
+        lambda children: st.lists(children) | st.dictionaries(st.text(), children),
+        max_leaves=20,
+    )
+)
+def test_validation_never_raises(payload: Any) -> None:
+    for candidate in (payload, {"ride_id": 1, "ride": payload}, {"ride_id": payload, "ride": payload}):
+        result = validate_ride(candidate, ARRIVAL)
+        assert isinstance(result, ValidRide) or (result and all(isinstance(e, FieldError) for e in result))
+
+
+@given(st.binary(max_size=64))
+def test_any_bytes_never_raise(data: bytes) -> None:
+    result = validate_record_data(base64.b64encode(data).decode(), ARRIVAL)
+    assert isinstance(result, ValidRide | list)

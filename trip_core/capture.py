@@ -1,0 +1,254 @@
+"""Record formats written by the prediction Lambda and read by the monitor (docs/architecture.md).
+
+- capture object: one gzip JSON per batch, columnar, one model version per batch;
+- rejected-rides object: one JSON per batch, every rejected record with its raw payload and reasons;
+- actuals: JSON lines `{"ride_id": ..., "duration_minutes": ...}` sent by the client.
+
+Keys are derived from the shard id and the batch's first sequence number, so a retried batch
+overwrites its own objects; `dt`/`hour` are the UTC processing time.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from trip_core.rides import FieldError
+
+SCHEMA_VERSION = 1
+CAPTURE_PREFIX = "captures/"
+REJECTED_PREFIX = "rejected/"
+ACTUALS_PREFIX = "actuals/"
+CAPTURE_COLUMNS: tuple[str, ...] = (
+    "ride_id",
+    "pickup_datetime",
+    "PULocationID",
+    "DOLocationID",
+    "trip_distance",
+    "prediction",
+)
+
+
+class RecordFormatError(ValueError):
+    """A stored object does not follow its documented format."""
+
+
+def utc_iso(moment: datetime) -> str:
+    """`2023-03-06T14:30:02Z` (seconds) or with milliseconds if the moment has them."""
+    moment = moment.astimezone(UTC) if moment.tzinfo else moment
+    spec = "milliseconds" if moment.microsecond else "seconds"
+    return moment.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
+
+
+def _partition(processed_at: datetime) -> str:
+    moment = processed_at.astimezone(UTC) if processed_at.tzinfo else processed_at
+    return f"dt={moment:%Y-%m-%d}/hour={moment:%H}"
+
+
+def _safe(part: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in part)
+
+
+def capture_key(processed_at: datetime, shard_id: str, first_sequence_number: str) -> str:
+    return (
+        f"{CAPTURE_PREFIX}{_partition(processed_at)}/{_safe(shard_id)}_{_safe(first_sequence_number)}.json.gz"
+    )
+
+
+def rejected_key(processed_at: datetime, shard_id: str, first_sequence_number: str) -> str:
+    return (
+        f"{REJECTED_PREFIX}{_partition(processed_at)}/{_safe(shard_id)}_{_safe(first_sequence_number)}.json"
+    )
+
+
+# --------------------------------------------------------------------------------------- capture
+
+
+@dataclass(frozen=True)
+class CaptureBatch:
+    """The predictions of one batch, with the inputs they were made from (one model version)."""
+
+    model_name: str
+    model_version: str
+    captured_at: str  # ISO 8601 UTC, "Z"
+    ride_id: list[int | str]
+    pickup_datetime: list[str]  # ISO 8601, New York local, naive
+    pu_location_id: list[int]
+    do_location_id: list[int]
+    trip_distance: list[float]
+    prediction: list[float]  # minutes
+
+    def __post_init__(self) -> None:
+        lengths = {len(getattr(self, name)) for name in self._column_attrs().values()}
+        if len(lengths) > 1:
+            raise RecordFormatError(f"capture columns differ in length: {sorted(lengths)}")
+
+    @staticmethod
+    def _column_attrs() -> dict[str, str]:
+        return {
+            "ride_id": "ride_id",
+            "pickup_datetime": "pickup_datetime",
+            "PULocationID": "pu_location_id",
+            "DOLocationID": "do_location_id",
+            "trip_distance": "trip_distance",
+            "prediction": "prediction",
+        }
+
+    def __len__(self) -> int:
+        return len(self.ride_id)
+
+    def columns(self) -> dict[str, list[Any]]:
+        return {name: getattr(self, attr) for name, attr in self._column_attrs().items()}
+
+    def pickup_datetime64(self) -> np.ndarray:
+        """pickup_datetime as datetime64[s] (New York local), the input `compute_features` takes."""
+        return np.array(self.pickup_datetime, dtype="datetime64[s]")
+
+
+def encode_capture(batch: CaptureBatch) -> bytes:
+    document = {
+        "schema": SCHEMA_VERSION,
+        "model_name": batch.model_name,
+        "model_version": batch.model_version,
+        "captured_at": batch.captured_at,
+        "columns": batch.columns(),
+    }
+    text = json.dumps(document, separators=(",", ":"), allow_nan=False)
+    return gzip.compress(text.encode("utf-8"), compresslevel=5, mtime=0)
+
+
+def decode_capture(data: bytes) -> CaptureBatch:
+    """A capture object's bytes (gzip JSON; plain JSON accepted too) -> CaptureBatch."""
+    try:
+        raw = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+        document = json.loads(raw)
+    except (OSError, EOFError, ValueError) as exc:
+        raise RecordFormatError(f"capture object is not gzip JSON: {exc}") from exc
+    if not isinstance(document, dict) or document.get("schema") != SCHEMA_VERSION:
+        raise RecordFormatError(f"capture object schema must be {SCHEMA_VERSION}")
+    columns = document.get("columns")
+    if not isinstance(columns, dict):
+        raise RecordFormatError("capture object lacks 'columns'")
+    missing = [name for name in CAPTURE_COLUMNS if not isinstance(columns.get(name), list)]
+    if missing:
+        raise RecordFormatError(f"capture object lacks column(s) {', '.join(missing)}")
+    try:
+        return CaptureBatch(
+            model_name=str(document["model_name"]),
+            model_version=str(document["model_version"]),
+            captured_at=str(document["captured_at"]),
+            ride_id=list(columns["ride_id"]),
+            pickup_datetime=[str(v) for v in columns["pickup_datetime"]],
+            pu_location_id=[int(v) for v in columns["PULocationID"]],
+            do_location_id=[int(v) for v in columns["DOLocationID"]],
+            trip_distance=[float(v) for v in columns["trip_distance"]],
+            prediction=[float(v) for v in columns["prediction"]],
+        )
+    except RecordFormatError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RecordFormatError(f"capture object is malformed: {exc!r}") from exc
+
+
+# -------------------------------------------------------------------------------------- rejected
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """One record that can never succeed, kept with its raw payload and why."""
+
+    shard_id: str
+    sequence_number: str
+    arrival_time: str  # ISO 8601 UTC
+    raw_base64: str
+    reasons: tuple[FieldError, ...] = field(default_factory=tuple)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "shard_id": self.shard_id,
+            "sequence_number": self.sequence_number,
+            "arrival_time": self.arrival_time,
+            "raw_base64": self.raw_base64,
+            "reasons": [{"field": r.field, "reason": r.reason} for r in self.reasons],
+        }
+
+
+def encode_rejected(rejections: Sequence[Rejection]) -> bytes:
+    document = {"schema": SCHEMA_VERSION, "rejections": [r.to_json() for r in rejections]}
+    return json.dumps(document, separators=(",", ":")).encode("utf-8")
+
+
+def decode_rejected(data: bytes) -> list[Rejection]:
+    try:
+        document = json.loads(data)
+    except ValueError as exc:
+        raise RecordFormatError(f"rejected object is not JSON: {exc}") from exc
+    if not isinstance(document, dict) or document.get("schema") != SCHEMA_VERSION:
+        raise RecordFormatError(f"rejected object schema must be {SCHEMA_VERSION}")
+    items = document.get("rejections")
+    if not isinstance(items, list):
+        raise RecordFormatError("rejected object lacks 'rejections'")
+    try:
+        return [
+            Rejection(
+                shard_id=str(item["shard_id"]),
+                sequence_number=str(item["sequence_number"]),
+                arrival_time=str(item["arrival_time"]),
+                raw_base64=str(item["raw_base64"]),
+                reasons=tuple(FieldError(str(r["field"]), str(r["reason"])) for r in item["reasons"]),
+            )
+            for item in items
+        ]
+    except (KeyError, TypeError) as exc:
+        raise RecordFormatError(f"rejected object is malformed: {exc!r}") from exc
+
+
+# --------------------------------------------------------------------------------------- actuals
+
+
+@dataclass(frozen=True)
+class Actual:
+    ride_id: int | str
+    duration_minutes: float
+
+
+def encode_actuals(actuals: Iterable[Actual]) -> bytes:
+    lines = (
+        json.dumps({"ride_id": a.ride_id, "duration_minutes": a.duration_minutes}, allow_nan=False)
+        for a in actuals
+    )
+    return "".join(line + "\n" for line in lines).encode("utf-8")
+
+
+def decode_actuals(data: bytes) -> tuple[list[Actual], int]:
+    """JSON lines -> (actuals, number of lines skipped as malformed). Blank lines are ignored."""
+    actuals: list[Actual] = []
+    skipped = 0
+    for line in data.decode("utf-8", errors="replace").splitlines():
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            ride_id = item["ride_id"]
+            duration = item["duration_minutes"]
+        except (ValueError, KeyError, TypeError):
+            skipped += 1
+            continue
+        if (
+            isinstance(ride_id, bool)
+            or not isinstance(ride_id, int | str)
+            or isinstance(duration, bool)
+            or not isinstance(duration, int | float)
+            or not math.isfinite(duration)
+        ):
+            skipped += 1
+            continue
+        actuals.append(Actual(ride_id, float(duration)))
+    return actuals, skipped

@@ -1,0 +1,234 @@
+"""Validation of one raw ride: the rides-stream record data and the direct-invoke payload.
+
+Input format (docs/architecture.md, "Input ride"):
+`{"ride": {"PULocationID": 130, "DOLocationID": 205, "trip_distance": 3.66,
+"pickup_datetime": "2023-03-06T14:30:00"}, "ride_id": 256}` with `pickup_datetime` optional.
+
+Validation never raises on bad input: it returns a `ValidRide` or the list of everything that is
+wrong, as `FieldError(field, reason)` pairs, so a rejected record can be stored with its reasons.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo
+
+from trip_core.features import MAX_TRIP_DISTANCE_MILES
+from trip_core.zones import zone_table
+
+NEW_YORK = ZoneInfo("America/New_York")
+MAX_RIDE_ID_LENGTH = 64
+MAX_DATETIME_LENGTH = 64
+
+# Field names used for errors that are not about one ride field.
+RECORD_FIELD = "data"  # the record as a whole: base64, UTF-8, JSON, top-level object
+
+
+class FieldError(NamedTuple):
+    field: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ValidRide:
+    ride_id: int | str
+    pu_location_id: int
+    do_location_id: int
+    trip_distance: float
+    pickup_datetime: datetime  # naive, New York local time (as in the TLC files)
+    pickup_from_payload: bool  # False when the arrival/invoke time was used instead
+
+
+def json_type(value: object) -> str:
+    """The JSON name of a decoded value's type, for error messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    return type(value).__name__
+
+
+def to_new_york_naive(moment: datetime) -> datetime:
+    """New York local wall-clock time without tzinfo; a naive input is taken as New York local."""
+    if moment.tzinfo is None:
+        return moment
+    return moment.astimezone(NEW_YORK).replace(tzinfo=None)
+
+
+class UndecodableRecord(ValueError):
+    """The record data is not base64 of UTF-8 JSON; `error` says which step failed."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.error = FieldError(RECORD_FIELD, reason)
+
+
+def decode_record_data(data_base64: str) -> Any:
+    """Kinesis record data (base64 of UTF-8 JSON) -> the decoded JSON value; raises UndecodableRecord."""
+    try:
+        raw = base64.b64decode(data_base64, validate=True)
+    except (binascii.Error, ValueError, TypeError):
+        raise UndecodableRecord("invalid base64") from None
+    return decode_json_bytes(raw)
+
+
+def decode_json_bytes(raw: bytes) -> Any:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UndecodableRecord("not UTF-8 text") from None
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        raise UndecodableRecord("not valid JSON") from None
+
+
+def _check_ride_id(payload: dict[str, Any], errors: list[FieldError]) -> int | str | None:
+    if "ride_id" not in payload:
+        errors.append(FieldError("ride_id", "missing"))
+        return None
+    ride_id = payload["ride_id"]
+    if ride_id is None:
+        errors.append(FieldError("ride_id", "must not be null"))
+        return None
+    if isinstance(ride_id, bool) or not isinstance(ride_id, int | str):
+        errors.append(FieldError("ride_id", f"must be an integer or a string, got {json_type(ride_id)}"))
+        return None
+    text = ride_id if isinstance(ride_id, str) else str(ride_id)
+    if not text.strip():
+        errors.append(FieldError("ride_id", "must not be empty"))
+        return None
+    if len(text) > MAX_RIDE_ID_LENGTH:
+        errors.append(FieldError("ride_id", f"longer than {MAX_RIDE_ID_LENGTH} characters ({len(text)})"))
+        return None
+    return ride_id
+
+
+def _check_location(ride: dict[str, Any], name: str, errors: list[FieldError]) -> int | None:
+    if name not in ride:
+        errors.append(FieldError(name, "missing"))
+        return None
+    value = ride[name]
+    if value is None:
+        errors.append(FieldError(name, "must not be null"))
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        errors.append(FieldError(name, f"must be an integer, got {json_type(value)}"))
+        return None
+    if isinstance(value, float):
+        if not math.isfinite(value) or not value.is_integer():
+            errors.append(FieldError(name, f"must be an integer, got {value!r}"))
+            return None
+        value = int(value)
+    if value not in zone_table().location_ids:
+        errors.append(FieldError(name, f"{value} is not in the taxi-zone table"))
+        return None
+    return value
+
+
+def _check_distance(ride: dict[str, Any], errors: list[FieldError]) -> float | None:
+    name = "trip_distance"
+    if name not in ride:
+        errors.append(FieldError(name, "missing"))
+        return None
+    value = ride[name]
+    if value is None:
+        errors.append(FieldError(name, "must not be null"))
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        errors.append(FieldError(name, f"must be a number, got {json_type(value)}"))
+        return None
+    try:
+        distance = float(value)
+    except OverflowError:  # an int too large for a float
+        errors.append(FieldError(name, "must be finite"))
+        return None
+    if not math.isfinite(distance):
+        errors.append(FieldError(name, f"must be finite, got {distance!r}"))
+        return None
+    if distance < 0:
+        errors.append(FieldError(name, f"must not be negative, got {distance!r}"))
+        return None
+    if distance > MAX_TRIP_DISTANCE_MILES:
+        errors.append(
+            FieldError(name, f"must be at most {MAX_TRIP_DISTANCE_MILES:g} miles, got {distance!r}")
+        )
+        return None
+    return distance
+
+
+def _check_pickup(ride: dict[str, Any], errors: list[FieldError]) -> datetime | None:
+    name = "pickup_datetime"
+    value = ride.get(name)
+    if value is None:  # optional: absent or null -> the caller's fallback time
+        return None
+    if not isinstance(value, str):
+        errors.append(FieldError(name, f"must be an ISO 8601 string, got {json_type(value)}"))
+        return None
+    if len(value) > MAX_DATETIME_LENGTH:
+        errors.append(FieldError(name, f"longer than {MAX_DATETIME_LENGTH} characters"))
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        errors.append(FieldError(name, f"not an ISO 8601 datetime: {value!r}"))
+        return None
+    try:
+        return to_new_york_naive(moment)
+    except (OverflowError, ValueError):
+        errors.append(FieldError(name, f"out of range: {value!r}"))
+        return None
+
+
+def validate_ride(payload: Any, fallback_time: datetime) -> ValidRide | list[FieldError]:
+    """Check one decoded ride payload; `fallback_time` (arrival or invoke time) when no pickup is given.
+
+    `fallback_time` may be aware (converted to New York local) or naive New York local time.
+    """
+    if not isinstance(payload, dict):
+        return [FieldError(RECORD_FIELD, f"must be a JSON object, got {json_type(payload)}")]
+    errors: list[FieldError] = []
+    ride_id = _check_ride_id(payload, errors)
+    if "ride" not in payload:
+        errors.append(FieldError("ride", "missing"))
+        return errors
+    ride = payload["ride"]
+    if not isinstance(ride, dict):
+        errors.append(FieldError("ride", f"must be a JSON object, got {json_type(ride)}"))
+        return errors
+    pu = _check_location(ride, "PULocationID", errors)
+    do = _check_location(ride, "DOLocationID", errors)
+    distance = _check_distance(ride, errors)
+    pickup = _check_pickup(ride, errors)
+    if errors:
+        return errors
+    assert ride_id is not None and pu is not None and do is not None and distance is not None
+    from_payload = pickup is not None
+    if pickup is None:
+        pickup = to_new_york_naive(fallback_time)
+    return ValidRide(ride_id, pu, do, distance, pickup, from_payload)
+
+
+def validate_record_data(data_base64: str, fallback_time: datetime) -> ValidRide | list[FieldError]:
+    """One Kinesis record's base64 data -> a validated ride or the reasons it is rejected."""
+    try:
+        payload = decode_record_data(data_base64)
+    except UndecodableRecord as exc:
+        return [exc.error]
+    return validate_ride(payload, fallback_time)
