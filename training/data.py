@@ -1,0 +1,141 @@
+"""Loading NYC TLC green-taxi months from a local path or s3:// into one aligned DataFrame.
+
+Months differ in schema (location IDs int64 before 2023-02, int32 after; `ehail_fee` all-null in
+some); only the columns the model needs are read and cast to one dtype each, so they concatenate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from trip_core.features import MAX_TRIP_DISTANCE_MILES, MIN_TRIP_DISTANCE_MILES, compute_features
+from trip_core.zones import zone_table
+
+PICKUP = "lpep_pickup_datetime"
+DROPOFF = "lpep_dropoff_datetime"
+MIN_DURATION_MINUTES = 1.0
+MAX_DURATION_MINUTES = 60.0
+
+# Needed column -> (accepted arrow type test, human name of the expected type, pandas dtype after alignment)
+_COLUMNS: dict[str, tuple[Callable[[pa.DataType], bool], str, str]] = {
+    PICKUP: (pa.types.is_timestamp, "timestamp", "datetime64[us]"),
+    DROPOFF: (pa.types.is_timestamp, "timestamp", "datetime64[us]"),
+    "PULocationID": (lambda t: pa.types.is_integer(t) or pa.types.is_floating(t), "integer", "float64"),
+    "DOLocationID": (lambda t: pa.types.is_integer(t) or pa.types.is_floating(t), "integer", "float64"),
+    "trip_distance": (lambda t: pa.types.is_integer(t) or pa.types.is_floating(t), "number", "float64"),
+}
+
+ByteReader = Callable[[str], bytes]
+
+
+class DataError(ValueError):
+    """A training file that cannot be used; names the file, the column (if any) and the reason."""
+
+    def __init__(self, file: str, reason: str, column: str | None = None) -> None:
+        self.file, self.column, self.reason = file, column, reason
+        where = f"{file}, column {column!r}" if column else file
+        super().__init__(f"{where}: {reason}")
+
+
+@dataclass(frozen=True)
+class MonthData:
+    source: str
+    sha256: str
+    rows_read: int
+    frame: pd.DataFrame  # aligned columns + `duration` (minutes), filtered
+
+    @property
+    def rows(self) -> int:
+        return len(self.frame)
+
+
+def read_bytes(uri: str) -> bytes:
+    """The storage port: local path or s3://bucket/key (boto3 imported only when needed)."""
+    if uri.startswith("s3://"):
+        import boto3
+
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        body: bytes = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        return body
+    return Path(uri).read_bytes()
+
+
+def month_from_name(uri: str) -> str | None:
+    """`YYYY-MM` from the file name (`green_tripdata_2023-03.parquet` -> `2023-03`), else None."""
+    match = re.search(r"(\d{4})-(\d{2})", uri.rsplit("/", 1)[-1])
+    if match and 1 <= int(match.group(2)) <= 12:
+        return f"{match.group(1)}-{match.group(2)}"
+    return None
+
+
+def load_month(uri: str, reader: ByteReader = read_bytes) -> MonthData:
+    raw = reader(uri)
+    try:
+        table = pq.read_table(io.BytesIO(raw))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(uri, f"not a parquet file ({exc})") from exc
+    for column, (accepts, expected, _) in _COLUMNS.items():
+        if column not in table.column_names:
+            raise DataError(uri, "missing column", column)
+        actual = table.schema.field(column).type
+        if not accepts(actual):
+            raise DataError(uri, f"wrong type: expected {expected}, got {actual}", column)
+    frame = table.select(list(_COLUMNS)).to_pandas()
+    frame = frame.astype({column: dtype for column, (_, _, dtype) in _COLUMNS.items()})
+    rows_read = len(frame)
+    frame = _clean(frame, month_from_name(uri))
+    if frame.empty:
+        raise DataError(
+            uri,
+            f"no rows left after filtering ({rows_read} read; kept trips of {MIN_DURATION_MINUTES:g}-"
+            f"{MAX_DURATION_MINUTES:g} min, pickup in the file's month, known zones, "
+            f"distance {MIN_TRIP_DISTANCE_MILES:g}-{MAX_TRIP_DISTANCE_MILES:g} mi)",
+        )
+    return MonthData(uri, hashlib.sha256(raw).hexdigest(), rows_read, frame)
+
+
+def _clean(frame: pd.DataFrame, month: str | None) -> pd.DataFrame:
+    frame = frame.dropna()
+    duration = (frame[DROPOFF] - frame[PICKUP]).dt.total_seconds() / 60.0
+    pickup_month = frame[PICKUP].dt.strftime("%Y-%m")
+    if month is None and len(frame):
+        month = str(pickup_month.mode().iloc[0])
+    zones = zone_table()
+    keep = (
+        duration.between(MIN_DURATION_MINUTES, MAX_DURATION_MINUTES)
+        & (pickup_month == month)
+        & frame["trip_distance"].between(MIN_TRIP_DISTANCE_MILES, MAX_TRIP_DISTANCE_MILES)
+        & frame["PULocationID"].isin(zones.location_ids)
+        & frame["DOLocationID"].isin(zones.location_ids)
+    )
+    out = frame.loc[keep].astype({"PULocationID": "int64", "DOLocationID": "int64"})
+    out["duration"] = duration[keep]
+    return out.reset_index(drop=True)
+
+
+def load_months(uris: Sequence[str], reader: ByteReader = read_bytes) -> list[MonthData]:
+    return [load_month(uri, reader) for uri in uris]
+
+
+def concat(months: Sequence[MonthData]) -> pd.DataFrame:
+    return pd.concat([month.frame for month in months], ignore_index=True)
+
+
+def frame_features(frame: pd.DataFrame) -> np.ndarray:
+    """The training path to the shared feature definition: whole columns at once."""
+    return compute_features(
+        frame["PULocationID"].to_numpy(),
+        frame["DOLocationID"].to_numpy(),
+        frame["trip_distance"].to_numpy(),
+        frame[PICKUP].to_numpy(),
+    )
