@@ -72,22 +72,26 @@ def _valid_categories(name: str) -> np.ndarray | None:
     return None
 
 
+def valid_mask(name: str, kind: ColumnKind, values: np.ndarray) -> np.ndarray:
+    """True where a value is present and inside the column's valid range / category set."""
+    array = np.asarray(values, dtype=np.float64)
+    if kind == "numeric":
+        low, high = VALID_RANGES.get(name, (-np.inf, np.inf))
+        return np.isfinite(array) & (array >= low) & (array <= high)
+    allowed = _valid_categories(name)
+    return ~np.isnan(array) if allowed is None else np.isin(array, allowed)
+
+
 def split_column(name: str, kind: ColumnKind, values: np.ndarray) -> tuple[np.ndarray, int, int]:
     """(valid values as float64, missing count, invalid count) of one column.
 
     Missing: NaN (None decodes to NaN). Invalid: outside the column's valid range / category set.
     """
     array = np.asarray(values, dtype=np.float64)
-    missing_mask = np.isnan(array)
-    if kind == "numeric":
-        low, high = VALID_RANGES.get(name, (-np.inf, np.inf))
-        valid_mask = (array >= low) & (array <= high) & np.isfinite(array)
-    else:
-        allowed = _valid_categories(name)
-        valid_mask = ~missing_mask if allowed is None else np.isin(array, allowed)
-    missing = int(missing_mask.sum())
-    invalid = int(array.size - missing - int(valid_mask.sum()))
-    return array[valid_mask], missing, invalid
+    mask = valid_mask(name, kind, array)
+    missing = int(np.isnan(array).sum())
+    invalid = int(array.size - missing - int(mask.sum()))
+    return array[mask], missing, invalid
 
 
 def _histogram_edges(valid: np.ndarray, discrete: bool) -> np.ndarray:
