@@ -1,0 +1,1 @@
+"""LocalStack Lambda executor plugin `local`: zip Python functions as host subprocesses (no Docker)."""
