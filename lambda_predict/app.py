@@ -1,0 +1,22 @@
+"""Prediction Lambda (SAM `Handler: app.lambda_handler`): a Kinesis batch of rides, or one ride by
+direct invoke. Cold start loads config and the model (init fails with a clear message if it cannot);
+the work is in predict_service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from predict_service.bootstrap import service_from_env
+from predict_service.handler import handle
+
+from trip_core.observability import logger, metrics, tracer
+
+SERVICE = service_from_env()
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics(capture_cold_start_metric=True)
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return handle(event, context, SERVICE)

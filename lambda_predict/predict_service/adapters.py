@@ -1,0 +1,43 @@
+"""boto3 implementations of the ports (one client per service, created once at cold start)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from predict_service.ports import PutEntry
+
+
+class S3ModelSource:
+    def __init__(self, s3: Any, bucket: str) -> None:
+        self._s3 = s3
+        self._bucket = bucket
+
+    def read(self, key: str) -> bytes:
+        response = self._s3.get_object(Bucket=self._bucket, Key=key)
+        return bytes(response["Body"].read())
+
+
+class S3BlobStore:
+    def __init__(self, s3: Any, bucket: str, content_type: str, content_encoding: str | None = None) -> None:
+        self._s3 = s3
+        self._bucket = bucket
+        self._extra: dict[str, str] = {"ContentType": content_type}
+        if content_encoding:
+            self._extra["ContentEncoding"] = content_encoding
+
+    def put(self, key: str, body: bytes) -> None:
+        self._s3.put_object(Bucket=self._bucket, Key=key, Body=body, **self._extra)
+
+
+class KinesisPredictionSink:
+    def __init__(self, kinesis: Any, stream_name: str) -> None:
+        self._kinesis = kinesis
+        self._stream = stream_name
+
+    def put_records(self, entries: Sequence[PutEntry]) -> list[str | None]:
+        response = self._kinesis.put_records(
+            StreamName=self._stream,
+            Records=[{"Data": e.data, "PartitionKey": e.partition_key} for e in entries],
+        )
+        return [item.get("ErrorCode") for item in response["Records"]]

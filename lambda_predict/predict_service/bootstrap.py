@@ -1,0 +1,38 @@
+"""Cold start: config from the environment, boto3 adapters, the model — or a clear failure."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from predict_service.adapters import KinesisPredictionSink, S3BlobStore, S3ModelSource
+from predict_service.config import PredictConfig
+from predict_service.model_provider import ModelProvider
+from predict_service.service import PredictService
+from trip_core.bundle import load_bundle
+
+
+def build_service(config: PredictConfig, s3: Any, kinesis: Any) -> PredictService:
+    """Wire the service with boto3 clients and load the model (raises ModelLoadError)."""
+    models = ModelProvider(
+        S3ModelSource(s3, config.models_bucket),
+        config.pointer_key,
+        load_bundle,
+        ttl_seconds=config.pointer_ttl_seconds,
+        pinned=config.pinned,
+    )
+    models.load_initial()
+    return PredictService(
+        models,
+        KinesisPredictionSink(kinesis, config.predictions_stream),
+        S3BlobStore(s3, config.capture_bucket, "application/json", content_encoding="gzip"),
+        S3BlobStore(s3, config.rejected_bucket, "application/json"),
+    )
+
+
+def service_from_env(env: Mapping[str, str] | None = None) -> PredictService:
+    import boto3
+
+    config = PredictConfig.from_env(os.environ if env is None else env)
+    return build_service(config, boto3.client("s3"), boto3.client("kinesis"))

@@ -1,0 +1,77 @@
+"""Event routing and the partial batch response.
+
+A Kinesis batch is processed as a whole first (validate all, ONE vectorised predict, PutRecords,
+capture, rejections); then Powertools' BatchProcessor walks the records with a record handler that
+only raises for the sequence numbers the batch step could not finish, so they end up in
+`batchItemFailures` and Lambda retries them. Rejected records were stored, so they count as handled.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
+
+from predict_service.service import PredictService
+from trip_core.observability import logger, metrics
+
+processor = BatchProcessor(event_type=EventType.KinesisDataStreams, raise_on_entire_batch_failure=False)
+
+
+class RetryableRecordError(RuntimeError):
+    """This record's output or storage failed transiently; Lambda must deliver it again."""
+
+
+def is_kinesis_event(event: Any) -> bool:
+    return isinstance(event, dict) and isinstance(event.get("Records"), list)
+
+
+def handle(event: Any, context: Any, service: PredictService) -> dict[str, Any]:
+    started = time.perf_counter()
+    request_id = str(getattr(context, "aws_request_id", "") or "local")
+    if is_kinesis_event(event):
+        response, batch_version, counts = _handle_batch(event, context, service)
+        version: str | None = batch_version
+    else:
+        outcome = service.predict_direct(event, request_id)
+        response, version = outcome.response, outcome.model_version
+        ok = "error" not in outcome.response
+        counts = {"Predictions": int(ok), "Rejected": int(not ok), "Errors": int(ok and not outcome.captured)}
+    metrics.add_dimension(name="model_version", value=version or "none")
+    for name, value in counts.items():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    metrics.add_metric(
+        name="Latency", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000
+    )
+    return response
+
+
+def _handle_batch(
+    event: dict[str, Any], context: Any, service: PredictService
+) -> tuple[dict[str, Any], str, dict[str, int]]:
+    outcome = service.process_batch(event["Records"])
+    retry = outcome.retry
+
+    def record_handler(record: KinesisStreamRecord) -> None:
+        reason = retry.get(record.kinesis.sequence_number)
+        if reason is not None:
+            raise RetryableRecordError(reason)
+
+    response = process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
+    logger.info(
+        "batch processed",
+        extra={
+            "records": len(event["Records"]),
+            "predicted": outcome.predicted,
+            "rejected": outcome.rejected,
+            "retry": len(retry),
+            "model_version": outcome.model_version,
+        },
+    )
+    counts = {"Predictions": outcome.predicted, "Rejected": outcome.rejected, "Errors": len(retry)}
+    return dict(response), outcome.model_version, counts

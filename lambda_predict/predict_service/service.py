@@ -1,0 +1,267 @@
+"""The domain: a whole Kinesis batch (or one direct ride) -> validated, predicted in ONE vectorised
+call, delivered, captured; bad records stored with their reasons.
+
+The batch result says which sequence numbers must be retried (transient failures); the handler
+turns that into Powertools' partial batch response.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from predict_service.delivery import RetryPolicy, deliver
+from predict_service.model_provider import LoadedModel, ModelProvider
+from predict_service.ports import BlobStore, PredictionSink, PutEntry
+from trip_core.capture import (
+    CaptureBatch,
+    Rejection,
+    capture_key,
+    encode_capture,
+    encode_rejected,
+    rejected_key,
+    utc_iso,
+)
+from trip_core.features import compute_features
+from trip_core.observability import logger
+from trip_core.rides import FieldError, ValidRide, validate_record_data, validate_ride
+
+DIRECT_SHARD_ID = "direct"  # capture key of a direct invoke: captures/.../direct_<request id>.json.gz
+PREDICTION_DECIMALS = 2
+
+
+@dataclass
+class BatchOutcome:
+    model_version: str
+    predicted: int = 0  # delivered and captured
+    rejected: int = 0  # stored in the rejected-rides store, handled
+    retry: dict[str, str] = field(default_factory=dict)  # sequence number -> why it must be retried
+
+
+@dataclass(frozen=True)
+class DirectOutcome:
+    response: dict[str, Any]  # the prediction record, or {"error", "reasons"}
+    model_version: str | None = None
+    captured: bool = False
+
+
+@dataclass(frozen=True)
+class _Record:
+    shard_id: str
+    sequence_number: str
+    arrival: datetime
+    data: str
+
+
+def _parse_record(record: dict[str, Any]) -> _Record:
+    kinesis = record["kinesis"]
+    arrival_ts = kinesis.get("approximateArrivalTimestamp")
+    try:
+        arrival = datetime.fromtimestamp(float(arrival_ts), UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        arrival = datetime.now(UTC)
+    event_id = str(record.get("eventID", ""))
+    shard_id = event_id.split(":", 1)[0] if ":" in event_id else "unknown-shard"
+    return _Record(shard_id, str(kinesis["sequenceNumber"]), arrival, kinesis.get("data") or "")
+
+
+def prediction_record(model: LoadedModel, ride_id: int | str, minutes: float) -> dict[str, Any]:
+    return {
+        "model": model.name,
+        "version": model.version,
+        "prediction": {"ride_duration": minutes, "ride_id": ride_id},
+    }
+
+
+def _features(rides: Sequence[ValidRide]) -> np.ndarray:
+    n = len(rides)
+    return compute_features(
+        np.fromiter((r.pu_location_id for r in rides), dtype=np.int64, count=n),
+        np.fromiter((r.do_location_id for r in rides), dtype=np.int64, count=n),
+        np.fromiter((r.trip_distance for r in rides), dtype=np.float64, count=n),
+        np.array([r.pickup_datetime for r in rides], dtype="datetime64[s]"),
+    )
+
+
+def _predict(model: LoadedModel, rides: Sequence[ValidRide]) -> np.ndarray:
+    minutes = np.asarray(model.predictor.predict(_features(rides)), dtype=np.float64)
+    if minutes.shape != (len(rides),):
+        raise RuntimeError(f"model returned shape {minutes.shape} for {len(rides)} rides")
+    return np.round(minutes, PREDICTION_DECIMALS)
+
+
+class PredictService:
+    def __init__(
+        self,
+        models: ModelProvider,
+        sink: PredictionSink,
+        captures: BlobStore,
+        rejected: BlobStore,
+        retry_policy: RetryPolicy | None = None,
+        sleep: Callable[[float], None] | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.models = models
+        self._sink = sink
+        self._captures = captures
+        self._rejected = rejected
+        self._policy = retry_policy or RetryPolicy()
+        self._sleep = sleep
+        self._now = now
+
+    # ------------------------------------------------------------------------------ Kinesis batch
+
+    def process_batch(self, raw_records: Sequence[dict[str, Any]]) -> BatchOutcome:
+        model = self.models.current()  # one version for the whole batch
+        outcome = BatchOutcome(model.version)
+        if not raw_records:
+            return outcome
+        processed_at = self._now()
+        records = [_parse_record(r) for r in raw_records]
+        shard_id, first_seq = records[0].shard_id, records[0].sequence_number
+
+        valid: list[tuple[_Record, ValidRide]] = []
+        rejections: list[Rejection] = []
+        for rec in records:
+            result = validate_record_data(rec.data, rec.arrival)
+            if isinstance(result, ValidRide):
+                valid.append((rec, result))
+            else:
+                rejections.append(self._rejection(rec, result))
+
+        minutes = _predict(model, [ride for _, ride in valid]) if valid else np.empty(0)
+        finite = np.isfinite(minutes)
+        if not finite.all():
+            for (rec, _), ok in zip(valid, finite, strict=True):
+                if not ok:
+                    rejections.append(
+                        self._rejection(rec, [FieldError("prediction", "model returned a non-finite value")])
+                    )
+            valid = [item for item, ok in zip(valid, finite, strict=True) if ok]
+            minutes = minutes[finite]
+
+        if rejections:
+            self._store_rejections(rejections, processed_at, shard_id, first_seq, outcome)
+
+        delivered = self._deliver(model, valid, minutes, outcome)
+        if delivered:
+            rides = [valid[i][1] for i in delivered]
+            batch = self._capture_batch(model, rides, minutes[delivered], processed_at)
+            key = capture_key(processed_at, shard_id, first_seq)
+            try:
+                self._captures.put(key, encode_capture(batch))
+            except Exception as exc:
+                logger.error(
+                    "capture write failed; records will be retried", extra={"key": key, "error": repr(exc)}
+                )
+                for i in delivered:
+                    outcome.retry[valid[i][0].sequence_number] = f"capture write failed: {exc!r}"
+            else:
+                outcome.predicted = len(delivered)
+        return outcome
+
+    @staticmethod
+    def _rejection(rec: _Record, reasons: Sequence[FieldError]) -> Rejection:
+        return Rejection(rec.shard_id, rec.sequence_number, utc_iso(rec.arrival), rec.data, tuple(reasons))
+
+    def _store_rejections(
+        self,
+        rejections: list[Rejection],
+        processed_at: datetime,
+        shard_id: str,
+        first_seq: str,
+        outcome: BatchOutcome,
+    ) -> None:
+        key = rejected_key(processed_at, shard_id, first_seq)
+        try:
+            self._rejected.put(key, encode_rejected(rejections))
+        except Exception as exc:
+            logger.error(
+                "rejected-rides write failed; records will be retried", extra={"key": key, "error": repr(exc)}
+            )
+            for r in rejections:
+                outcome.retry[r.sequence_number] = f"rejected-rides write failed: {exc!r}"
+            return
+        outcome.rejected = len(rejections)
+        for r in rejections:
+            logger.warning(
+                "ride rejected",
+                extra={
+                    "sequence_number": r.sequence_number,
+                    "reasons": [{"field": e.field, "reason": e.reason} for e in r.reasons],
+                },
+            )
+
+    def _deliver(
+        self,
+        model: LoadedModel,
+        valid: list[tuple[_Record, ValidRide]],
+        minutes: np.ndarray,
+        outcome: BatchOutcome,
+    ) -> list[int]:
+        """PutRecords every prediction; -> indices into `valid` that were delivered."""
+        if not valid:
+            return []
+        # The prediction record, formatted by hand: json.dumps per record is most of a 1 ms budget.
+        name, version = json.dumps(model.name), json.dumps(model.version)
+        prefix = f'{{"model": {name}, "version": {version}, "prediction": {{"ride_duration": '
+        entries = [
+            PutEntry(
+                str(ride.ride_id), f'{prefix}{value!r}, "ride_id": {json.dumps(ride.ride_id)}}}}}'.encode()
+            )
+            for (_, ride), value in zip(valid, minutes.tolist(), strict=True)
+        ]
+        kwargs = {"sleep": self._sleep} if self._sleep is not None else {}
+        undelivered = deliver(self._sink, entries, self._policy, **kwargs)
+        for i, error in undelivered.items():
+            outcome.retry[valid[i][0].sequence_number] = f"PutRecords failed: {error}"
+        return [i for i in range(len(valid)) if i not in undelivered]
+
+    @staticmethod
+    def _capture_batch(
+        model: LoadedModel, rides: Sequence[ValidRide], minutes: np.ndarray, processed_at: datetime
+    ) -> CaptureBatch:
+        return CaptureBatch(
+            model_name=model.name,
+            model_version=model.version,
+            captured_at=utc_iso(processed_at.replace(microsecond=0)),
+            ride_id=[r.ride_id for r in rides],
+            pickup_datetime=[r.pickup_datetime.isoformat(timespec="seconds") for r in rides],
+            pu_location_id=[r.pu_location_id for r in rides],
+            do_location_id=[r.do_location_id for r in rides],
+            trip_distance=[r.trip_distance for r in rides],
+            prediction=minutes.tolist(),
+        )
+
+    # ------------------------------------------------------------------------------ direct invoke
+
+    def predict_direct(self, payload: Any, request_id: str) -> DirectOutcome:
+        """One ride -> the prediction record, or {"error", "reasons"}; never raises on bad input."""
+        invoked_at = self._now()
+        result = validate_ride(payload, invoked_at)
+        if not isinstance(result, ValidRide):
+            reasons = [{"field": e.field, "reason": e.reason} for e in result]
+            return DirectOutcome({"error": "invalid ride", "reasons": reasons})
+        logger.append_keys(ride_id=result.ride_id)
+        model = self.models.current()
+        minutes = _predict(model, [result])
+        if not np.isfinite(minutes[0]):
+            return DirectOutcome(
+                {"error": "model returned a non-finite prediction", "reasons": []}, model.version
+            )
+        batch = self._capture_batch(model, [result], minutes, invoked_at)
+        key = capture_key(invoked_at, DIRECT_SHARD_ID, request_id)
+        captured = True
+        try:
+            self._captures.put(key, encode_capture(batch))
+        except Exception as exc:  # the caller still gets the answer; the gap is logged and counted
+            logger.error("capture write failed for a direct invoke", extra={"key": key, "error": repr(exc)})
+            captured = False
+        return DirectOutcome(
+            prediction_record(model, result.ride_id, float(minutes[0])), model.version, captured
+        )
