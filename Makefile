@@ -23,3 +23,9 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy trip_core training lambda_predict lambda_monitor infra benchmarks tests
+
+.PHONY: train
+# Trains on the committed 2023-01 + 2023-02, validates on 2023-03, registers and gates (promotes if better).
+train: install
+	$(PY) -m training.train --train data/green_tripdata_2023-01.parquet data/green_tripdata_2023-02.parquet \
+		--valid data/green_tripdata_2023-03.parquet
