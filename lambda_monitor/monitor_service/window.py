@@ -1,0 +1,173 @@
+"""One monitoring window: its time bounds, the captured rows of one model version, their features."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+import numpy as np
+
+from trip_core.capture import CaptureBatch
+from trip_core.features import compute_features, feature_column
+from trip_core.profile import PREDICTION_COLUMN, column_kinds, valid_mask
+from trip_core.zones import zone_table
+
+
+@dataclass(frozen=True)
+class Window:
+    start: datetime  # inclusive, UTC
+    end: datetime  # exclusive, UTC
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("window bounds must be timezone-aware")
+        if self.end <= self.start:
+            raise ValueError(f"window end {self.end} is not after its start {self.start}")
+
+    def contains(self, moment: datetime) -> bool:
+        return self.start <= moment < self.end
+
+    def hours(self, lead: timedelta = timedelta(0)) -> list[datetime]:
+        """UTC hours (truncated) overlapping [start - lead, end)."""
+        hour = (self.start - lead).astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        hours = []
+        while hour < self.end:
+            hours.append(hour)
+            hour += timedelta(hours=1)
+        return hours
+
+    def days(self, extra_days: int = 0) -> list[date]:
+        first = self.start.astimezone(UTC).date()
+        last = (self.end - timedelta(microseconds=1)).astimezone(UTC).date() + timedelta(days=extra_days)
+        return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def hour_prefixes(prefix: str, window: Window, lead: timedelta = timedelta(0)) -> list[str]:
+    """`<prefix>dt=YYYY-MM-DD/hour=HH/` of every hour the window overlaps: the only prefixes listed."""
+    return [f"{prefix}dt={hour:%Y-%m-%d}/hour={hour:%H}/" for hour in window.hours(lead)]
+
+
+def parse_utc(text: str) -> datetime:
+    """ISO 8601 (`Z` or offset; naive taken as UTC) -> aware UTC datetime."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class VersionRows:
+    """The captured rows of one model version in a window, as arrays."""
+
+    model_version: str
+    ride_id: np.ndarray  # object or int64
+    pu_location_id: np.ndarray  # float64 (NaN = missing)
+    do_location_id: np.ndarray
+    trip_distance: np.ndarray
+    pickup_datetime: np.ndarray  # datetime64[s], NaT = missing
+    prediction: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.prediction.size)
+
+
+def _floats(values: Sequence[object]) -> np.ndarray:
+    try:
+        return np.array(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        return np.array([_float_or_nan(v) for v in values], dtype=np.float64)
+
+
+def _float_or_nan(value: object) -> float:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _datetimes(values: Sequence[str]) -> np.ndarray:
+    try:
+        return np.array(values, dtype="datetime64[s]")
+    except (TypeError, ValueError):
+        out = np.full(len(values), np.datetime64("NaT"), dtype="datetime64[s]")
+        for i, value in enumerate(values):
+            with contextlib.suppress(TypeError, ValueError):
+                out[i] = np.datetime64(value, "s")
+        return out
+
+
+def rows_by_version(batches: Iterable[CaptureBatch]) -> dict[str, VersionRows]:
+    """Concatenate decoded capture batches, split by model version."""
+    grouped: dict[str, list[CaptureBatch]] = {}
+    for batch in batches:
+        grouped.setdefault(batch.model_version, []).append(batch)
+    result = {}
+    for version, group in grouped.items():
+        ride_ids = [rid for b in group for rid in b.ride_id]
+        ride_array = np.array(ride_ids, dtype=object if any(isinstance(r, str) for r in ride_ids) else None)
+        result[version] = VersionRows(
+            model_version=version,
+            ride_id=ride_array,
+            pu_location_id=_floats([v for b in group for v in b.pu_location_id]),
+            do_location_id=_floats([v for b in group for v in b.do_location_id]),
+            trip_distance=_floats([v for b in group for v in b.trip_distance]),
+            pickup_datetime=_datetimes([v for b in group for v in b.pickup_datetime]),
+            prediction=_floats([v for b in group for v in b.prediction]),
+        )
+    return result
+
+
+@dataclass(frozen=True)
+class CurrentColumns:
+    """Valid values per profiled column, and how many rows had a missing or invalid input."""
+
+    valid: dict[str, np.ndarray]
+    missing: dict[str, int]  # per column, missing + invalid
+    rows_with_problem: int
+    rows: int
+
+    @property
+    def missing_share(self) -> float:
+        return self.rows_with_problem / self.rows if self.rows else 0.0
+
+
+def current_columns(rows: VersionRows) -> CurrentColumns:
+    """MONITORED_FEATURES + prediction of the rows, through the same feature code as training."""
+    table = zone_table()
+    known = np.zeros(table.max_location_id + 1, dtype=bool)
+    known[sorted(table.location_ids)] = True
+
+    def known_ids(ids: np.ndarray) -> np.ndarray:
+        finite = np.isfinite(ids) & (ids >= 0) & (ids <= table.max_location_id) & (ids == np.floor(ids))
+        ok = finite.copy()
+        ok[finite] = known[ids[finite].astype(np.int64)]
+        return ok
+
+    pu_ok = known_ids(rows.pu_location_id)
+    do_ok = known_ids(rows.do_location_id)
+    time_ok = ~np.isnat(rows.pickup_datetime)
+    matrix = compute_features(
+        np.where(pu_ok, rows.pu_location_id, 0).astype(np.int64),
+        np.where(do_ok, rows.do_location_id, 0).astype(np.int64),
+        rows.trip_distance,
+        np.where(time_ok, rows.pickup_datetime, np.datetime64(0, "s")),
+    )
+    input_ok = {
+        "PULocationID": pu_ok,
+        "DOLocationID": do_ok,
+        "pu_borough": pu_ok,
+        "do_borough": do_ok,
+        "pickup_hour": time_ok,
+        "pickup_weekday": time_ok,
+    }
+    valid: dict[str, np.ndarray] = {}
+    missing: dict[str, int] = {}
+    problem = np.zeros(len(rows), dtype=bool)
+    for name, kind in column_kinds().items():
+        values = rows.prediction if name == PREDICTION_COLUMN else feature_column(matrix, name)
+        values = np.where(input_ok[name], values, np.nan) if name in input_ok else values
+        mask = valid_mask(name, kind, values)
+        valid[name] = values[mask]
+        missing[name] = int(mask.size - mask.sum())
+        problem |= ~mask
+    return CurrentColumns(valid, missing, int(problem.sum()), len(rows))
