@@ -211,3 +211,11 @@ def run_event(
         "report_key": report_key(window.end, "json"),
     }
     return summary
+
+
+def run_failed(ports: Ports, now: datetime) -> None:
+    """Publish MonitorErrors = 1 for a run that failed as a whole (best effort)."""
+    try:
+        ports.metrics.put([MetricDatum("MonitorErrors", 1.0, "Count", (), now)])
+    except Exception:  # the original error matters more
+        return

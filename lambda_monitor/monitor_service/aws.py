@@ -1,0 +1,197 @@
+"""boto3 adapters of the ports (S3, CloudWatch). Keys and formats: docs/architecture.md."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from monitor_service.ports import MetricDatum
+from monitor_service.window import Window, hour_prefixes, parse_utc
+from trip_core.capture import (
+    ACTUALS_PREFIX,
+    CAPTURE_PREFIX,
+    REJECTED_PREFIX,
+    CaptureBatch,
+    decode_actuals,
+    decode_capture,
+    decode_rejected,
+    utc_iso,
+)
+from trip_core.pointer import ModelPointer, version_pointer_key
+from trip_core.profile import ReferenceProfile, read_profile
+
+MAX_METRICS_PER_CALL = 1000
+MAX_BYTES_PER_CALL = 1_000_000
+BYTES_BUDGET = 900_000  # margin under the 1 MB request limit for the envelope
+REJECTION_LAG = timedelta(hours=1)  # rejected objects are keyed by processing hour, counted by arrival
+READ_THREADS = 16
+STATE_KEY = "monitor/state.json"
+
+
+def _keys(s3: Any, bucket: str, prefix: str, start_after: str | None = None) -> list[str]:
+    paginator = s3.get_paginator("list_objects_v2")
+    kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+    if start_after:
+        kwargs["StartAfter"] = start_after
+    return [item["Key"] for page in paginator.paginate(**kwargs) for item in page.get("Contents", [])]
+
+
+def _get(s3: Any, bucket: str, key: str) -> bytes:
+    body: bytes = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    return body
+
+
+class S3Captures:
+    def __init__(self, s3: Any, bucket: str) -> None:
+        self.s3, self.bucket = s3, bucket
+
+    def batches(self, window: Window) -> Iterator[CaptureBatch]:
+        keys = [
+            k for prefix in hour_prefixes(CAPTURE_PREFIX, window) for k in _keys(self.s3, self.bucket, prefix)
+        ]
+        with ThreadPoolExecutor(READ_THREADS) as pool:
+            for data in pool.map(lambda key: _get(self.s3, self.bucket, key), keys):
+                batch = decode_capture(data)
+                if window.contains(parse_utc(batch.captured_at)):
+                    yield batch
+
+
+class S3Rejected:
+    def __init__(self, s3: Any, bucket: str) -> None:
+        self.s3, self.bucket = s3, bucket
+
+    def count(self, window: Window) -> int:
+        prefixes = hour_prefixes(REJECTED_PREFIX, window, lead=REJECTION_LAG)
+        keys = [k for prefix in prefixes for k in _keys(self.s3, self.bucket, prefix)]
+        with ThreadPoolExecutor(READ_THREADS) as pool:
+            objects = list(pool.map(lambda key: _get(self.s3, self.bucket, key), keys))
+        return sum(
+            window.contains(parse_utc(rejection.arrival_time))
+            for data in objects
+            for rejection in decode_rejected(data)
+        )
+
+
+class S3Actuals:
+    def __init__(self, s3: Any, bucket: str) -> None:
+        self.s3, self.bucket = s3, bucket
+
+    def durations(self, days: Sequence[date]) -> dict[Any, float]:
+        keys = [k for day in days for k in _keys(self.s3, self.bucket, f"{ACTUALS_PREFIX}dt={day:%Y-%m-%d}/")]
+        result: dict[Any, float] = {}
+        with ThreadPoolExecutor(READ_THREADS) as pool:
+            for data in pool.map(lambda key: _get(self.s3, self.bucket, key), keys):
+                actuals, _skipped = decode_actuals(data)
+                result.update((a.ride_id, a.duration_minutes) for a in actuals)
+        return result
+
+
+class S3Profiles:
+    """Pointer `serving/versions/<version>.json` -> its profile_key, both in the models bucket; cached."""
+
+    def __init__(self, s3: Any, bucket: str) -> None:
+        self.s3, self.bucket = s3, bucket
+        self._profiles: dict[str, ReferenceProfile] = {}
+
+    def pointer(self, version: str) -> ModelPointer:
+        try:
+            return ModelPointer.from_json(_get(self.s3, self.bucket, version_pointer_key(version)))
+        except self.s3.exceptions.NoSuchKey as error:
+            raise LookupError(f"no pointer {version_pointer_key(version)}") from error
+
+    def profile(self, pointer: ModelPointer) -> ReferenceProfile:
+        if pointer.profile_key not in self._profiles:
+            try:
+                data = _get(self.s3, self.bucket, pointer.profile_key)
+            except self.s3.exceptions.NoSuchKey as error:
+                raise LookupError(f"no reference profile {pointer.profile_key}") from error
+            self._profiles[pointer.profile_key] = read_profile(data)
+        return self._profiles[pointer.profile_key]
+
+
+def _datum_json(datum: MetricDatum) -> dict[str, Any]:
+    item: dict[str, Any] = {"MetricName": datum.name, "Value": float(datum.value), "Unit": datum.unit}
+    if datum.dimensions:
+        item["Dimensions"] = [{"Name": name, "Value": value} for name, value in datum.dimensions]
+    if datum.timestamp is not None:
+        item["Timestamp"] = datum.timestamp
+    return item
+
+
+def metric_batches(data: Sequence[MetricDatum]) -> list[list[dict[str, Any]]]:
+    """PutMetricData MetricData lists within the per-call limits (1000 items, 1 MB request)."""
+    batches: list[list[dict[str, Any]]] = []
+    current: list[dict[str, Any]] = []
+    size = 0
+    for datum in data:
+        item = _datum_json(datum)
+        item_size = len(json.dumps(item, default=str)) * 2  # query-protocol encoding is more verbose
+        if current and (len(current) >= MAX_METRICS_PER_CALL or size + item_size > BYTES_BUDGET):
+            batches.append(current)
+            current, size = [], 0
+        current.append(item)
+        size += item_size
+    if current:
+        batches.append(current)
+    return batches
+
+
+class CloudWatchMetrics:
+    def __init__(self, cloudwatch: Any, namespace: str) -> None:
+        self.cloudwatch, self.namespace = cloudwatch, namespace
+
+    def put(self, data: Sequence[MetricDatum]) -> None:
+        for batch in metric_batches(data):
+            self.cloudwatch.put_metric_data(Namespace=self.namespace, MetricData=batch)
+
+
+class S3Reports:
+    def __init__(self, s3: Any, bucket: str) -> None:
+        self.s3, self.bucket = s3, bucket
+
+    def put(self, key: str, body: bytes, content_type: str) -> None:
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
+
+    def reports_since(self, since: datetime) -> list[dict[str, Any]]:
+        keys = _keys(self.s3, self.bucket, "reports/", start_after=f"reports/{utc_iso(since)}")
+        keys = [key for key in keys if key.endswith("/drift_report.json")]
+        with ThreadPoolExecutor(READ_THREADS) as pool:
+            return [json.loads(data) for data in pool.map(lambda key: _get(self.s3, self.bucket, key), keys)]
+
+
+class S3State:
+    def __init__(self, s3: Any, bucket: str) -> None:
+        self.s3, self.bucket = s3, bucket
+
+    def last_window_end(self) -> datetime | None:
+        try:
+            data = json.loads(_get(self.s3, self.bucket, STATE_KEY))
+        except self.s3.exceptions.NoSuchKey:
+            return None
+        return parse_utc(data["last_window_end"])
+
+    def save_window_end(self, window_end: datetime) -> None:
+        body = json.dumps({"last_window_end": utc_iso(window_end)}).encode()
+        self.s3.put_object(Bucket=self.bucket, Key=STATE_KEY, Body=body, ContentType="application/json")
+
+
+def aws_ports(config: Any, s3: Any = None, cloudwatch: Any = None) -> Any:
+    """All ports over real (or moto) clients."""
+    import boto3
+
+    from monitor_service.ports import Ports
+
+    s3 = s3 or boto3.client("s3")
+    cloudwatch = cloudwatch or boto3.client("cloudwatch")
+    return Ports(
+        captures=S3Captures(s3, config.capture_bucket),
+        rejected=S3Rejected(s3, config.rejected_bucket),
+        actuals=S3Actuals(s3, config.capture_bucket),
+        profiles=S3Profiles(s3, config.models_bucket),
+        metrics=CloudWatchMetrics(cloudwatch, config.metrics_namespace),
+        reports=S3Reports(s3, config.capture_bucket),
+        state=S3State(s3, config.capture_bucket),
+    )
