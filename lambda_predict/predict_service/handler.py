@@ -54,6 +54,8 @@ def _handle_batch(
 ) -> tuple[dict[str, Any], str, dict[str, int]]:
     outcome = service.process_batch(event["Records"])
     retry = outcome.retry
+    if not event["Records"]:
+        return {"batchItemFailures": []}, outcome.model_version, {}
 
     def record_handler(record: KinesisStreamRecord) -> None:
         reason = retry.get(record.kinesis.sequence_number)
