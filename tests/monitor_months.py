@@ -14,7 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from trip_core.features import MONITORED_FEATURES, compute_features, feature_column
+from trip_core.capture import CaptureBatch
+from trip_core.features import MAX_TRIP_DISTANCE_MILES, MONITORED_FEATURES, compute_features, feature_column
+from trip_core.profile import build_reference_profile
 from trip_core.zones import zone_table
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -58,3 +60,39 @@ def monitored_columns(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         columns["PULocationID"], columns["DOLocationID"], columns["trip_distance"], columns["pickup_datetime"]
     )
     return {name: feature_column(matrix, name) for name in MONITORED_FEATURES}
+
+
+def capture_batches(
+    columns: dict[str, np.ndarray],
+    version: str,
+    captured_at: str,
+    batch_size: int = 500,
+    model_name: str = "trip-duration",
+) -> list[CaptureBatch]:
+    """The rows as capture batches (the predict Lambda's format) of one model version."""
+    pickup = np.datetime_as_string(columns["pickup_datetime"].astype("datetime64[s]"), unit="s")
+    n = len(columns["prediction"])
+    return [
+        CaptureBatch(
+            model_name=model_name,
+            model_version=version,
+            captured_at=captured_at,
+            ride_id=columns["ride_id"][i : i + batch_size].tolist(),
+            pickup_datetime=pickup[i : i + batch_size].tolist(),
+            pu_location_id=columns["PULocationID"][i : i + batch_size].tolist(),
+            do_location_id=columns["DOLocationID"][i : i + batch_size].tolist(),
+            trip_distance=columns["trip_distance"][i : i + batch_size].tolist(),
+            prediction=columns["prediction"][i : i + batch_size].tolist(),
+        )
+        for i in range(0, n, batch_size)
+    ]
+
+
+def valid_rows(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """What passes the ride validator: distance within 0..MAX_TRIP_DISTANCE_MILES."""
+    distance = columns["trip_distance"]
+    return take(columns, np.flatnonzero((distance >= 0) & (distance <= MAX_TRIP_DISTANCE_MILES)))
+
+
+def reference_profile_dict(columns: dict[str, np.ndarray]) -> dict[str, object]:
+    return build_reference_profile(monitored_columns(columns), columns["prediction"])
