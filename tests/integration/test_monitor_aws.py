@@ -1,0 +1,111 @@
+"""The monitor over moto S3 + CloudWatch: keys as documented, PutMetricData names/dimensions/values."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import numpy as np
+import pytest
+from monitor_service.aws import MAX_METRICS_PER_CALL, aws_ports, metric_batches
+from monitor_service.config import MonitorConfig
+from monitor_service.ports import MetricDatum
+from monitor_service.service import run_event
+from moto import mock_aws
+
+from tests.monitor_months import capture_batches, month_columns, reference_profile_dict, take, valid_rows
+from trip_core.capture import Actual, Rejection, capture_key, encode_actuals, encode_capture, encode_rejected
+from trip_core.pointer import ModelPointer, version_pointer_key
+
+NOW = datetime(2023, 3, 6, 15, 0, 0, tzinfo=UTC)
+CONFIG = MonitorConfig(models_bucket="models", capture_bucket="capture", rejected_bucket="rejected")
+
+
+@pytest.fixture
+def aws() -> Iterator[tuple[Any, Any]]:
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        cloudwatch = boto3.client("cloudwatch", region_name="us-east-1")
+        for bucket in ("models", "capture", "rejected"):
+            s3.create_bucket(Bucket=bucket)
+        yield s3, cloudwatch
+
+
+def _value(cloudwatch: Any, name: str, dimensions: dict[str, str]) -> float:
+    stats = cloudwatch.get_metric_statistics(
+        Namespace="TripDuration",
+        MetricName=name,
+        Dimensions=[{"Name": k, "Value": v} for k, v in dimensions.items()],
+        StartTime=datetime(2023, 3, 6, tzinfo=UTC),
+        EndTime=datetime(2023, 3, 7, tzinfo=UTC),
+        Period=86400,
+        Statistics=["Maximum"],
+    )
+    assert len(stats["Datapoints"]) == 1, (name, dimensions)
+    return float(stats["Datapoints"][0]["Maximum"])
+
+
+def test_hourly_run_against_s3_and_cloudwatch(aws: tuple[Any, Any]) -> None:
+    s3, cloudwatch = aws
+    profile_key = "models/trip-duration/3/reference_profile.json"
+    s3.put_object(Bucket="models", Key=profile_key,
+                  Body=json.dumps(reference_profile_dict(valid_rows(month_columns("2021-01")))))  # fmt: skip
+    pointer = ModelPointer("trip-duration", "3", "models/trip-duration/3/bundle.npz", "0" * 64, profile_key,
+                           8.0, 5.0, "run", "2023-03-01T00:00:00Z")  # fmt: skip
+    s3.put_object(Bucket="models", Key=version_pointer_key("3"), Body=pointer.to_json())
+    rows = valid_rows(month_columns("2023-03"))
+    sample = take(rows, np.random.default_rng(0).choice(len(rows["prediction"]), 3000, replace=False))
+    for i, batch in enumerate(capture_batches(sample, "3", "2023-03-06T14:20:00Z")):
+        key = capture_key(datetime(2023, 3, 6, 14, 20, tzinfo=UTC), "shardId-000", str(i))
+        s3.put_object(Bucket="capture", Key=key, Body=encode_capture(batch))
+    rejection = Rejection("shardId-000", "1", "2023-03-06T14:21:00Z", "e30=")
+    s3.put_object(Bucket="rejected", Key="rejected/dt=2023-03-06/hour=14/shardId-000_1.json",
+                  Body=encode_rejected([rejection] * 30))  # fmt: skip
+    actuals = [
+        Actual(int(r), float(d)) for r, d in zip(sample["ride_id"], sample["duration_minutes"], strict=True)
+    ]
+    s3.put_object(Bucket="capture", Key="actuals/dt=2023-03-06/a.jsonl", Body=encode_actuals(actuals[:1000]))
+
+    ports = aws_ports(CONFIG, s3=s3, cloudwatch=cloudwatch)
+    summary = run_event({"source": "aws.events"}, ports, CONFIG, NOW)
+
+    assert summary["versions"] == {"3": "ok"}
+    assert _value(cloudwatch, "PredictionCount", {}) == 3000
+    assert _value(cloudwatch, "PredictionCount", {"ModelVersion": "3"}) == 3000
+    assert _value(cloudwatch, "RejectedShare", {}) == pytest.approx(30 / 3030)
+    assert _value(cloudwatch, "DatasetDrift", {"ModelVersion": "3"}) == 1.0
+    assert _value(cloudwatch, "DriftShare", {"ModelVersion": "3"}) >= 0.5
+    assert _value(cloudwatch, "FeatureDriftScore", {"ModelVersion": "3", "Feature": "trip_distance"}) > 0.1
+    assert _value(cloudwatch, "PredictionDriftScore", {"ModelVersion": "3"}) > 0.1
+    errors = sample["prediction"][:1000] - sample["duration_minutes"][:1000]
+    assert _value(cloudwatch, "MAE", {"ModelVersion": "3"}) == pytest.approx(np.abs(errors).mean())
+    assert _value(cloudwatch, "RMSERatio", {"ModelVersion": "3"}) == pytest.approx(
+        np.sqrt((errors**2).mean()) / 8.0
+    )
+    assert _value(cloudwatch, "MonitorErrors", {}) == 0
+    names = {m["MetricName"] for m in cloudwatch.list_metrics(Namespace="TripDuration")["Metrics"]}
+    assert {"MissingShare", "MAERatio", "RMSE", "PredictionDrift", "FeatureDrift"} <= names
+
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket="capture")["Contents"]}
+    report = "reports/2023-03-06T15:00:00Z/drift_report"
+    assert {f"{report}.json", f"{report}.html", "monitor/state.json"} <= keys
+    state = json.loads(s3.get_object(Bucket="capture", Key="monitor/state.json")["Body"].read())
+    assert state == {"last_window_end": "2023-03-06T15:00:00Z"}
+
+    later = datetime(2023, 3, 6, 16, 0, 0, tzinfo=UTC)  # next hour: no captures, history chart from S3
+    assert run_event({}, ports, CONFIG, later)["prediction_count"] == 0
+
+
+def test_put_metric_data_is_batched_to_the_api_limits(aws: tuple[Any, Any]) -> None:
+    _, cloudwatch = aws
+    at = datetime(2023, 3, 6, 14, tzinfo=UTC)
+    data = [MetricDatum("FeatureDriftScore", 0.01, "None", (("ModelVersion", "3"), ("Feature", f"f{i}")), at)
+            for i in range(2500)]  # fmt: skip
+    batches = metric_batches(data)
+    assert [len(b) for b in batches] == [MAX_METRICS_PER_CALL, MAX_METRICS_PER_CALL, 500]
+    for batch in batches:
+        cloudwatch.put_metric_data(Namespace="TripDuration", MetricData=batch)
+    assert _value(cloudwatch, "FeatureDriftScore", {"ModelVersion": "3", "Feature": "f2499"}) == 0.01
