@@ -1,0 +1,205 @@
+"""Prediction Lambda benchmark: prints one JSON line per figure, {"metric", "value", "unit"}.
+
+- predict_init_seconds: fresh process, imports (numpy, Powertools, boto3, predict_service) + boto3
+  clients + model load (pointer + bundle of realistic size from an in-memory bucket; S3 latency
+  excluded); median of INIT_RUNS runs. Goal ≤ 0.5 s.
+- predict_warm_batch100_ms: the handler (Powertools decorators included) on a 100-record Kinesis
+  batch, AWS calls replaced by in-memory fakes; median. Goal ≤ 1 ms.
+- predict_package_mb: `pip install -r lambda_predict/requirements.txt --target` + the function's code
+  (trip_core resolved), unzipped. Goal ≤ 120 MB.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+FUNCTION = ROOT / "lambda_predict"
+INIT_RUNS = 7
+WARM_RUNS = 300
+
+INIT_SCRIPT = """
+import time
+started = time.perf_counter()
+import os, sys
+sys.path[:0] = [{function!r}]
+import boto3
+from aws_lambda_powertools.utilities.typing import LambdaContext  # noqa: F401
+from predict_service.handler import handle  # noqa: F401  (Powertools Logger/Metrics/Tracer, BatchProcessor)
+from predict_service.fakes import InMemoryObjects
+from predict_service.model_provider import ModelProvider
+from trip_core.bundle import load_bundle
+bucket = InMemoryObjects({{k: open(os.path.join({bundle_dir!r}, k.replace('/', '__')), 'rb').read()
+                          for k in {keys!r}}})
+s3, kinesis = boto3.client("s3"), boto3.client("kinesis")
+ModelProvider(bucket, "serving/live.json", load_bundle, ttl_seconds=60).load_initial()
+print(time.perf_counter() - started)
+"""
+
+
+def emit(metric: str, value: float, unit: str) -> None:
+    print(json.dumps({"metric": metric, "value": round(value, 4), "unit": unit}), flush=True)
+
+
+def bench_init(tmp: Path) -> float:
+    sys.path[:0] = [str(FUNCTION)]
+    from predict_service.fakes import InMemoryObjects, publish, synthetic_bundle
+
+    bucket = InMemoryObjects()
+    publish(bucket, "1", synthetic_bundle())
+    for key, body in bucket.objects.items():
+        (tmp / key.replace("/", "__")).write_bytes(body)
+    script = INIT_SCRIPT.format(function=str(FUNCTION), bundle_dir=str(tmp), keys=sorted(bucket.objects))
+    env = {
+        **os.environ,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "PYTHONDONTWRITEBYTECODE": "",
+    }
+    times = []
+    for _ in range(INIT_RUNS):
+        out = subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+        )
+        times.append(float(out.stdout.strip().splitlines()[-1]))
+    return statistics.median(times)
+
+
+def batch_event(n: int) -> dict[str, Any]:
+    records = []
+    for i in range(n):
+        ride = {
+            "ride": {
+                "PULocationID": 1 + i % 263,
+                "DOLocationID": 1 + (i * 7) % 263,
+                "trip_distance": 0.5 + i % 20,
+            },
+            "ride_id": 1000 + i,
+        }
+        if i % 2:
+            ride["ride"]["pickup_datetime"] = "2023-03-06T14:30:00"  # type: ignore[index]
+        seq = str(49590338271490256608559692538361571095921575989136588898 + i)
+        records.append(
+            {
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0",
+                    "partitionKey": str(i),
+                    "sequenceNumber": seq,
+                    "data": base64.b64encode(json.dumps(ride).encode()).decode(),
+                    "approximateArrivalTimestamp": 1678113002.5,
+                },
+                "eventSource": "aws:kinesis",
+                "eventVersion": "1.0",
+                "eventID": f"shardId-000000000000:{seq}",
+                "eventName": "aws:kinesis:record",
+                "awsRegion": "us-east-1",
+                "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/rides",
+            }
+        )
+    return {"Records": records}
+
+
+class Context:
+    function_name = "predict"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:predict"
+    aws_request_id = "bench"
+
+
+def bench_warm() -> float:
+    import contextlib
+    import io
+    import logging
+
+    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+    sys.path[:0] = [str(FUNCTION)]
+    from predict_service.fakes import InMemoryObjects, InMemoryStream, publish, synthetic_bundle
+    from predict_service.handler import handle
+    from predict_service.model_provider import ModelProvider
+    from predict_service.service import PredictService
+
+    from trip_core.bundle import load_bundle
+    from trip_core.observability import logger, metrics, tracer
+
+    models = InMemoryObjects()
+    publish(models, "1", synthetic_bundle())
+    provider = ModelProvider(models, "serving/live.json", load_bundle, ttl_seconds=60)
+    provider.load_initial()
+    service = PredictService(provider, InMemoryStream(), InMemoryObjects(), InMemoryObjects())
+
+    # The same decorator stack as app.lambda_handler (app.py itself loads from S3 at import).
+    @logger.inject_lambda_context(clear_state=True)
+    @metrics.log_metrics(capture_cold_start_metric=True)
+    @tracer.capture_lambda_handler(capture_response=False)
+    def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return handle(event, context, service)
+
+    event = batch_event(100)
+    context = Context()
+    times = []
+    sink = io.StringIO()
+    with contextlib.redirect_stdout(sink):  # the handler's log lines and EMF blobs
+        for handler in logger.handlers:
+            if isinstance(handler, logging.StreamHandler):
+                handler.stream = sink
+        for _ in range(WARM_RUNS):
+            started = time.perf_counter()
+            response = lambda_handler(event, context)
+            times.append(time.perf_counter() - started)
+            sink.seek(0)
+            sink.truncate()
+    assert response == {"batchItemFailures": []}, response
+    return statistics.median(times[10:]) * 1000
+
+
+def bench_package(tmp: Path) -> float:
+    target = tmp / "package"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-compile",
+            "--target",
+            str(target),
+            "-r",
+            str(FUNCTION / "requirements.txt"),
+        ],
+        check=True,
+    )
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".mypy_cache")
+    for item in FUNCTION.iterdir():
+        if item.name in {"__pycache__", "requirements.txt"}:
+            continue
+        if item.is_dir():
+            shutil.copytree(item, target / item.name, symlinks=False, ignore=ignore, dirs_exist_ok=True)
+        else:
+            shutil.copy2(item, target / item.name)
+    size = sum(p.stat().st_size for p in target.rglob("*") if p.is_file() and not p.is_symlink())
+    return size / 1e6
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-predict-") as tmp:
+        emit("predict_init_seconds", bench_init(Path(tmp)), "s")
+        emit("predict_warm_batch100_ms", bench_warm(), "ms")
+        emit("predict_package_mb", bench_package(Path(tmp)), "MB")
+
+
+if __name__ == "__main__":
+    main()
