@@ -29,3 +29,43 @@ lint: install
 train: install
 	$(PY) -m training.train --train data/green_tripdata_2023-01.parquet data/green_tripdata_2023-02.parquet \
 		--valid data/green_tripdata_2023-03.parquet
+
+# ---------------------------------------------------------------- local stack (infra/, see infra/README.md)
+.PHONY: localstack-venv sam-venv localstack-up localstack-down localstack-status mlflow-up mlflow-down \
+	check-listeners sam-validate sam-build deploy-local delete-local
+
+localstack-venv:  ## .venvs/localstack (Python 3.13, localstack-core + `local` Lambda executor)
+	infra/venvs.sh localstack
+
+sam-venv:  ## .venvs/sam (aws-sam-cli + samlocal)
+	infra/venvs.sh sam
+
+localstack-up:  ## LocalStack on 127.0.0.1:4566, no Docker
+	infra/localstack.sh up
+
+localstack-down:  ## stop it (by PID) and clean its state
+	infra/localstack.sh down
+
+localstack-status:
+	infra/localstack.sh status
+
+mlflow-up: install  ## MLflow on 127.0.0.1:5000, artifacts in the LocalStack models bucket
+	infra/mlflow.sh up
+
+mlflow-down:
+	infra/mlflow.sh down
+
+check-listeners:  ## every listener we started is on 127.0.0.1
+	infra/check_listeners.sh
+
+sam-validate: sam-venv
+	SAM_CLI_TELEMETRY=0 .venvs/sam/bin/sam validate --lint --region us-east-1
+
+sam-build: sam-venv
+	SAM_CLI_TELEMETRY=0 .venvs/sam/bin/sam build
+
+deploy-local: install sam-venv localstack-up  ## sam build + deploy template.yaml to LocalStack
+	infra/deploy_local.sh
+
+delete-local: sam-venv
+	infra/deploy_local.sh delete
