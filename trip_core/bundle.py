@@ -141,5 +141,6 @@ def dump_bundle(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> bytes:
         raise BundleError(f"bundle lacks array(s) {sorted(missing)}")
     buffer = io.BytesIO()
     full_meta = {"format": BUNDLE_FORMAT, "feature_names": list(FEATURE_NAMES), **meta}
-    np.savez_compressed(buffer, **{"meta": np.array(json.dumps(full_meta, sort_keys=True)), **arrays})
+    payload: dict[str, Any] = {"meta": np.array(json.dumps(full_meta, sort_keys=True)), **arrays}
+    np.savez_compressed(buffer, **payload)
     return buffer.getvalue()
