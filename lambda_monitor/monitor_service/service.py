@@ -111,6 +111,24 @@ def metrics_of(report: dict[str, Any]) -> list[MetricDatum]:
     if report["rejected"]["share"] is not None:
         data.append(MetricDatum("RejectedShare", report["rejected"]["share"], "None", (), at))
     data.append(MetricDatum("MonitorErrors", report["errors"], "Count", (), at))
+    data.extend(_with_aggregates(_version_metrics(report, at)))
+    return data
+
+
+def _with_aggregates(data: list[MetricDatum]) -> list[MetricDatum]:
+    """Each version metric (not per-feature, not the count) once more without dimensions: the aggregate
+    the alarms watch (docs/architecture.md, "Metrics and alarms"); with two versions in a window the
+    alarms' Maximum statistic takes the worse."""
+    aggregates = [
+        MetricDatum(d.name, d.value, d.unit, (), d.timestamp)
+        for d in data
+        if d.name not in ("PredictionCount", "FeatureDriftScore", "FeatureDrift")
+    ]
+    return data + aggregates
+
+
+def _version_metrics(report: dict[str, Any], at: datetime) -> list[MetricDatum]:
+    data: list[MetricDatum] = []
     for version, result in report["versions"].items():
         dims = (("ModelVersion", version),)
         data.append(MetricDatum("PredictionCount", result["prediction_count"], "Count", dims, at))

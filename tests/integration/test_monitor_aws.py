@@ -86,6 +86,13 @@ def test_hourly_run_against_s3_and_cloudwatch(aws: tuple[Any, Any]) -> None:
         np.sqrt((errors**2).mean()) / 8.0
     )
     assert _value(cloudwatch, "MonitorErrors", {}) == 0
+    for name in (
+        "DriftShare",
+        "PredictionDriftScore",
+        "MAERatio",
+        "DatasetDrift",
+    ):  # aggregates for the alarms
+        assert _value(cloudwatch, name, {}) == _value(cloudwatch, name, {"ModelVersion": "3"})
     names = {m["MetricName"] for m in cloudwatch.list_metrics(Namespace="TripDuration")["Metrics"]}
     assert {"MissingShare", "MAERatio", "RMSE", "PredictionDrift", "FeatureDrift"} <= names
 

@@ -111,6 +111,8 @@ def test_window_split_across_two_versions(reference: dict[str, object]) -> None:
     assert ports.metrics.find("PredictionCount", ModelVersion="3")[0].value == 1200
     assert ports.metrics.find("PredictionCount", ModelVersion="4")[0].value == 400
     assert ports.metrics.find("RejectedShare")[0].value == pytest.approx(400 / 2000)
+    assert len(ports.metrics.find("DriftShare")) == 2  # the alarms' aggregate: one point per version
+    assert len(ports.metrics.find("PredictionCount")) == 1 and not ports.metrics.find("FeatureDriftScore")
     for version, statistic in (("3", "wasserstein_normed"), ("4", "ks")):
         assert ports.metrics.find("DatasetDrift", ModelVersion=version)[0].value == 0.0
         assert (
