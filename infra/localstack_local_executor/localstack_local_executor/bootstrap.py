@@ -36,7 +36,7 @@ class Tee(io.TextIOBase):
     """stdout/stderr: to the process log file and to the current invocation's log buffer."""
 
     buffer_lock = threading.Lock()
-    captured = []
+    captured: list = []  # noqa: RUF012 (shared on purpose: stdout and stderr feed one buffer)
 
     def __init__(self, stream):
         self.stream = stream
@@ -89,7 +89,9 @@ def error_body(exc, request_id):
         "errorMessage": str(exc),
         "errorType": type(exc).__name__,
         "requestId": request_id,
-        "stackTrace": traceback.format_tb(exc.__traceback__.tb_next or exc.__traceback__),  # from the handler on
+        "stackTrace": traceback.format_tb(
+            exc.__traceback__.tb_next or exc.__traceback__
+        ),  # from the handler on
     }
 
 
@@ -140,8 +142,10 @@ def invoke(handler, inv, request_filter):
     ms = (time.monotonic() - started) * 1000
     memory = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
     print(f"END RequestId: {request_id}")
-    print(f"REPORT RequestId: {request_id}\tDuration: {ms:.2f} ms\tBilled Duration: {int(ms) + 1} ms\t"
-          f"Memory Size: {memory} MB")
+    print(
+        f"REPORT RequestId: {request_id}\tDuration: {ms:.2f} ms\tBilled Duration: {int(ms) + 1} ms\t"
+        f"Memory Size: {memory} MB"
+    )
     sys.stdout.flush()
     post(f"/invocations/{request_id}/logs", {"logs": Tee.take()})
     post(f"/invocations/{request_id}/{outcome[0]}", outcome[1])
@@ -152,8 +156,9 @@ def main():
     request_filter = RequestIdFilter()
     root_handler = logging.StreamHandler(sys.stdout)  # like the Lambda runtime's root logger handler
     root_handler.setFormatter(
-        logging.Formatter("[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s",
-                          "%Y-%m-%dT%H:%M:%S")
+        logging.Formatter(
+            "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s", "%Y-%m-%dT%H:%M:%S"
+        )
     )
     root_handler.addFilter(request_filter)
     logging.getLogger().addHandler(root_handler)
@@ -168,7 +173,7 @@ def main():
         if not restart:
             post(f"/status/{RUNTIME_ID}/error", body)
         sys.exit(1)
-    invokes = queue.Queue()
+    invokes: queue.Queue = queue.Queue()
     serve(invokes)
     if not restart:
         post(f"/status/{RUNTIME_ID}/ready", b"{}")

@@ -17,6 +17,7 @@ The function timeout is enforced here: past it the process is killed, the invoca
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import logging
@@ -125,10 +126,8 @@ class LocalRuntimeExecutor(RuntimeExecutor):
 
     def _kill(self) -> None:
         if self.process and self.process.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             self.process.wait(timeout=5)
 
     def stop(self) -> None:
@@ -145,7 +144,8 @@ class LocalRuntimeExecutor(RuntimeExecutor):
         request_id = payload["invoke-id"]
         timeout_s = float(self.function_version.config.timeout)
         endpoint = self.executor_endpoint
-        endpoint.invocation_future = future = Future()
+        future: Future[InvocationResult] = Future()
+        endpoint.invocation_future = future
         endpoint.logs = None
         payload = dict(payload, **{"deadline-ms": int((time.time() + timeout_s) * 1000)})
         response = requests.post(
@@ -153,14 +153,20 @@ class LocalRuntimeExecutor(RuntimeExecutor):
         )
         response.raise_for_status()
         deadline = time.monotonic() + timeout_s + 0.5  # the handler itself sees the exact deadline
+        process = self.process
+        assert process is not None
         while not future.done():
-            if self.process.poll() is not None:
+            if process.poll() is not None:
                 return self._failure(
-                    request_id, "Runtime.ExitError", f"Runtime exited with error: exit status {self.process.returncode}"
+                    request_id,
+                    "Runtime.ExitError",
+                    f"Runtime exited with error: exit status {process.returncode}",
                 )
             if time.monotonic() > deadline:
                 self._kill()
-                return self._failure(request_id, "Sandbox.Timedout", f"Task timed out after {timeout_s:.2f} seconds")
+                return self._failure(
+                    request_id, "Sandbox.Timedout", f"Task timed out after {timeout_s:.2f} seconds"
+                )
             try:
                 return future.result(timeout=0.1)
             except TimeoutError:
