@@ -48,8 +48,6 @@ PAIR_BASE = 1000  # pu_do_pair = PULocationID * PAIR_BASE + DOLocationID
 MIN_TRIP_DISTANCE_MILES = 0.0
 MAX_TRIP_DISTANCE_MILES = 100.0
 
-MAX_TRIP_DISTANCE_MILES = 100.0
-
 
 def compute_features(
     pu_location_id: np.ndarray,

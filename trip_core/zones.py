@@ -32,8 +32,8 @@ def zone_table() -> ZoneTable:
     with ZONE_TABLE_PATH.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     ids = [int(row["LocationID"]) for row in rows]
-    boroughs = ("",) + tuple(sorted({row["Borough"] for row in rows}))
-    service_zones = ("",) + tuple(sorted({row["service_zone"] for row in rows}))
+    boroughs = ("", *sorted({row["Borough"] for row in rows}))
+    service_zones = ("", *sorted({row["service_zone"] for row in rows}))
     borough_code = np.zeros(max(ids) + 1, dtype=np.int64)
     service_zone_code = np.zeros(max(ids) + 1, dtype=np.int64)
     for location_id, row in zip(ids, rows, strict=True):
