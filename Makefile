@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 
-.PHONY: install test lint
+.PHONY: install test lint check bench bench-quick clean
 
 install: $(VENV)/.installed
 
@@ -25,6 +25,19 @@ lint: install
 	# Both functions have an app.py (as Lambda wants): type-check them in two runs.
 	$(VENV)/bin/mypy trip_core training lambda_predict infra benchmarks tests
 	$(VENV)/bin/mypy lambda_monitor
+	$(VENV)/bin/cfn-lint template.yaml
+
+# README's test command (and CI's): everything, on a fresh machine, servers started and stopped.
+check: install lint test localstack-test bench-quick
+
+bench: install  ## performance record: JSON lines in bench-results.jsonl, and a table
+	$(PY) benchmarks/bench_predict.py | tee bench-results.jsonl
+	$(PY) benchmarks/bench_monitor.py | tee -a bench-results.jsonl
+
+bench-quick: bench  ## in-process figures only (CI proves they run; never gates on a time)
+
+clean:  ## remove what the project built locally (venvs, state, build output)
+	rm -rf .venv .venvs .state .aws-sam artifacts mlruns mlflow.db bench-results.jsonl
 
 .PHONY: train
 # Trains on the committed 2023-01 + 2023-02, validates on 2023-03, registers and gates (promotes if better).
