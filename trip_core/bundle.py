@@ -12,6 +12,17 @@ the trees itself. Layout (all arrays, loaded with `allow_pickle=False`):
   The model's input is [encodings..., passthrough...].
 - trees, all nodes concatenated: `feature`, `threshold`, `missing_left`, `left`, `right`
   (absolute indices; a leaf points to itself), `value`, `roots`, `baseline`, `depth` (max depth).
+
+Evaluation (precomputed once at load, `_LeafMaskForest`): every tree has at most 32 (or 64) leaves,
+so the set of leaves a row can still reach is a bitmask. For each model input column, the split
+thresholds of all trees on that column cut its axis into bins; for each bin (and one bin for a
+missing value) a table row holds, per tree, the mask of the leaves whose path conditions on that
+column the bin satisfies. A row's leaf in each tree is then the single bit left after ANDing one
+table row per column: no per-depth steps, only row gathers and bitwise ANDs over (rows x trees).
+The comparisons are the trees' own (`x <= threshold` goes left, NaN follows `missing_left`),
+made exact by binning with `searchsorted` on the unique float64 thresholds. Bundles whose trees
+are too large for that (more than 64 leaves, or tables over a memory budget) are walked node by
+node in lock-step, all trees at once (`_walk`).
 """
 
 from __future__ import annotations
@@ -20,7 +31,7 @@ import hashlib
 import io
 import json
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -29,7 +40,8 @@ from trip_core.features import FEATURE_NAMES
 
 BUNDLE_FILENAME = "bundle.npz"
 BUNDLE_FORMAT = 1
-_ROWS_PER_CHUNK = 512  # bounds the (rows x trees) node-index matrix
+_ROWS_PER_CHUNK = 1024  # bounds the (rows x trees) work matrices
+_MAX_TABLE_BYTES = 64 * 1024 * 1024  # leaf-mask tables above this: walk the trees instead
 
 _ARRAYS: dict[str, str] = {
     "te_columns": "i",
@@ -59,6 +71,22 @@ class ServingBundle:
     meta: dict[str, Any]
     arrays: dict[str, np.ndarray]
     sha256: str
+    _forest: _LeafMaskForest | None = field(init=False, repr=False, compare=False)
+    _encoders: tuple[tuple[int, np.ndarray, np.ndarray, float], ...] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        a = self.arrays
+        encoders = []
+        for i, column in enumerate(a["te_columns"].tolist()):
+            lo, hi = int(a["te_offsets"][i]), int(a["te_offsets"][i + 1])
+            encoders.append(
+                (column, a["te_categories"][lo:hi], a["te_values"][lo:hi], float(a["te_default"][i]))
+            )
+        object.__setattr__(self, "_encoders", tuple(encoders))
+        n_inputs = len(encoders) + len(a["passthrough_columns"])
+        object.__setattr__(self, "_forest", _LeafMaskForest.build(a, n_inputs))
 
     @property
     def model_name(self) -> str:
@@ -68,17 +96,23 @@ class ServingBundle:
     def n_trees(self) -> int:
         return len(self.arrays["roots"])
 
+    @property
+    def evaluator(self) -> str:
+        """ "leaf-mask" (precomputed tables) or "walk" (node by node, for trees too large for masks)."""
+        return "walk" if self._forest is None else "leaf-mask"
+
     def model_input(self, features: np.ndarray) -> np.ndarray:
         """Feature matrix -> the trees' input: target encodings, then passthrough columns."""
-        a = self.arrays
-        encoded = []
-        for i, column in enumerate(a["te_columns"]):
-            categories = a["te_categories"][a["te_offsets"][i] : a["te_offsets"][i + 1]]
-            values = a["te_values"][a["te_offsets"][i] : a["te_offsets"][i + 1]]
-            x = features[:, column]
-            pos = np.minimum(np.searchsorted(categories, x), len(categories) - 1)
-            encoded.append(np.where(categories[pos] == x, values[pos], a["te_default"][i]))
-        return np.column_stack([*encoded, features[:, a["passthrough_columns"]]])
+        x = np.empty((len(features), len(self._encoders) + len(self.arrays["passthrough_columns"])))
+        for i, (column, categories, values, default) in enumerate(self._encoders):
+            raw = features[:, column]
+            if len(categories) == 0:
+                x[:, i] = default
+                continue
+            pos = np.minimum(np.searchsorted(categories, raw), len(categories) - 1)
+            x[:, i] = np.where(categories[pos] == raw, values[pos], default)
+        x[:, len(self._encoders) :] = features[:, self.arrays["passthrough_columns"]]
+        return x
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """Trip duration in minutes for each row of a `compute_features` matrix."""
@@ -86,12 +120,23 @@ class ServingBundle:
         if features.ndim != 2 or features.shape[1] != len(FEATURE_NAMES):
             raise ValueError(f"expected a (rows, {len(FEATURE_NAMES)}) feature matrix, got {features.shape}")
         x = self.model_input(features)
+        raw = self._walk if self._forest is None else self._forest.predict
+        if len(x) <= _ROWS_PER_CHUNK:
+            return raw(x)
         out = np.empty(len(x), dtype=np.float64)
         for start in range(0, len(x), _ROWS_PER_CHUNK):
-            out[start : start + _ROWS_PER_CHUNK] = self._raw_predict(x[start : start + _ROWS_PER_CHUNK])
+            out[start : start + _ROWS_PER_CHUNK] = raw(x[start : start + _ROWS_PER_CHUNK])
         return out
 
-    def _raw_predict(self, x: np.ndarray) -> np.ndarray:
+    def predict_walk(self, features: np.ndarray) -> np.ndarray:
+        """Node-by-node evaluation whatever the trees: the reference the leaf masks are tested against."""
+        x = self.model_input(np.asarray(features, dtype=np.float64))
+        return np.concatenate(
+            [self._walk(x[s : s + _ROWS_PER_CHUNK]) for s in range(0, max(len(x), 1), _ROWS_PER_CHUNK)]
+        )
+
+    def _walk(self, x: np.ndarray) -> np.ndarray:
+        """All trees in lock-step, `depth` steps of fancy indexing over (rows x trees) node indices."""
         a = self.arrays
         feature, threshold, left, right = a["feature"], a["threshold"], a["left"], a["right"]
         flat = x.ravel()
@@ -105,6 +150,147 @@ class ServingBundle:
                 go_left |= np.isnan(value) & a["missing_left"][node]
             node = np.where(go_left, left[node], right[node])
         return np.asarray(a["baseline"] + a["value"][node].sum(axis=1))
+
+
+class _LeafMaskForest:
+    """Precomputed leaf-mask tables of all trees (see the module docstring)."""
+
+    def __init__(
+        self,
+        columns: list[tuple[int, np.ndarray, np.ndarray]],
+        base: np.ndarray,
+        leaf_values: np.ndarray,
+        float_type: type[np.floating[Any]],
+        baseline: float,
+    ) -> None:
+        self._columns = columns  # (input column, sorted unique thresholds, table (bins + 2, trees))
+        self._base = base  # (trees,) every leaf of the tree, when no column has splits
+        self._values = leaf_values.ravel()  # (trees x bits) leaf values by bit position
+        self._float = float_type
+        word_bits = np.dtype(float_type).itemsize * 8
+        mantissa, bias = (23, 127) if word_bits == 32 else (52, 1023)
+        self._shift = mantissa
+        self._int = np.int32 if word_bits == 32 else np.int64
+        # index of a leaf value = tree * word_bits + bit = tree * word_bits - bias + biased exponent
+        self._offsets = (np.arange(len(base), dtype=self._int) * word_bits - bias).astype(self._int)
+        self._baseline = baseline
+
+    @classmethod
+    def build(cls, a: dict[str, np.ndarray], n_inputs: int) -> _LeafMaskForest | None:
+        """The tables, or None when the trees cannot use them (too many leaves, too large, odd shape)."""
+        n_nodes, roots, depth = len(a["value"]), a["roots"].astype(np.int64), int(a["depth"])
+        left, right = a["left"].astype(np.int64), a["right"].astype(np.int64)
+        if n_nodes == 0 or len(roots) == 0 or depth < 0:
+            return None
+        if (
+            left.min() < 0
+            or right.min() < 0
+            or left.max() >= n_nodes
+            or right.max() >= n_nodes
+            or roots.min() < 0
+            or roots.max() >= n_nodes
+        ):
+            return None
+        own = np.arange(n_nodes, dtype=np.int64)
+        is_leaf = (left == own) & (right == own)
+        # tree of each node and its depth, from the roots down (what the walk reaches in `depth` steps)
+        tree = np.full(n_nodes, -1, dtype=np.int64)
+        level = np.zeros(n_nodes, dtype=np.int64)
+        if len(np.unique(roots)) != len(roots):
+            return None
+        tree[roots] = np.arange(len(roots))
+        frontier = roots[~is_leaf[roots]]
+        for step in range(1, depth + 1):
+            if len(frontier) == 0:
+                break
+            children = np.concatenate([left[frontier], right[frontier]])
+            if (tree[children] != -1).any() or len(np.unique(children)) != len(children):
+                return None  # not a forest of trees
+            tree[children] = np.concatenate([tree[frontier], tree[frontier]])
+            level[children] = step
+            frontier = children[~is_leaf[children]]
+        if len(frontier):
+            return None  # internal nodes deeper than `depth`: the walk would stop there
+        reached = tree >= 0
+        leaves = np.flatnonzero(is_leaf & reached)
+        internal = np.flatnonzero(~is_leaf & reached)
+        if len(internal) and (a["feature"][internal].min() < 0 or a["feature"][internal].max() >= n_inputs):
+            return None
+        leaves = leaves[np.argsort(tree[leaves], kind="stable")]
+        per_tree = np.bincount(tree[leaves], minlength=len(roots))
+        max_leaves = int(per_tree.max())
+        if max_leaves > 64:
+            return None
+        word, float_type = (np.uint32, np.float32) if max_leaves <= 32 else (np.uint64, np.float64)
+        word_bits = np.dtype(word).itemsize * 8
+        first = np.concatenate([[0], np.cumsum(per_tree)[:-1]])
+        bit = np.arange(len(leaves)) - first[tree[leaves]]
+        leaf_values = np.zeros((len(roots), word_bits), dtype=np.float64)
+        leaf_values[tree[leaves], bit] = a["value"][leaves]
+        # leaves below each node, as a mask of its tree's word (bottom-up, one level per pass)
+        below = np.zeros(n_nodes, dtype=word)
+        below[leaves] = np.left_shift(word(1), bit.astype(word))
+        order = internal[np.argsort(-level[internal], kind="stable")]
+        for lv in np.unique(level[order])[::-1]:
+            nodes = order[level[order] == lv]
+            below[nodes] = below[left[nodes]] | below[right[nodes]]
+        base = np.zeros(len(roots), dtype=word)
+        np.bitwise_or.at(base, tree[leaves], below[leaves])
+
+        feature = a["feature"][internal].astype(np.int64)
+        threshold = a["threshold"][internal].astype(np.float64)
+        if np.isnan(threshold).any():
+            return None
+        not_left, not_right = np.invert(below[left[internal]]), np.invert(below[right[internal]])
+        on_missing = np.where(a["missing_left"][internal].astype(bool), not_right, not_left)
+        node_tree = tree[internal]
+        all_ones = ~word(0)
+        columns: list[tuple[int, np.ndarray, np.ndarray]] = []
+        size = 0
+        for column in np.unique(feature).tolist():
+            sel = feature == column
+            cuts, k = np.unique(threshold[sel], return_inverse=True)
+            size += (len(cuts) + 2) * len(roots) * np.dtype(word).itemsize
+            if size > _MAX_TABLE_BYTES:
+                return None
+            t = node_tree[sel]
+            # bin b (= number of cuts < x): nodes with k < b go right, nodes with k >= b go left
+            go_right = np.full((len(cuts) + 1, len(roots)), all_ones, dtype=word)
+            np.bitwise_and.at(go_right, (k + 1, t), not_left[sel])
+            go_left = np.full((len(cuts) + 1, len(roots)), all_ones, dtype=word)
+            np.bitwise_and.at(go_left, (k, t), not_right[sel])
+            table = np.empty((len(cuts) + 2, len(roots)), dtype=word)
+            np.bitwise_and(
+                np.bitwise_and.accumulate(go_right, axis=0),
+                np.bitwise_and.accumulate(go_left[::-1], axis=0)[::-1],
+                out=table[:-1],
+            )
+            table[-1] = all_ones  # a missing value
+            np.bitwise_and.at(table[-1], t, on_missing[sel])
+            columns.append((column, cuts, table))
+        if columns:
+            columns[0][2][:] &= base  # only the tree's own leaves
+        return cls(columns, base, leaf_values, float_type, float(a["baseline"]))
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        rows = len(x)
+        nan = np.isnan(x)
+        missing = nan if nan.any() else None
+        mask: np.ndarray | None = None
+        for column, cuts, table in self._columns:
+            bins = np.searchsorted(cuts, x[:, column])
+            if missing is not None:
+                bins[missing[:, column]] = len(cuts) + 1
+            if mask is None:
+                mask = table.take(bins, axis=0)
+            else:
+                mask &= table.take(bins, axis=0)
+        if mask is None:
+            mask = np.broadcast_to(self._base, (rows, len(self._base)))
+        # the single bit left per tree -> its position, from the exponent of the power of two as a float
+        exponent = np.right_shift(mask.astype(self._float).view(self._int), self._shift)
+        exponent += self._offsets
+        return np.asarray(self._baseline + self._values.take(exponent).sum(axis=1))
 
 
 def load_bundle(data: bytes, expected_sha256: str | None = None) -> ServingBundle:

@@ -91,6 +91,92 @@ def test_loads_fast_and_predicts_100_rows_fast(
     bundle.predict(fitted[1][:100])
 
 
+def test_leaf_masks_match_the_node_walk_on_odd_inputs(
+    fitted: tuple[Pipeline, np.ndarray], bundle_bytes: bytes
+) -> None:
+    model, features = fitted
+    bundle = load_bundle(bundle_bytes)
+    assert bundle.evaluator == "leaf-mask"
+    odd = features[:400].copy()
+    odd[:40, :] = np.nan  # every column missing
+    odd[40:80, 3] = np.inf
+    odd[80:120, 3] = -np.inf
+    odd[120:160, 0] = 999_999.0
+    # values exactly on the split thresholds (x <= threshold goes left)
+    internal = bundle.arrays["left"] != np.arange(len(bundle.arrays["left"]))
+    on_cut = bundle.arrays["threshold"][internal & (bundle.arrays["feature"] == 3)]  # trip_distance input
+    odd[160 : 160 + min(len(on_cut), 200), 3] = on_cut[:200]
+    np.testing.assert_array_equal(bundle.predict(odd), bundle.predict_walk(odd))
+    np.testing.assert_allclose(bundle.predict(odd), predict(model, odd), atol=1e-9)
+    assert len(bundle.predict(odd[:0])) == 0
+
+
+def _random_forest_bundle(leaves_per_tree: int, n_trees: int, seed: int) -> bytes:
+    """Random leaf-wise-grown trees (any shape, some a single leaf) over all inputs, NaN branches too."""
+    rng = np.random.default_rng(seed)
+    n_inputs = 12
+    cols: dict[str, list[int | float | bool]] = {
+        k: [] for k in ("feature", "threshold", "missing_left", "left", "right", "value")
+    }
+    roots, depth = [], 0
+    for t in range(n_trees):
+        offset = len(cols["feature"])
+        roots.append(offset)
+        n_leaves = 1 if t % 7 == 0 else leaves_per_tree
+        # grow: split a random leaf until n_leaves
+        nodes: list[list[int | float | bool]] = [
+            [0, 0.0, False, 0, 0, rng.normal(), 0]
+        ]  # f,thr,ml,l,r,v,depth
+        open_leaves = [0]
+        while len(open_leaves) < n_leaves:
+            i = open_leaves.pop(int(rng.integers(len(open_leaves))))
+            nodes[i][0] = int(rng.integers(n_inputs))
+            nodes[i][1] = float(rng.integers(0, 8))  # few distinct cuts: many ties
+            nodes[i][2] = bool(rng.integers(2))
+            for side in (3, 4):
+                nodes[i][side] = len(nodes)
+                open_leaves.append(len(nodes))
+                nodes.append([0, 0.0, False, 0, 0, rng.normal(), int(nodes[i][6]) + 1])
+            nodes[i][5] = 0.0
+        for j, (f, thr, ml, lft, rgt, v, d) in enumerate(nodes):
+            leaf = j in open_leaves
+            cols["feature"].append(0 if leaf else f)
+            cols["threshold"].append(0.0 if leaf else thr)
+            cols["missing_left"].append(ml)
+            cols["left"].append(offset + (j if leaf else int(lft)))
+            cols["right"].append(offset + (j if leaf else int(rgt)))
+            cols["value"].append(v if leaf else 0.0)
+            depth = max(depth, int(d))
+    arrays: dict[str, np.ndarray] = {
+        "te_columns": np.array([], dtype=np.int64),
+        "te_offsets": np.array([0], dtype=np.int64),
+        "te_categories": np.array([], dtype=np.float64),
+        "te_values": np.array([], dtype=np.float64),
+        "te_default": np.array([], dtype=np.float64),
+        "passthrough_columns": np.arange(n_inputs, dtype=np.int64),
+        "feature": np.array(cols["feature"], dtype=np.int32),
+        "threshold": np.array(cols["threshold"], dtype=np.float64),
+        "missing_left": np.array(cols["missing_left"], dtype=bool),
+        "left": np.array(cols["left"], dtype=np.int32),
+        "right": np.array(cols["right"], dtype=np.int32),
+        "value": np.array(cols["value"], dtype=np.float64),
+        "roots": np.array(roots, dtype=np.int32),
+        "baseline": np.array(3.0),
+        "depth": np.array(depth, dtype=np.int64),
+    }
+    return dump_bundle({"model_name": "random"}, arrays)
+
+
+@pytest.mark.parametrize(("leaves", "evaluator"), [(31, "leaf-mask"), (64, "leaf-mask"), (65, "walk")])
+def test_any_tree_shape_predicts_like_the_node_walk(leaves: int, evaluator: str) -> None:
+    bundle = load_bundle(_random_forest_bundle(leaves, n_trees=40, seed=leaves))
+    assert bundle.evaluator == evaluator
+    rng = np.random.default_rng(1)
+    x = rng.integers(-1, 9, size=(3000, 12)).astype(np.float64)  # on, between and beyond the cuts
+    x[rng.random(x.shape) < 0.1] = np.nan
+    np.testing.assert_array_equal(bundle.predict(x), bundle.predict_walk(x))
+
+
 def test_bundle_module_imports_numpy_and_stdlib_only() -> None:
     code = (
         "import sys, trip_core.bundle; "
