@@ -84,3 +84,12 @@ deploy-local: install sam-venv localstack-up  ## sam build + deploy template.yam
 
 delete-local: sam-venv
 	infra/deploy_local.sh delete
+
+# ---------------------------------------------------------------- the whole service on this machine
+.PHONY: demo localstack-test
+
+demo: install localstack-venv sam-venv  ## README's first command: LocalStack + MLflow, train, deploy, stream a month, monitor, summary
+	$(PY) -m infra.demo
+
+localstack-test: install localstack-venv sam-venv  ## fresh LocalStack, deploy, MLflow, small model, pytest -m localstack, always tear down
+	tests/e2e/run.sh

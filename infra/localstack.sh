@@ -19,6 +19,11 @@ ls_env() {
   export DNS_ADDRESS=0 DISABLE_EVENTS=1 SKIP_SSL_CERT_DOWNLOAD=1 OVERRIDE_IN_DOCKER=0
   export FILESYSTEM_ROOT=$FS
   export LAMBDA_RUNTIME_EXECUTOR=local LAMBDA_LOCAL_PYTHON3_11=$ROOT/.venvs/lambda-python3.11/bin/python
+  # event-source mappings: LocalStack waits POLL_INTERVAL (default 1 s) after every batch, so one shard
+  # tops out near BatchSize records/s, and backs off up to 10 s on an empty stream. AWS keeps polling
+  # while a shard has records and polls an idle one about once a second: come closer to that.
+  export LAMBDA_EVENT_SOURCE_MAPPING_POLL_INTERVAL_SEC=${LAMBDA_EVENT_SOURCE_MAPPING_POLL_INTERVAL_SEC:-0.1}
+  export LAMBDA_EVENT_SOURCE_MAPPING_MAX_BACKOFF_ON_EMPTY_POLL_SEC=${LAMBDA_EVENT_SOURCE_MAPPING_MAX_BACKOFF_ON_EMPTY_POLL_SEC:-1}
   export NODE_OPTIONS="--require $ROOT/infra/localstack/node-listen-loopback.js"
   export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1
   mkdir -p "$FS"

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# `make localstack-test`: a fresh LocalStack, the stack deployed, MLflow up, a small-but-real model
+# trained and published, then `pytest tests/e2e -m localstack`; LocalStack and MLflow are ALWAYS
+# stopped (trap), and the exit code is pytest's.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true E2E_REQUIRED=1 SAM_CLI_TELEMETRY=0
+T0=$SECONDS
+step() { printf '\n== [%3d s] %s\n' "$((SECONDS - T0))" "$*"; }
+
+teardown() {
+  local code=$?
+  step "tear down (mlflow-down, localstack-down)"
+  infra/mlflow.sh down || true
+  infra/localstack.sh down || true
+  printf 'localstack-test: exit %d after %d s\n' "$code" "$((SECONDS - T0))"
+  exit "$code"
+}
+trap teardown EXIT
+
+step "fresh LocalStack"
+infra/mlflow.sh down >/dev/null
+infra/localstack.sh down >/dev/null
+infra/localstack.sh up
+
+step "deploy template.yaml"
+infra/deploy_local.sh | grep -E '^(sam build|  trip-duration|Successfully)' || true
+MODELS_BUCKET=$(.venv/bin/python -c 'from infra.aws import stack_outputs; print(stack_outputs()["ModelsBucketName"])')
+export MODELS_BUCKET
+
+step "MLflow server"
+infra/mlflow.sh up
+
+step "train a small model (--max-iter ${E2E_MAX_ITER:-30}) and publish it"
+env AWS_ENDPOINT_URL=${LOCALSTACK_ENDPOINT:-http://127.0.0.1:4566} AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
+  AWS_DEFAULT_REGION=us-east-1 MLFLOW_TRACKING_URI=http://127.0.0.1:${MLFLOW_PORT:-5000} \
+  .venv/bin/python -m training.train --max-iter "${E2E_MAX_ITER:-30}" \
+  --train data/green_tripdata_2023-01.parquet data/green_tripdata_2023-02.parquet \
+  --valid data/green_tripdata_2023-03.parquet --out .state/e2e/model 2>&1 | grep -E 'gate:|^\{' 
+
+step "pytest tests/e2e -m localstack"
+code=0
+.venv/bin/python -m pytest tests/e2e -m localstack -p no:cacheprovider --durations=0 "$@" || code=$?
+step "pytest exit $code"
+exit "$code"

@@ -1,0 +1,359 @@
+"""End to end against the deployed stack on LocalStack (`make localstack-test`; fixtures in conftest.py).
+
+Needs a live model (serving/live.json in the models bucket): `make localstack-test` trains and
+publishes one before pytest starts. Every wait is a `poll` with a deadline.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from predict_service.service import PREDICTION_DECIMALS
+
+from tests.e2e.conftest import StreamReader, poll, put_rides
+from trip_core.bundle import ServingBundle, load_bundle
+from trip_core.capture import decode_capture, decode_rejected
+from trip_core.features import compute_features
+from trip_core.pointer import ModelPointer
+
+pytestmark = pytest.mark.localstack
+
+ROOT = Path(__file__).resolve().parents[2]
+MONTH = ROOT / "data" / "green_tripdata_2023-03.parquet"
+GOOD_RIDES = 300  # >= the monitor's MIN_PREDICTIONS (200), so its drift metrics are published
+DRIFTED_RIDES = 300
+TOLERANCE = (
+    10**-PREDICTION_DECIMALS + 1e-9
+)  # both sides round; a value on a rounding edge may differ by one step
+
+Aws = Callable[[str], Any]
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def ride(ride_id: int, pu: int, do: int, distance: float, pickup: str) -> dict[str, Any]:
+    return {
+        "ride": {
+            "PULocationID": pu,
+            "DOLocationID": do,
+            "trip_distance": distance,
+            "pickup_datetime": pickup,
+        },
+        "ride_id": ride_id,
+    }
+
+
+def real_rides(count: int, id_base: int) -> list[dict[str, Any]]:
+    from training.data import PICKUP, load_month
+
+    frame = load_month(str(MONTH)).frame.sample(n=count, random_state=7)
+    return [
+        ride(
+            id_base + i,
+            int(r.PULocationID),
+            int(r.DOLocationID),
+            float(r.trip_distance),
+            getattr(r, PICKUP).isoformat(timespec="seconds"),
+        )
+        for i, r in enumerate(frame.itertuples(index=False))
+    ]
+
+
+def bad_payloads(id_base: int) -> list[tuple[bytes, str]]:
+    """(record data, the field its rejection must name)."""
+    ok = {
+        "PULocationID": 130,
+        "DOLocationID": 205,
+        "trip_distance": 3.66,
+        "pickup_datetime": "2023-03-06T14:30:00",
+    }
+    items: list[tuple[Any, str]] = [
+        (f"not json {id_base}".encode(), "data"),
+        ({"ride": {**ok, "trip_distance": True}}, "trip_distance"),
+        ({"ride": {**ok, "PULocationID": 999}}, "PULocationID"),
+        ({"ride": {**ok, "trip_distance": -1.0}}, "trip_distance"),
+        ({"ride": {k: v for k, v in ok.items() if k != "DOLocationID"}}, "DOLocationID"),
+        ({"ride": {**ok, "pickup_datetime": "not a date"}}, "pickup_datetime"),
+    ]
+    out = []
+    for i, (payload, field) in enumerate(items):
+        data = (
+            payload
+            if isinstance(payload, bytes)
+            else json.dumps({**payload, "ride_id": id_base + i}).encode()
+        )
+        out.append((data, field))
+    return out
+
+
+def live_model(aws: Aws, stack: dict[str, str]) -> tuple[ModelPointer, ServingBundle]:
+    s3, bucket = aws("s3"), stack["ModelsBucketName"]
+    pointer = ModelPointer.from_json(
+        s3.get_object(Bucket=bucket, Key=stack["ModelPointerKey"])["Body"].read()
+    )
+    data = s3.get_object(Bucket=bucket, Key=pointer.bundle_key)["Body"].read()
+    return pointer, load_bundle(data, expected_sha256=pointer.bundle_sha256)
+
+
+def in_process(bundle: ServingBundle, rides: list[dict[str, Any]]) -> dict[int, float]:
+    features = compute_features(
+        np.array([r["ride"]["PULocationID"] for r in rides]),
+        np.array([r["ride"]["DOLocationID"] for r in rides]),
+        np.array([r["ride"]["trip_distance"] for r in rides], dtype=np.float64),
+        np.array([r["ride"]["pickup_datetime"] for r in rides], dtype="datetime64[s]"),
+    )
+    minutes = np.round(bundle.predict(features), PREDICTION_DECIMALS)
+    return {r["ride_id"]: float(m) for r, m in zip(rides, minutes, strict=True)}
+
+
+def rejections_since(aws: Aws, bucket: str, since: datetime) -> list[dict[str, Any]]:
+    s3, found = aws("s3"), []
+    for day in sorted({since.date(), datetime.now(UTC).date()}):
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"rejected/dt={day}/"):
+            for obj in page.get("Contents", []):
+                for r in decode_rejected(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()):
+                    arrival = datetime.fromisoformat(r.arrival_time.replace("Z", "+00:00"))
+                    if arrival >= since - timedelta(seconds=2):
+                        found.append(r.to_json())
+    return found
+
+
+def captured_since(aws: Aws, bucket: str, since: datetime) -> dict[Any, float]:
+    """ride_id -> captured prediction, over capture objects captured at or after `since`."""
+    s3 = aws("s3")
+    found: dict[Any, float] = {}
+    for day in sorted({since.date(), datetime.now(UTC).date()}):
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"captures/dt={day}/"):
+            for obj in page.get("Contents", []):
+                batch = decode_capture(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())
+                if datetime.fromisoformat(batch.captured_at.replace("Z", "+00:00")) >= since - timedelta(
+                    seconds=2
+                ):
+                    found.update(zip(batch.ride_id, batch.prediction, strict=True))
+    return found
+
+
+def invoke(aws: Aws, function: str, payload: Any) -> tuple[dict[str, Any], str | None]:
+    response = aws("lambda").invoke(FunctionName=function, Payload=json.dumps(payload).encode())
+    return json.loads(response["Payload"].read()), response.get("FunctionError")
+
+
+@dataclass
+class Run:
+    started: datetime
+    good: list[dict[str, Any]]
+    bad: list[tuple[bytes, str]]
+    predictions: dict[Any, dict[str, Any]]  # ride_id -> the prediction record
+    rejected: list[dict[str, Any]]
+
+
+@pytest.fixture(scope="module")
+def run(aws: Aws, stack: dict[str, str]) -> Run:
+    """Good rides of a real month and bad ones on the rides stream; everything that came out."""
+    id_base = int(time.time()) * 100_000
+    good = real_rides(GOOD_RIDES, id_base)
+    bad = bad_payloads(id_base + GOOD_RIDES)
+    reader = StreamReader(aws("kinesis"), stack["PredictionsStreamName"])  # LATEST, before putting
+    started = datetime.now(UTC).replace(microsecond=0)
+    put_rides(aws, stack["RidesStreamName"], good)
+    response = aws("kinesis").put_records(
+        StreamName=stack["RidesStreamName"],
+        Records=[{"Data": data, "PartitionKey": str(i)} for i, (data, _) in enumerate(bad)],
+    )
+    assert response["FailedRecordCount"] == 0
+    ids = {r["ride_id"] for r in good}
+    poll(
+        lambda: ids <= {r["prediction"]["ride_id"] for r in reader.read()},
+        timeout=120,
+        what=f"{len(ids)} predictions on the output stream",
+    )
+    predictions = {r["prediction"]["ride_id"]: r for r in reader.records if r["prediction"]["ride_id"] in ids}
+
+    def all_rejected() -> list[dict[str, Any]] | None:
+        found = rejections_since(aws, stack["RejectedBucketName"], started)
+        return found if len(found) >= len(bad) else None
+
+    rejected = poll(
+        all_rejected,
+        timeout=60,
+        what=f"{len(bad)} rejections in the rejected store",
+    )
+    return Run(started, good, bad, predictions, rejected)
+
+
+def test_stream_predictions_equal_in_process_bundle(aws: Aws, stack: dict[str, str], run: Run) -> None:
+    pointer, bundle = live_model(aws, stack)
+    expected = in_process(bundle, run.good)
+    assert set(run.predictions) == set(expected)
+    for ride_id, record in run.predictions.items():
+        assert record["model"] == pointer.model_name
+        assert record["version"] == pointer.version
+        assert abs(record["prediction"]["ride_duration"] - expected[ride_id]) <= TOLERANCE, ride_id
+    exact = sum(run.predictions[i]["prediction"]["ride_duration"] == expected[i] for i in expected)
+    assert exact >= 0.99 * len(expected)
+
+
+def test_bad_rides_in_rejected_store_with_reasons_none_lost(run: Run) -> None:
+    sent = {data: field for data, field in run.bad}
+    mine = [r for r in run.rejected if base64.b64decode(r["raw_base64"]) in sent]
+    assert len(mine) == len(sent), "every bad record rejected exactly once"
+    for r in mine:
+        field = sent[base64.b64decode(r["raw_base64"])]
+        assert r["reasons"], r
+        assert field in {reason["field"] for reason in r["reasons"]}, r
+        assert r["shard_id"] and r["sequence_number"]
+    good_ids = {r["ride_id"] for r in run.good}
+    assert not good_ids & {json.loads(base64.b64decode(r["raw_base64"])).get("ride_id") for r in run.rejected
+                           if base64.b64decode(r["raw_base64"]).startswith(b"{")}  # fmt: skip
+    assert len(run.good) + len(run.bad) == len(run.predictions) + len(mine)  # none lost
+
+
+def test_capture_objects_in_s3(aws: Aws, stack: dict[str, str], run: Run) -> None:
+    def all_captured() -> dict[Any, float] | None:
+        found = captured_since(aws, stack["CaptureBucketName"], run.started)
+        return found if set(run.predictions) <= set(found) else None
+
+    captured = poll(
+        all_captured,
+        timeout=30,
+        what="captures of every prediction",
+    )
+    for ride_id, record in run.predictions.items():
+        assert round(captured[ride_id], PREDICTION_DECIMALS) == record["prediction"]["ride_duration"]
+
+
+def test_direct_invoke_answers_prediction_or_error(aws: Aws, stack: dict[str, str]) -> None:
+    pointer, bundle = live_model(aws, stack)
+    good = ride(42, 130, 205, 3.66, "2023-03-06T14:30:00")
+    answer, error = invoke(aws, stack["PredictFunctionName"], good)
+    assert error is None, answer
+    assert answer == {
+        "model": pointer.model_name,
+        "version": pointer.version,
+        "prediction": {
+            "ride_duration": pytest.approx(in_process(bundle, [good])[42], abs=TOLERANCE),
+            "ride_id": 42,
+        },
+    }
+    bad = {"ride": {"PULocationID": 130, "DOLocationID": 205, "trip_distance": "far"}, "ride_id": 43}
+    answer, error = invoke(aws, stack["PredictFunctionName"], bad)
+    assert error is None, answer  # a bad ride is an answer, not a function error
+    assert answer["error"] == "invalid ride"
+    assert [r["field"] for r in answer["reasons"]] == ["trip_distance"]
+
+
+def test_monitor_publishes_metrics(aws: Aws, stack: dict[str, str], run: Run) -> None:
+    pointer, _ = live_model(aws, stack)
+    end = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
+    summary, error = invoke(
+        aws,
+        stack["MonitorFunctionName"],
+        {"window_start": iso(run.started - timedelta(seconds=2)), "window_end": iso(end)},
+    )
+    assert error is None, summary
+    assert summary["prediction_count"] >= len(run.good)
+    assert summary["versions"][pointer.version] == "ok"
+    report = json.loads(
+        aws("s3").get_object(Bucket=stack["CaptureBucketName"], Key=summary["report_key"])["Body"].read()
+    )
+    assert report["rejected"]["count"] >= len(run.bad)
+    aws("s3").head_object(
+        Bucket=stack["CaptureBucketName"], Key=summary["report_key"].replace(".json", ".html")
+    )
+
+    cw = aws("cloudwatch")
+    version = [{"Name": "ModelVersion", "Value": pointer.version}]
+
+    def stats(metric: str, dimensions: list[dict[str, str]]) -> list[dict[str, Any]]:
+        points: list[dict[str, Any]] = cw.get_metric_statistics(
+            Namespace="TripDuration",
+            MetricName=metric,
+            Dimensions=dimensions,
+            StartTime=end - timedelta(minutes=5),
+            EndTime=end + timedelta(minutes=5),
+            Period=60,
+            Statistics=["Maximum", "Sum", "SampleCount"],
+        )["Datapoints"]
+        return points
+
+    for metric, dims in [
+        ("PredictionCount", version),
+        ("PredictionCount", []),
+        ("DriftShare", version),
+        ("DriftShare", []),
+        ("PredictionDriftScore", []),
+        ("RejectedShare", []),
+        ("MissingShare", version),
+    ]:
+        points = poll(lambda m=metric, d=dims: stats(m, d), timeout=30, what=f"{metric} {dims}")  # type: ignore[misc]
+        assert points, (metric, dims)
+    count = max(p["Maximum"] for p in stats("PredictionCount", version))
+    assert count >= len(run.good)
+    listed = cw.list_metrics(Namespace="TripDuration", MetricName="FeatureDriftScore")["Metrics"]
+    features = {d["Value"] for m in listed for d in m["Dimensions"] if d["Name"] == "Feature"}
+    assert {"trip_distance", "pickup_hour"} <= features
+
+
+def test_alarm_fires_on_drifted_traffic_and_notifies(
+    aws: Aws, stack: dict[str, str], alarm_inbox: Callable[[], list[dict[str, Any]]]
+) -> None:
+    """Rides unlike the reference (Sunday 3 am, 40-60 miles, Staten Island zones) -> drift -> ALARM -> SNS."""
+    rng = np.random.default_rng(1)
+    id_base = int(time.time()) * 100_000 + 50_000
+    zones = [5, 6, 23, 44, 84, 99, 109, 110, 115, 118]  # Staten Island: green cabs rarely go there
+    drifted = [
+        ride(
+            id_base + i,
+            int(rng.choice(zones)),
+            int(rng.choice(zones)),
+            float(np.round(rng.uniform(40, 60), 2)),
+            f"2023-03-05T03:{int(rng.integers(0, 60)):02d}:00",
+        )
+        for i in range(DRIFTED_RIDES)
+    ]
+    reader = StreamReader(aws("kinesis"), stack["PredictionsStreamName"])
+    started = datetime.now(UTC).replace(microsecond=0)
+    put_rides(aws, stack["RidesStreamName"], drifted)
+    reader.wait_for(DRIFTED_RIDES, timeout=120)
+    end = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
+    summary, error = invoke(
+        aws,
+        stack["MonitorFunctionName"],
+        {"window_start": iso(started - timedelta(seconds=1)), "window_end": iso(end)},
+    )
+    assert error is None, summary
+    report = json.loads(
+        aws("s3").get_object(Bucket=stack["CaptureBucketName"], Key=summary["report_key"])["Body"].read()
+    )
+    version = next(iter(report["versions"].values()))
+    assert version["drift"]["dataset_drift"], version["drift"]
+
+    alarm = stack["DriftShareAlarmName"]
+    cw = aws("cloudwatch")
+    poll(
+        lambda: cw.describe_alarms(AlarmNames=[alarm])["MetricAlarms"][0]["StateValue"] == "ALARM",
+        timeout=180,
+        interval=2,
+        what=f"{alarm} in ALARM",
+    )
+    message = poll(
+        lambda: next(
+            (m for m in alarm_inbox() if m.get("AlarmName") == alarm and m.get("NewStateValue") == "ALARM"),
+            None,
+        ),
+        timeout=60,
+        interval=0.5,
+        what=f"SNS message of {alarm} -> ALARM on the SQS subscriber",
+    )
+    assert message.get("Trigger", {}).get("MetricName", "DriftShare") == "DriftShare"
