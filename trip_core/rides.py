@@ -196,11 +196,55 @@ def _check_pickup(ride: dict[str, Any], errors: list[FieldError]) -> datetime | 
         return None
 
 
+def _fast_valid_ride(payload: Any, fallback_time: datetime) -> ValidRide | None:
+    """The common well-formed ride (int ids, float/int distance, no or a plain ISO pickup) accepted
+    with exact-type checks only; None sends the payload to the full checks, which name every problem.
+    Accepts exactly what the full checks accept for these types and builds the same ValidRide."""
+    if type(payload) is not dict:
+        return None
+    ride = payload.get("ride")
+    ride_id = payload.get("ride_id")
+    if type(ride) is not dict or type(ride_id) is not int or not -_ID_BOUND < ride_id < _ID_BOUND:
+        return None
+    pu, do, distance = ride.get("PULocationID"), ride.get("DOLocationID"), ride.get("trip_distance")
+    ids = zone_table().location_ids
+    if type(pu) is not int or type(do) is not int or pu not in ids or do not in ids:
+        return None
+    if type(distance) is float:
+        if not 0.0 <= distance <= MAX_TRIP_DISTANCE_MILES:  # also False for NaN
+            return None
+    elif type(distance) is int and 0 <= distance <= MAX_TRIP_DISTANCE_MILES:
+        distance = float(distance)
+    else:
+        return None
+    pickup = ride.get("pickup_datetime")
+    if pickup is None:
+        return ValidRide(ride_id, pu, do, distance, to_new_york_naive(fallback_time), False)
+    if type(pickup) is not str or len(pickup) > MAX_DATETIME_LENGTH:
+        return None
+    try:
+        moment = datetime.fromisoformat(pickup)
+    except ValueError:
+        return None
+    if moment.tzinfo is not None:
+        return None  # conversion errors are reported by the full checks
+    return ValidRide(ride_id, pu, do, distance, moment, True)
+
+
+_ID_BOUND = 10 ** (MAX_RIDE_ID_LENGTH - 1)  # |ride_id| below it: at most MAX_RIDE_ID_LENGTH characters
+
+
 def validate_ride(payload: Any, fallback_time: datetime) -> ValidRide | list[FieldError]:
     """Check one decoded ride payload; `fallback_time` (arrival or invoke time) when no pickup is given.
 
     `fallback_time` may be aware (converted to New York local) or naive New York local time.
     """
+    fast = _fast_valid_ride(payload, fallback_time)
+    return _checked_ride(payload, fallback_time) if fast is None else fast
+
+
+def _checked_ride(payload: Any, fallback_time: datetime) -> ValidRide | list[FieldError]:
+    """Every check, every problem named (the reference `_fast_valid_ride` must agree with)."""
     if not isinstance(payload, dict):
         return [FieldError(RECORD_FIELD, f"must be a JSON object, got {json_type(payload)}")]
     errors: list[FieldError] = []

@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -29,7 +29,7 @@ from trip_core.capture import (
 )
 from trip_core.features import compute_features
 from trip_core.observability import logger
-from trip_core.rides import FieldError, ValidRide, validate_record_data, validate_ride
+from trip_core.rides import FieldError, ValidRide, to_new_york_naive, validate_record_data, validate_ride
 
 DIRECT_SHARD_ID = "direct"  # capture key of a direct invoke: captures/.../direct_<request id>.json.gz
 PREDICTION_DECIMALS = 2
@@ -50,24 +50,43 @@ class DirectOutcome:
     captured: bool = False
 
 
-@dataclass(frozen=True)
-class _Record:
+class _Record(NamedTuple):
     shard_id: str
     sequence_number: str
-    arrival: datetime
+    arrival: datetime  # UTC
     data: str
+    local_arrival: datetime  # the same moment, naive New York local (the pickup fallback)
 
 
-def _parse_record(record: dict[str, Any]) -> _Record:
-    kinesis = record["kinesis"]
-    arrival_ts = kinesis.get("approximateArrivalTimestamp")
+def _arrival(arrival_ts: Any) -> tuple[datetime, datetime]:
     try:
         arrival = datetime.fromtimestamp(float(arrival_ts), UTC)
     except (TypeError, ValueError, OverflowError, OSError):
         arrival = datetime.now(UTC)
+    return arrival, to_new_york_naive(arrival)
+
+
+def _parse_record(
+    record: dict[str, Any], arrivals: dict[float, tuple[datetime, datetime]] | None = None
+) -> _Record:
+    """`arrivals` caches timestamp -> (UTC, New York) datetimes within a batch, whose records share
+    arrival timestamps (the time-zone conversion is most of a record's parsing)."""
+    kinesis = record["kinesis"]
+    arrival_ts = kinesis.get("approximateArrivalTimestamp")
+    if arrivals is not None and type(arrival_ts) is float:
+        times = arrivals.get(arrival_ts)
+        if times is None:
+            times = arrivals[arrival_ts] = _arrival(arrival_ts)
+    else:
+        times = _arrival(arrival_ts)
     event_id = str(record.get("eventID", ""))
     shard_id = event_id.split(":", 1)[0] if ":" in event_id else "unknown-shard"
-    return _Record(shard_id, str(kinesis["sequenceNumber"]), arrival, kinesis.get("data") or "")
+    return _Record(shard_id, str(kinesis["sequenceNumber"]), times[0], kinesis.get("data") or "", times[1])
+
+
+def _json_ride_id(ride_id: int | str) -> str:
+    """json.dumps of a validated ride id; an int (never a bool here) is its own decimal text."""
+    return str(ride_id) if type(ride_id) is int else json.dumps(ride_id)
 
 
 def prediction_record(model: LoadedModel, ride_id: int | str, minutes: float) -> dict[str, Any]:
@@ -78,13 +97,25 @@ def prediction_record(model: LoadedModel, ride_id: int | str, minutes: float) ->
     }
 
 
+_UNIX_EPOCH_ORDINAL = 719_163  # date(1970, 1, 1).toordinal()
+
+
+def _epoch_seconds(moment: datetime) -> int:
+    """Naive datetime -> seconds since 1970-01-01 of the same wall clock, microseconds dropped
+    (what numpy's datetime64[s] conversion gives, without its slow object path)."""
+    days = moment.toordinal() - _UNIX_EPOCH_ORDINAL
+    return days * 86_400 + moment.hour * 3_600 + moment.minute * 60 + moment.second
+
+
 def _features(rides: Sequence[ValidRide]) -> np.ndarray:
     n = len(rides)
     return compute_features(
         np.fromiter((r.pu_location_id for r in rides), dtype=np.int64, count=n),
         np.fromiter((r.do_location_id for r in rides), dtype=np.int64, count=n),
         np.fromiter((r.trip_distance for r in rides), dtype=np.float64, count=n),
-        np.array([r.pickup_datetime for r in rides], dtype="datetime64[s]"),
+        np.fromiter((_epoch_seconds(r.pickup_datetime) for r in rides), dtype=np.int64, count=n).astype(
+            "datetime64[s]"
+        ),
     )
 
 
@@ -122,13 +153,14 @@ class PredictService:
         if not raw_records:
             return outcome
         processed_at = self._now()
-        records = [_parse_record(r) for r in raw_records]
+        arrivals: dict[float, tuple[datetime, datetime]] = {}
+        records = [_parse_record(r, arrivals) for r in raw_records]
         shard_id, first_seq = records[0].shard_id, records[0].sequence_number
 
         valid: list[tuple[_Record, ValidRide]] = []
         rejections: list[Rejection] = []
         for rec in records:
-            result = validate_record_data(rec.data, rec.arrival)
+            result = validate_record_data(rec.data, rec.local_arrival)
             if isinstance(result, ValidRide):
                 valid.append((rec, result))
             else:
@@ -212,7 +244,8 @@ class PredictService:
         prefix = f'{{"model": {name}, "version": {version}, "prediction": {{"ride_duration": '
         entries = [
             PutEntry(
-                str(ride.ride_id), f'{prefix}{value!r}, "ride_id": {json.dumps(ride.ride_id)}}}}}'.encode()
+                str(ride.ride_id),
+                f'{prefix}{value!r}, "ride_id": {_json_ride_id(ride.ride_id)}}}}}'.encode(),
             )
             for (_, ride), value in zip(valid, minutes.tolist(), strict=True)
         ]

@@ -17,6 +17,8 @@ from trip_core.rides import (
     MAX_RIDE_ID_LENGTH,
     FieldError,
     ValidRide,
+    _checked_ride,
+    _fast_valid_ride,
     validate_record_data,
     validate_ride,
 )
@@ -183,3 +185,46 @@ def test_validation_never_raises(payload: Any) -> None:
 def test_any_bytes_never_raise(data: bytes) -> None:
     result = validate_record_data(base64.b64encode(data).decode(), ARRIVAL)
     assert isinstance(result, ValidRide | list)
+
+
+_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**70), max_value=10**70),
+    st.sampled_from([0, 1, 130, 205, 263, 264, 265, 10**63 - 1, 10**63, -(10**63) + 1]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0.0, -0.0, 3.66, 100.0, 100.0000001, 130.0]),
+    st.text(max_size=70),
+    st.sampled_from(
+        ["2023-03-06T14:30:00", "2023-03-06T19:30:00Z", "2023-03-06", "x", "9999-12-31T23:59:59"]
+    ),
+)
+
+
+@given(
+    ride_id=_VALUES,
+    pu=_VALUES,
+    do=_VALUES,
+    distance=_VALUES,
+    pickup=_VALUES,
+    drop=st.sets(
+        st.sampled_from(["ride_id", "PULocationID", "DOLocationID", "trip_distance", "pickup_datetime"])
+    ),
+)
+def test_fast_path_accepts_only_what_the_full_checks_accept_and_builds_the_same_ride(
+    ride_id: Any, pu: Any, do: Any, distance: Any, pickup: Any, drop: set[str]
+) -> None:
+    body = {"PULocationID": pu, "DOLocationID": do, "trip_distance": distance, "pickup_datetime": pickup}
+    payload: dict[str, Any] = {"ride": {k: v for k, v in body.items() if k not in drop}, "ride_id": ride_id}
+    if "ride_id" in drop:
+        del payload["ride_id"]
+    fast = _fast_valid_ride(payload, ARRIVAL)
+    if fast is not None:
+        assert fast == _checked_ride(payload, ARRIVAL)
+        assert type(fast.trip_distance) is float
+
+
+def test_fast_path_takes_the_common_rides() -> None:
+    for payload in (ride(), ride(pickup_datetime="2023-03-06T14:30:00"), ride(trip_distance=2)):
+        fast = _fast_valid_ride(payload, ARRIVAL)
+        assert fast is not None and fast == _checked_ride(payload, ARRIVAL)
