@@ -25,6 +25,7 @@ lint: install
 	# Both functions have an app.py (as Lambda wants): type-check them in two runs.
 	$(VENV)/bin/mypy trip_core training lambda_predict infra benchmarks tests
 	$(VENV)/bin/mypy lambda_monitor
+	$(VENV)/bin/mypy lambda_retrain/*.py
 	$(VENV)/bin/cfn-lint template.yaml
 
 # README's test command (and CI's): everything, on a fresh machine, servers started and stopped.
@@ -93,3 +94,14 @@ demo: install localstack-venv sam-venv  ## README's first command: LocalStack + 
 
 localstack-test: install localstack-venv sam-venv  ## fresh LocalStack, deploy, MLflow, small model, pytest -m localstack, always tear down
 	tests/e2e/run.sh
+
+# ---------------------------------------------------------------- closed loop (lambda_retrain/, docs/architecture.md)
+.PHONY: retrain-size audit-table
+
+retrain-size: install  ## build the retrain function's zip content into .state/retrain-build and print its size (< 250 MB)
+	rm -rf .state/retrain-build && mkdir -p .state/retrain-build
+	$(MAKE) -s -C lambda_retrain build-RetrainFunction ARTIFACTS_DIR=$(CURDIR)/.state/retrain-build PIP=$(CURDIR)/$(VENV)/bin/pip
+	@du -sm .state/retrain-build | awk '{print "retrain function unzipped: " $$1 " MB (limit 250)"}'
+
+audit-table: install  ## the loop's decisions on the LocalStack stack, as a table
+	$(PY) -m lambda_retrain.audit_table --local

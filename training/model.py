@@ -4,15 +4,18 @@ Zone IDs are labels, not quantities, and HistGradientBoosting's native categoric
 categories (there are 265 zones, ~10k pairs), so each zone column is replaced by the mean duration
 of its category (`TargetEncoder`, cross-fitted on the training rows so trees don't learn from
 leaked targets). The encoding tables travel in the serving bundle.
+
+The pipeline selects its columns by index into FEATURE_NAMES, so fitting and predicting need only
+numpy arrays: the retraining Lambda (lambda_retrain/, no pandas in its zip) imports this module too.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+import sklearn
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.model_selection import KFold
@@ -21,8 +24,13 @@ from sklearn.preprocessing import TargetEncoder
 
 from trip_core.features import FEATURE_NAMES
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 TARGET_ENCODED = ("pu_do_pair", "PULocationID", "DOLocationID")
 PASSTHROUGH = tuple(name for name in FEATURE_NAMES if name not in TARGET_ENCODED)
+TARGET_ENCODED_INDEX = [FEATURE_NAMES.index(name) for name in TARGET_ENCODED]
+PASSTHROUGH_INDEX = [FEATURE_NAMES.index(name) for name in PASSTHROUGH]
 
 
 @dataclass(frozen=True)
@@ -40,14 +48,34 @@ class ModelParams:
 
 
 def as_frame(features: np.ndarray) -> pd.DataFrame:
+    """The feature matrix as a named DataFrame (MLflow's signature and input example only)."""
+    import pandas as pd
+
     return pd.DataFrame(features, columns=list(FEATURE_NAMES))
 
 
-def build_model(params: ModelParams) -> Pipeline:
-    encoder = TargetEncoder(
+def _target_encoder(params: ModelParams) -> TargetEncoder:
+    """The same shuffled K-fold cross-fitting on scikit-learn 1.7 (the retraining Lambda's wheel: an int
+    `cv` plus shuffle/random_state) and 1.8+ (a splitter; shuffle/random_state deprecated)."""
+    folds = KFold(params.encoder_folds, shuffle=True, random_state=params.random_state)
+    if sklearn_version() >= (1, 8):
+        return TargetEncoder(target_type="continuous", cv=folds)
+    legacy: Any = TargetEncoder  # keyword arguments that only scikit-learn < 1.8 accepts
+    return legacy(
         target_type="continuous",
-        cv=KFold(params.encoder_folds, shuffle=True, random_state=params.random_state),
+        cv=params.encoder_folds,
+        shuffle=True,
+        random_state=params.random_state,
     )
+
+
+def sklearn_version() -> tuple[int, int]:
+    major, minor = sklearn.__version__.split(".")[:2]
+    return int(major), int(minor)
+
+
+def build_model(params: ModelParams) -> Pipeline:
+    encoder = _target_encoder(params)
     trees = HistGradientBoostingRegressor(
         max_iter=params.max_iter,
         learning_rate=params.learning_rate,
@@ -60,7 +88,7 @@ def build_model(params: ModelParams) -> Pipeline:
         random_state=params.random_state,
     )
     encode = ColumnTransformer(
-        [("te", encoder, list(TARGET_ENCODED)), ("num", "passthrough", list(PASSTHROUGH))],
+        [("te", encoder, TARGET_ENCODED_INDEX), ("num", "passthrough", PASSTHROUGH_INDEX)],
         remainder="drop",
     )
     return Pipeline([("encode", encode), ("trees", trees)])
@@ -68,9 +96,9 @@ def build_model(params: ModelParams) -> Pipeline:
 
 def fit(features: np.ndarray, target: np.ndarray, params: ModelParams) -> Pipeline:
     model = build_model(params)
-    model.fit(as_frame(features), target)
+    model.fit(np.asarray(features, dtype=np.float64), target)
     return model
 
 
 def predict(model: Pipeline, features: np.ndarray) -> np.ndarray:
-    return np.asarray(model.predict(as_frame(features)), dtype=np.float64)
+    return np.asarray(model.predict(np.asarray(features, dtype=np.float64)), dtype=np.float64)

@@ -1,0 +1,1 @@
+"""The closed loop: alarm -> retrain on recent labelled rides -> gate -> promote (or rollback), audited."""

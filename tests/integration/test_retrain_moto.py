@@ -1,0 +1,161 @@
+"""The real retrain handler (app.py) on moto S3: a 2021-trained live model, real 2023-03 rides captured
+with it and their actual durations; the alarm's retrain promotes a challenger with a lower holdout MAE."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from lambda_retrain.audit_table import main as audit_table
+from lambda_retrain.aws import S3Store
+from training.data import PICKUP, frame_features, load_month
+from training.export import export_bundle
+from training.model import ModelParams, fit
+from training.publish import bundle_key, profile_key, publish_live, publish_version
+from trip_core.bundle import load_bundle
+from trip_core.capture import Actual, CaptureBatch, capture_key, encode_actuals, encode_capture
+from trip_core.pointer import LIVE_POINTER_KEY, ModelPointer
+
+ROOT = Path(__file__).parents[2]
+DATA = ROOT / "data"
+ENV = {
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "MODELS_BUCKET": "models-it",
+    "CAPTURE_BUCKET": "capture-it",
+    "MODEL_NAME": "trip-duration",
+    "RETRAIN_LOOKBACK_HOURS": "2",
+    "MIN_LABELLED_ROWS": "2000",
+    "RETRAIN_COOLDOWN_MINUTES": "30",
+    "RETRAIN_ALARMS": "trip-duration-it-drift-share",
+    "ROLLBACK_ALARMS": "trip-duration-it-mae-ratio",
+    "POWERTOOLS_SERVICE_NAME": "retrain",
+}
+ROWS = 12_000
+
+
+@dataclass
+class Context:
+    function_name: str = "trip-duration-it-retrain"
+    memory_limit_in_mb: int = 3008
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:retrain"
+    aws_request_id: str = "req-1"
+
+
+def load_app() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "retrain_app_under_test", ROOT / "lambda_retrain" / "app.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.pop("retrain_app_under_test", None)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    for key, value in ENV.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        s3 = boto3.client("s3")
+        for bucket in (ENV["MODELS_BUCKET"], ENV["CAPTURE_BUCKET"]):
+            s3.create_bucket(Bucket=bucket)
+        yield s3
+
+
+def publish_2021_model(s3: Any) -> bytes:
+    month = load_month(str(DATA / "green_tripdata_2021-01.parquet")).frame.sample(20_000, random_state=0)
+    body = export_bundle(
+        fit(frame_features(month), month["duration"].to_numpy(), ModelParams(max_iter=150)), {}
+    )
+    bundle = load_bundle(body)
+    pointer = ModelPointer(
+        "trip-duration",
+        "1",
+        bundle_key("trip-duration", "1"),
+        bundle.sha256,
+        profile_key("trip-duration", "1"),
+        6.0,
+        4.0,
+        "run-2021",
+        "2024-01-01T00:00:00Z",
+    )
+    store = S3Store(ENV["MODELS_BUCKET"], s3)
+    publish_version(store, pointer, body, b"{}")
+    publish_live(store, pointer)
+    return body
+
+
+def capture_2023_rides(s3: Any, bundle: bytes, at: datetime) -> None:
+    """What serving + the client leave behind: capture batches of 100 and the actuals, in the current hour."""
+    frame = load_month(str(DATA / "green_tripdata_2023-03.parquet")).frame.sort_values(PICKUP).head(ROWS)
+    pred = load_bundle(bundle).predict(frame_features(frame))
+    store = S3Store(ENV["CAPTURE_BUCKET"], s3)
+    ids: list[int | str] = list(range(ROWS))
+    for start in range(0, ROWS, 100):
+        rows = frame.iloc[start : start + 100]
+        batch = CaptureBatch(
+            "trip-duration",
+            "1",
+            at.isoformat(timespec="seconds").replace("+00:00", "Z"),
+            ids[start : start + 100],
+            [t.isoformat() for t in rows[PICKUP]],
+            rows["PULocationID"].astype(int).tolist(),
+            rows["DOLocationID"].astype(int).tolist(),
+            rows["trip_distance"].astype(float).tolist(),
+            pred[start : start + 100].tolist(),
+        )
+        store.put(capture_key(at, "shardId-000", f"{start:08d}"), encode_capture(batch))
+    actuals = [Actual(i, float(d)) for i, d in zip(ids, frame["duration"], strict=True)]
+    store.put(f"actuals/dt={at:%Y-%m-%d}/client.jsonl", encode_actuals(actuals))
+
+
+def test_drift_alarm_retrains_on_2023_rides_and_promotes(
+    aws: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    champion = publish_2021_model(aws)
+    capture_2023_rides(aws, champion, datetime.now(UTC) - timedelta(minutes=1))
+    app = load_app()
+    alarm = {"AlarmName": "trip-duration-it-drift-share", "NewStateValue": "ALARM", "NewStateReason": "drift"}
+    started = time.perf_counter()
+    result = app.lambda_handler({"Records": [{"Sns": {"Message": json.dumps(alarm)}}]}, Context())
+    seconds = time.perf_counter() - started
+    (decision,) = result["decisions"]
+    assert decision["kind"] == "promoted", decision["verdict"]
+    m, data = decision["metrics"], decision["data"]
+    print(
+        f"\nretrain on {data['train_rows']} rows (+{data['holdout_rows']} holdout) in {seconds:.1f} s "
+        f"(fit {m['fit_seconds']} s): holdout MAE champion(2021) {m['champion_holdout_mae']:.3f} -> "
+        f"challenger {m['challenger_holdout_mae']:.3f} min"
+    )
+    assert data["labelled_rows"] == ROWS and data["capture_objects"] == ROWS // 100
+    assert m["challenger_holdout_mae"] < m["champion_holdout_mae"]
+    live = ModelPointer.from_json(
+        aws.get_object(Bucket=ENV["MODELS_BUCKET"], Key=LIVE_POINTER_KEY)["Body"].read()
+    )
+    assert live.version == "2" and abs(live.validation_mae - m["challenger_holdout_mae"]) < 1e-9
+    body = aws.get_object(Bucket=ENV["MODELS_BUCKET"], Key=live.bundle_key)["Body"].read()
+    assert load_bundle(body, expected_sha256=live.bundle_sha256).sha256 == live.bundle_sha256
+
+    # within the cooldown the same alarm is audited as skipped; the table lists both decisions
+    again = app.lambda_handler({"Records": [{"Sns": {"Message": json.dumps(alarm)}}]}, Context())
+    assert again["decisions"][0]["kind"] == "skipped"
+    table = audit_table(["--bucket", ENV["MODELS_BUCKET"]])
+    assert "promoted" in table and "skipped" in table
+    assert aws.list_objects_v2(Bucket=ENV["MODELS_BUCKET"], Prefix="loop/lock")["KeyCount"] == 0

@@ -1,0 +1,285 @@
+"""The closed loop's decisions with in-memory stores and a fake MLflow: guards, gate, rollback, audit."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pytest
+
+from lambda_retrain.audit import LOCK_KEY, STATE_KEY, read_audit
+from lambda_retrain.audit_table import main as audit_table
+from lambda_retrain.config import RetrainConfig
+from lambda_retrain.labelled import iso
+from lambda_retrain.loop import Ports, acquire_lock, handle, triggers_from_event
+from lambda_retrain.ports import MemoryStore, Store
+from training.export import export_bundle
+from training.gate import GateConfig
+from training.model import ModelParams, fit
+from training.publish import bundle_key, profile_key, publish_live, publish_version
+from trip_core.bundle import load_bundle
+from trip_core.capture import Actual, CaptureBatch, capture_key, encode_actuals, encode_capture
+from trip_core.features import compute_features
+from trip_core.pointer import LIVE_POINTER_KEY, ModelPointer
+from trip_core.zones import zone_table
+
+NOW = datetime(2024, 5, 6, 12, 30, tzinfo=UTC)
+CONFIG = RetrainConfig(
+    models_bucket="models",
+    capture_bucket="capture",
+    model_name="m",
+    lookback_hours=6,
+    min_labelled_rows=300,
+    cooldown_minutes=60,
+    min_rollback_rows=50,
+    retrain_alarms=("td-drift-share",),
+    rollback_alarms=("td-mae-ratio",),
+)
+FAST = ModelParams(max_iter=40)
+
+
+class FakeTracker:
+    def __init__(self) -> None:
+        self.runs: dict[str, dict[str, Any]] = {}
+        self.versions: dict[str, dict[str, str]] = {}
+        self.aliases: dict[str, str] = {}
+        self.artifacts: dict[str, bytes] = {}
+
+    def start_run(self, name: str, params: dict[str, str], tags: dict[str, str]) -> str:
+        run_id = f"run{len(self.runs) + 1}"
+        self.runs[run_id] = {"params": params, "tags": tags}
+        return run_id
+
+    def finish_run(self, run_id: str, metrics: dict[str, float]) -> None:
+        self.runs[run_id]["metrics"] = metrics
+
+    def upload_artifact(self, run_id: str, path: str, body: bytes) -> None:
+        self.artifacts[f"{run_id}/{path}"] = body
+
+    def register_version(self, model_name: str, run_id: str, tags: dict[str, str]) -> str:
+        version = str(len(self.versions) + 10)
+        self.versions[version] = dict(tags)
+        return version
+
+    def set_version_tags(self, model_name: str, version: str, tags: dict[str, str]) -> None:
+        self.versions.setdefault(version, {}).update(tags)
+
+    def set_alias(self, model_name: str, alias: str, version: str) -> None:
+        self.aliases[alias] = version
+
+
+def rides(n: int, seed: int, slope: float = 3.0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    ids = np.array(sorted(zone_table().location_ids))[:60]
+    pu, do = rng.choice(ids, n), rng.choice(ids, n)
+    distance = rng.uniform(0.3, 12, n).round(2)
+    pickup = np.datetime64("2023-03-01T00:00:00") + np.sort(rng.integers(0, 30 * 86400, n)).astype(
+        "timedelta64[s]"
+    )
+    duration = np.clip(4 + slope * distance + rng.normal(0, 2, n) + (pu % 7), 1, 60)
+    return {"pu": pu, "do": do, "distance": distance, "pickup": pickup, "duration": duration}
+
+
+def features(r: dict[str, np.ndarray]) -> np.ndarray:
+    return compute_features(r["pu"], r["do"], r["distance"], r["pickup"])
+
+
+def publish_model(
+    store: MemoryStore, version: str, r: dict[str, np.ndarray], params: ModelParams = FAST
+) -> bytes:
+    body = export_bundle(fit(features(r), r["duration"], params), {"model_name": "m"})
+    pred = load_bundle(body).predict(features(r))
+    pointer = ModelPointer(
+        "m",
+        version,
+        bundle_key("m", version),
+        load_bundle(body).sha256,
+        profile_key("m", version),
+        float(np.sqrt(np.mean((pred - r["duration"]) ** 2))),
+        float(np.mean(np.abs(pred - r["duration"]))),
+        f"run-{version}",
+        iso(NOW - timedelta(days=30)),
+    )
+    publish_version(store, pointer, body, b"{}")
+    publish_live(store, pointer)
+    return body
+
+
+def capture(
+    store: MemoryStore, r: dict[str, np.ndarray], bundle: bytes, version: str, at: datetime, first_id: int
+) -> None:
+    pred = load_bundle(bundle).predict(features(r))
+    ids: list[int | str] = list(range(first_id, first_id + len(pred)))
+    for start in range(0, len(ids), 100):
+        part = slice(start, start + 100)
+        batch = CaptureBatch(
+            "m",
+            version,
+            iso(at),
+            ids[part],
+            [str(p) for p in r["pickup"][part]],
+            [int(v) for v in r["pu"][part]],
+            [int(v) for v in r["do"][part]],
+            [float(v) for v in r["distance"][part]],
+            [float(v) for v in pred[part]],
+        )
+        store.put(capture_key(at, "shard-0", f"{first_id + start}"), encode_capture(batch))
+    actuals = [Actual(i, float(d)) for i, d in zip(ids, r["duration"], strict=True)]
+    store.put(f"actuals/dt={at:%Y-%m-%d}/{first_id}.jsonl", encode_actuals(actuals))
+
+
+@pytest.fixture
+def drifted() -> tuple[Ports, FakeTracker]:
+    """Champion v1 learned an old relation (slope 1); the recent labelled rides follow slope 3."""
+    models, capture_store, tracker = MemoryStore(), MemoryStore(), FakeTracker()
+    bundle = publish_model(models, "1", rides(3000, 0, slope=1.0))
+    capture(capture_store, rides(1500, 1), bundle, "1", NOW - timedelta(hours=1), 0)
+    return Ports(models, capture_store, tracker), tracker
+
+
+def mem(store: Store) -> MemoryStore:
+    assert isinstance(store, MemoryStore)
+    return store
+
+
+def direct(**kwargs: Any) -> dict[str, Any]:
+    return {"reason": "test", "params": {"max_iter": 40}, **kwargs}
+
+
+def test_drift_alarm_retrains_and_promotes_a_better_challenger(drifted: tuple[Ports, FakeTracker]) -> None:
+    ports, tracker = drifted
+    sns = {
+        "Records": [
+            {"Sns": {"Message": json.dumps({"AlarmName": "td-drift-share", "NewStateValue": "ALARM"})}}
+        ]
+    }
+    event = {**sns}
+    config = CONFIG
+    (decision,) = handle(event, ports, config, NOW, "test")["decisions"]
+    assert decision["kind"] == "promoted", decision["verdict"]
+    metrics = decision["metrics"]
+    assert metrics["challenger_holdout_mae"] < metrics["champion_holdout_mae"]
+    live = ModelPointer.from_json(mem(ports.models).objects[LIVE_POINTER_KEY])
+    assert live.version == decision["version"] == "10" and tracker.aliases["production"] == "10"
+    assert {live.bundle_key, live.profile_key, "serving/versions/10.json"} <= set(mem(ports.models).objects)
+    assert json.loads(mem(ports.models).objects[live.profile_key])["n_rows"] == decision["data"]["train_rows"]
+    assert decision["data"]["holdout_rows"] == 300 and decision["data"]["labelled_rows"] == 1500
+    assert tracker.versions["10"]["gate.promoted"] == "true"
+    assert tracker.versions["10"]["loop.last_decision"] == "promoted"
+    assert "run1/bundle/bundle.npz" in tracker.artifacts
+    state = json.loads(mem(ports.models).objects[STATE_KEY])
+    assert state["last_promotion"] == {
+        "version": "10",
+        "previous_version": "1",
+        "promoted_at": iso(NOW),
+        "forced": False,
+    }
+    assert LOCK_KEY not in mem(ports.models).objects
+    (record,) = read_audit(ports.models)
+    assert record["kind"] == "promoted" and record["trigger"]["alarm_name"] == "td-drift-share"
+
+
+def test_refused_when_the_champion_is_better(drifted: tuple[Ports, FakeTracker]) -> None:
+    ports, _ = drifted
+    recent = rides(1500, 1)
+    publish_model(mem(ports.models), "1", recent, ModelParams(max_iter=200))  # knows the holdout too
+    (decision,) = handle(direct(), ports, CONFIG, NOW, "test")["decisions"]
+    assert decision["kind"] == "refused" and decision["verdict"].startswith("rejected")
+    assert ModelPointer.from_json(mem(ports.models).objects[LIVE_POINTER_KEY]).version == "1"
+    assert "serving/versions/10.json" in mem(ports.models).objects  # registered, published, not live
+
+
+def test_guards_cooldown_lock_and_min_rows(drifted: tuple[Ports, FakeTracker]) -> None:
+    ports, _ = drifted
+    assert handle(direct(), ports, CONFIG, NOW, "t")["decisions"][0]["kind"] == "promoted"
+    later = NOW + timedelta(minutes=10)
+    (skip,) = handle(direct(), ports, CONFIG, later, "t")["decisions"]
+    assert skip["kind"] == "skipped" and "cooldown" in skip["verdict"]
+    assert acquire_lock(ports.models, later, 960, "someone else")
+    (locked,) = handle(direct(skip_cooldown=True), ports, CONFIG, later, "t")["decisions"]
+    assert "lock" in locked["verdict"]
+    assert acquire_lock(ports.models, later + timedelta(seconds=961), 960, "after the lease")  # expired lease
+    mem(ports.models).delete(LOCK_KEY)
+    strict = RetrainConfig(**{**CONFIG.__dict__, "min_labelled_rows": 5000})
+    (few,) = handle(direct(skip_cooldown=True), ports, strict, later, "t")["decisions"]
+    assert few["kind"] == "skipped" and "1500 labelled rows < MIN_LABELLED_ROWS 5000" in few["verdict"]
+    kinds = [r["kind"] for r in read_audit(ports.models)]
+    assert kinds == ["promoted", "skipped", "skipped", "skipped"]
+    table = audit_table([], store=ports.models)
+    assert len(table.splitlines()) == 2 + 4 and "cooldown" in table
+
+
+def test_sns_ok_and_unknown_alarms_are_ignored() -> None:
+    def sns(name: str, state: str) -> dict[str, Any]:
+        return {"Sns": {"Message": json.dumps({"AlarmName": name, "NewStateValue": state})}}
+
+    event = {
+        "Records": [
+            sns("td-drift-share", "OK"),
+            sns("td-rejected-share", "ALARM"),
+            sns("td-mae-ratio", "ALARM"),
+        ]
+    }
+    (trigger,) = triggers_from_event(event, CONFIG)
+    assert (trigger.action, trigger.source, trigger.alarm_name) == ("rollback_check", "alarm", "td-mae-ratio")
+    assert handle(
+        {"Records": [sns("td-drift-share", "OK")]}, Ports(MemoryStore(), MemoryStore()), CONFIG, NOW, "t"
+    )["ignored"]
+
+
+def test_forced_bad_promotion_is_rolled_back_on_the_mae_alarm(drifted: tuple[Ports, FakeTracker]) -> None:
+    ports, tracker = drifted
+    (good,) = handle(direct(), ports, CONFIG, NOW, "t")["decisions"]
+    later = NOW + timedelta(hours=2)
+    (bad,) = handle(
+        direct(skip_cooldown=True, force_promote=True, params={"max_iter": 1}), ports, CONFIG, later, "t"
+    )["decisions"]
+    assert bad["kind"] == "promoted" and bad["verdict"].startswith("forced")
+    live = ModelPointer.from_json(mem(ports.models).objects[LIVE_POINTER_KEY])
+    assert live.version == bad["version"]
+    served = rides(400, 7)
+    capture(
+        mem(ports.capture),
+        served,
+        mem(ports.models).objects[live.bundle_key],
+        live.version,
+        later + timedelta(minutes=5),
+        10_000,
+    )
+    alarm = {
+        "Records": [{"Sns": {"Message": json.dumps({"AlarmName": "td-mae-ratio", "NewStateValue": "ALARM"})}}]
+    }
+    (decision,) = handle(alarm, ports, CONFIG, later + timedelta(minutes=30), "t")["decisions"]
+    assert decision["kind"] == "rollback", decision["verdict"]
+    assert decision["metrics"]["live_mae"] > decision["metrics"]["previous_mae"]
+    assert ModelPointer.from_json(mem(ports.models).objects[LIVE_POINTER_KEY]).version == good["version"]
+    assert tracker.aliases["production"] == good["version"]
+    # a second MAE alarm: the rolled-back promotion is not judged again; the quality alarm retrains (cooldown)
+    (again,) = handle(alarm, ports, CONFIG, later + timedelta(minutes=40), "t")["decisions"]
+    assert again["kind"] == "skipped" and "cooldown" in again["verdict"]
+
+
+def test_good_promotion_is_kept_and_without_mlflow_versions_come_from_s3(
+    drifted: tuple[Ports, FakeTracker],
+) -> None:
+    ports, _ = drifted
+    ports.tracker = None
+    (good,) = handle(direct(), ports, CONFIG, NOW, "t")["decisions"]
+    assert good["version"] == "2"  # next integer after serving/versions/1.json
+    assert "S3 only" in read_audit(ports.models)[0]["mlflow"]
+    live = ModelPointer.from_json(mem(ports.models).objects[LIVE_POINTER_KEY])
+    capture(
+        mem(ports.capture),
+        rides(400, 8),
+        mem(ports.models).objects[live.bundle_key],
+        "2",
+        NOW + timedelta(minutes=5),
+        20_000,
+    )
+    (kept,) = handle(direct(action="rollback_check"), ports, CONFIG, NOW + timedelta(minutes=30), "t")[
+        "decisions"
+    ]
+    assert kept["kind"] == "rollback_kept" and "not worse" in kept["verdict"]
+    assert GateConfig().margin == CONFIG.gate_margin
