@@ -24,7 +24,9 @@ infra/localstack.sh down >/dev/null
 infra/localstack.sh up
 
 step "deploy template.yaml"
-infra/deploy_local.sh | grep -E '^(sam build|  trip-duration|Successfully)' || true
+mkdir -p .state/e2e
+if ! infra/deploy_local.sh >.state/e2e/deploy.log 2>&1; then tail -40 .state/e2e/deploy.log; exit 1; fi
+grep -E '^(sam build|  trip-duration-local-(predict|monitor):|Successfully)' .state/e2e/deploy.log || true
 MODELS_BUCKET=$(.venv/bin/python -c 'from infra.aws import stack_outputs; print(stack_outputs()["ModelsBucketName"])')
 export MODELS_BUCKET
 
