@@ -1,11 +1,17 @@
 """Prediction Lambda benchmark: prints one JSON line per figure, {"metric", "value", "unit"}.
 
-- predict_init_seconds: fresh process, imports (numpy, Powertools, boto3, predict_service) + boto3
-  clients + model load (pointer + bundle of realistic size from an in-memory bucket; S3 latency
-  excluded); median of INIT_RUNS runs. Goal ≤ 0.5 s.
-- predict_warm_batch100_ms: the handler (Powertools decorators included) on a 100-record Kinesis
-  batch, AWS calls replaced by in-memory fakes; median. Goal ≤ 1 ms. The model is a synthetic bundle
-  of realistic size (300 full trees of depth 8); a second line gives the same with a one-stump model.
+The model is a REAL bundle trained by the training code (training.model.fit on 2023-01 + 2023-02,
+exported by training.export), cached in artifacts/bench/bundle.npz (gitignored; BENCH_BUNDLE=path
+to use another, BENCH_MAX_ITER to train a smaller one). Without scikit-learn or the data files it
+falls back to a synthetic bundle of realistic size and says so on stderr.
+
+- predict_init_seconds: fresh process, imports (numpy, Powertools, botocore, predict_service) +
+  S3/Kinesis clients + model load (pointer + bundle from an in-memory bucket; S3 latency excluded),
+  tracing off (POWERTOOLS_TRACE_DISABLED); median of INIT_RUNS runs. Goal ≤ 0.5 s.
+- predict_init_traced_seconds: the same as in Lambda with tracing on (X-Ray SDK, botocore patched).
+- predict_warm_batch100_ms / predict_warm_batch500_ms: the handler (Powertools decorators included)
+  on a 100- / 500-record Kinesis batch, AWS calls replaced by in-memory fakes; median. Goal ≤ 1 ms
+  for 100. A third line gives batch 100 with a one-stump model: the service's own overhead.
 - predict_package_mb: `pip install -r lambda_predict/requirements.txt --target` + the function's code
   (trip_core resolved), unzipped. Goal ≤ 120 MB.
 """
@@ -28,21 +34,23 @@ ROOT = Path(__file__).resolve().parents[1]
 FUNCTION = ROOT / "lambda_predict"
 INIT_RUNS = 7
 WARM_RUNS = 300
+BENCH_BUNDLE = ROOT / "artifacts" / "bench" / "bundle.npz"
+TRAIN_MONTHS = ("green_tripdata_2023-01.parquet", "green_tripdata_2023-02.parquet")
 
 INIT_SCRIPT = """
 import time
 started = time.perf_counter()
 import os, sys
 sys.path[:0] = [{function!r}]
-import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext  # noqa: F401
+from predict_service.bootstrap import aws_clients
 from predict_service.handler import handle  # noqa: F401  (Powertools Logger/Metrics/Tracer, BatchProcessor)
 from predict_service.fakes import InMemoryObjects
 from predict_service.model_provider import ModelProvider
 from trip_core.bundle import load_bundle
 bucket = InMemoryObjects({{k: open(os.path.join({bundle_dir!r}, k.replace('/', '__')), 'rb').read()
                           for k in {keys!r}}})
-s3, kinesis = boto3.client("s3"), boto3.client("kinesis")
+s3, kinesis = aws_clients()
 ModelProvider(bucket, "serving/live.json", load_bundle, ttl_seconds=60).load_initial()
 print(time.perf_counter() - started)
 """
@@ -52,12 +60,51 @@ def emit(metric: str, value: float, unit: str) -> None:
     print(json.dumps({"metric": metric, "value": round(value, 4), "unit": unit}), flush=True)
 
 
-def bench_init(tmp: Path) -> float:
+def model_bundle() -> bytes:
+    """The cached real bundle, else one trained now by the training code, else a synthetic one."""
+    path = Path(os.environ.get("BENCH_BUNDLE") or BENCH_BUNDLE)
+    if path.exists():
+        print(f"bench model: trained bundle {path}", file=sys.stderr)
+        return path.read_bytes()
+    try:
+        data = train_bundle(int(os.environ.get("BENCH_MAX_ITER", "500")))
+    except Exception as exc:  # no scikit-learn/pandas, no data files: say so, still measure
+        sys.path[:0] = [str(FUNCTION)]
+        from predict_service.fakes import synthetic_bundle
+
+        print(f"bench model: SYNTHETIC bundle (training failed: {exc!r})", file=sys.stderr)
+        return synthetic_bundle()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    print(f"bench model: trained now, cached in {path}", file=sys.stderr)
+    return data
+
+
+def train_bundle(max_iter: int) -> bytes:
+    import numpy as np
+
+    from training.data import concat, frame_features, load_months
+    from training.export import export_bundle
+    from training.model import ModelParams, fit, predict
+    from trip_core.bundle import load_bundle
+
+    train = concat(load_months([str(ROOT / "data" / name) for name in TRAIN_MONTHS]))
+    features = frame_features(train)
+    model = fit(features, train["duration"].to_numpy(), ModelParams(max_iter=max_iter))
+    data = export_bundle(model, {"model_name": "trip-duration", "purpose": "benchmark"})
+    sample = features[:: max(1, len(features) // 20_000)]
+    parity = float(np.max(np.abs(load_bundle(data).predict(sample) - predict(model, sample))))
+    if parity > 1e-3:
+        raise RuntimeError(f"bundle parity {parity} > 1e-3")
+    return data
+
+
+def bench_init(tmp: Path, bundle: bytes, traced: bool = False) -> float:
     sys.path[:0] = [str(FUNCTION)]
-    from predict_service.fakes import InMemoryObjects, publish, synthetic_bundle
+    from predict_service.fakes import InMemoryObjects, publish
 
     bucket = InMemoryObjects()
-    publish(bucket, "1", synthetic_bundle())
+    publish(bucket, "1", bundle)
     for key, body in bucket.objects.items():
         (tmp / key.replace("/", "__")).write_bytes(body)
     script = INIT_SCRIPT.format(function=str(FUNCTION), bundle_dir=str(tmp), keys=sorted(bucket.objects))
@@ -69,6 +116,10 @@ def bench_init(tmp: Path) -> float:
         "POWERTOOLS_TRACE_DISABLED": "true",
         "PYTHONDONTWRITEBYTECODE": "",
     }
+    if traced:  # as in Lambda with `Tracing: Active`
+        env.pop("POWERTOOLS_TRACE_DISABLED")
+        env["LAMBDA_TASK_ROOT"] = str(FUNCTION)
+        env.pop("AWS_SAM_LOCAL", None)
     times = []
     for _ in range(INIT_RUNS):
         out = subprocess.run(
@@ -119,14 +170,14 @@ class Context:
     aws_request_id = "bench"
 
 
-def bench_warm(bundle_kind: str = "synthetic") -> float:
+def bench_warm(bundle: bytes, n_records: int = 100) -> float:
     import contextlib
     import io
     import logging
 
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
     sys.path[:0] = [str(FUNCTION)]
-    from predict_service.fakes import InMemoryObjects, InMemoryStream, publish, synthetic_bundle, tiny_bundle
+    from predict_service.fakes import InMemoryObjects, InMemoryStream, publish
     from predict_service.handler import handle
     from predict_service.model_provider import ModelProvider
     from predict_service.service import PredictService
@@ -135,7 +186,7 @@ def bench_warm(bundle_kind: str = "synthetic") -> float:
     from trip_core.observability import logger, metrics, tracer
 
     models = InMemoryObjects()
-    publish(models, "1", synthetic_bundle() if bundle_kind == "synthetic" else tiny_bundle())
+    publish(models, "1", bundle)
     provider = ModelProvider(models, "serving/live.json", load_bundle, ttl_seconds=60)
     provider.load_initial()
     service = PredictService(provider, InMemoryStream(), InMemoryObjects(), InMemoryObjects())
@@ -147,7 +198,7 @@ def bench_warm(bundle_kind: str = "synthetic") -> float:
     def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return handle(event, context, service)
 
-    event = batch_event(100)
+    event = batch_event(n_records)
     context = Context()
     times = []
     sink = io.StringIO()
@@ -196,11 +247,17 @@ def bench_package(tmp: Path) -> float:
 
 
 def main() -> None:
+    sys.path[:0] = [str(ROOT), str(FUNCTION)]
+    from predict_service.fakes import tiny_bundle
+
+    bundle = model_bundle()
     with tempfile.TemporaryDirectory(prefix="bench-predict-") as tmp:
-        emit("predict_init_seconds", bench_init(Path(tmp)), "s")
-        emit("predict_warm_batch100_ms", bench_warm("synthetic"), "ms")
+        emit("predict_init_seconds", bench_init(Path(tmp), bundle), "s")
+        emit("predict_init_traced_seconds", bench_init(Path(tmp), bundle, traced=True), "s")
+        emit("predict_warm_batch100_ms", bench_warm(bundle, 100), "ms")
+        emit("predict_warm_batch500_ms", bench_warm(bundle, 500), "ms")
         # the same with a one-stump model: the service's own overhead, without the trees
-        emit("predict_warm_batch100_stump_model_ms", bench_warm("tiny"), "ms")
+        emit("predict_warm_batch100_stump_model_ms", bench_warm(tiny_bundle(), 100), "ms")
         emit("predict_package_mb", bench_package(Path(tmp)), "MB")
 
 

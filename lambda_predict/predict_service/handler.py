@@ -9,17 +9,26 @@ handled, the response is the empty `batchItemFailures` without a walk.
 
 from __future__ import annotations
 
+import functools
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 
 from predict_service.service import PredictService
 from trip_core.observability import logger, metrics
 
-processor = BatchProcessor(event_type=EventType.KinesisDataStreams, raise_on_entire_batch_failure=False)
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch import BatchProcessor
+    from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
+
+
+@functools.cache
+def batch_processor() -> BatchProcessor:
+    """Imported and built on the first batch with records to retry (~30 ms off every cold start)."""
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+
+    return BatchProcessor(event_type=EventType.KinesisDataStreams, raise_on_entire_batch_failure=False)
 
 
 class RetryableRecordError(RuntimeError):
@@ -68,11 +77,13 @@ def _handle_batch(
     to_retry = [r for r in event["Records"] if str(r["kinesis"]["sequenceNumber"]) in retry] if retry else []
     response: dict[str, Any] = {"batchItemFailures": []}
     if to_retry:
+        from aws_lambda_powertools.utilities.batch import process_partial_response
+
         response = dict(
             process_partial_response(
                 event={**event, "Records": to_retry},
                 record_handler=record_handler,
-                processor=processor,
+                processor=batch_processor(),
                 context=context,
             )
         )
