@@ -417,7 +417,7 @@ def wait_until(fn: Any, timeout: float, what: str) -> Any:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.demo", description=__doc__.split("\n")[0])
     parser.add_argument("--rides", type=int, default=int(os.environ.get("DEMO_RIDES", "3000")))
-    parser.add_argument("--rate", type=float, default=float(os.environ.get("DEMO_RATE", "150")),
+    parser.add_argument("--rate", type=float, default=float(os.environ.get("DEMO_RATE", "400")),
                         help="rides per second put on the stream (0 = as fast as possible)")  # fmt: skip
     parser.add_argument("--month", default=os.environ.get("DEMO_MONTH", VALID_MONTH))
     parser.add_argument("--seed", type=int, default=int(os.environ.get("DEMO_SEED", "0")))
