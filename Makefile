@@ -31,11 +31,12 @@ lint: install
 # README's test command (and CI's): everything, on a fresh machine, servers started and stopped.
 check: install lint test localstack-test bench-quick
 
-bench: install  ## performance record: JSON lines in bench-results.jsonl, and a table
-	$(PY) benchmarks/bench_predict.py | tee bench-results.jsonl
-	$(PY) benchmarks/bench_monitor.py | tee -a bench-results.jsonl
+bench: install  ## performance record: ours vs the course and Evidently -> bench-results.jsonl + a table
+	infra/venvs.sh evidently
+	$(PY) benchmarks/run.py
 
-bench-quick: bench  ## in-process figures only (CI proves they run; never gates on a time)
+bench-quick: install  ## in-process figures only (CI proves they still run; never gates on a time)
+	$(PY) benchmarks/run.py --quick
 
 clean:  ## remove what the project built locally (venvs, state, build output)
 	rm -rf .venv .venvs .state .aws-sam artifacts mlruns mlflow.db bench-results.jsonl

@@ -1,4 +1,4 @@
-"""Monitor benchmark: drift over 1,000,000 captured predictions (2023-03 resampled) vs a 2021-01 profile.
+"""Monitor benchmark: drift over 100k and 1M captured predictions (2023-03 resampled) vs a 2021-01 profile.
 
 Prints JSON lines {"metric", "value", "unit"}. Each figure is measured in a fresh subprocess that
 imports only what the Lambda imports (numpy, scipy, monitor_service), so its peak RSS is the monitor's.
@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ROWS = 1_000_000
+SIZES = (100_000, 1_000_000)
 RUNS = 5
 
 
@@ -25,7 +25,7 @@ def _emit(metric: str, value: float, unit: str) -> None:
     print(json.dumps({"metric": metric, "value": round(value, 4), "unit": unit}), flush=True)
 
 
-def prepare(directory: Path) -> None:
+def prepare(directory: Path, rows: int) -> None:
     import numpy as np
 
     from tests.monitor_months import month_columns, reference_profile_dict, take, valid_rows
@@ -34,9 +34,9 @@ def prepare(directory: Path) -> None:
         json.dumps(reference_profile_dict(valid_rows(month_columns("2021-01"))))
     )
     current = valid_rows(month_columns("2023-03"))
-    index = np.random.default_rng(0).integers(0, len(current["prediction"]), ROWS)
+    index = np.random.default_rng(0).integers(0, len(current["prediction"]), rows)
     sample = take(current, index)
-    sample["ride_id"] = np.arange(ROWS)
+    sample["ride_id"] = np.arange(rows)
     np.savez(directory / "window.npz", **sample)  # type: ignore[arg-type]
 
 
@@ -78,6 +78,7 @@ def child_read(directory: Path) -> None:
     from trip_core.capture import decode_capture, encode_capture
 
     rows = _rows(directory)
+    expected = len(rows.ride_id)
     columns = {
         "ride_id": rows.ride_id,
         "pickup_datetime": rows.pickup_datetime,
@@ -95,7 +96,7 @@ def child_read(directory: Path) -> None:
         start = time.perf_counter()
         window = rows_by_version(decode_capture(data) for data in objects)
         times.append(time.perf_counter() - start)
-    assert len(window["1"]) == ROWS
+    assert len(window["1"]) == expected
     print(json.dumps({"median": statistics.median(times), "peak_kb": _peak_kb(), "objects": len(objects),
                       "megabytes": sum(map(len, objects)) / 1e6}))  # fmt: skip
 
@@ -127,21 +128,26 @@ def main() -> None:
         {"drift": child_drift, "read": child_read}[sys.argv[1]](Path(sys.argv[2]))
         return
     sys.path[:0] = [str(ROOT), str(ROOT / "lambda_monitor")]
-    with tempfile.TemporaryDirectory() as tmp:
-        directory = Path(tmp)
-        prepare(directory)
-        drift = _child("drift", directory)
-        _emit("monitor_drift_1m_median", float(drift["median"]), "s")  # type: ignore[arg-type]
-        _emit("monitor_drift_1m_peak_rss", float(drift["peak_kb"]) / 1024, "MB")  # type: ignore[arg-type]
-        for name, (statistic, score, drifted) in drift["verdicts"].items():  # type: ignore[attr-defined]
-            _emit(
-                f"monitor_drift_2021_vs_2023_{name}_{statistic}{'_DRIFT' if drifted else ''}", score, "score"
-            )
-        read = _child("read", directory)
-        _emit("monitor_read_window_1m_median", float(read["median"]), "s")  # type: ignore[arg-type]
-        _emit("monitor_read_window_1m_peak_rss", float(read["peak_kb"]) / 1024, "MB")  # type: ignore[arg-type]
-        _emit("monitor_read_window_1m_objects", float(read["objects"]), "count")  # type: ignore[arg-type]
-        _emit("monitor_read_window_1m_gzip_size", float(read["megabytes"]), "MB")  # type: ignore[arg-type]
+    for rows in SIZES:
+        label = f"{rows // 1000}k" if rows < 1_000_000 else f"{rows // 1_000_000}m"
+        with tempfile.TemporaryDirectory() as tmp:
+            directory = Path(tmp)
+            prepare(directory, rows)
+            drift = _child("drift", directory)
+            _emit(f"monitor_drift_{label}_median", float(drift["median"]), "s")  # type: ignore[arg-type]
+            _emit(f"monitor_drift_{label}_peak_rss", float(drift["peak_kb"]) / 1024, "MB")  # type: ignore[arg-type]
+            if rows == SIZES[-1]:
+                for name, (statistic, score, drifted) in drift["verdicts"].items():  # type: ignore[attr-defined]
+                    _emit(
+                        f"monitor_drift_2021_vs_2023_{name}_{statistic}{'_DRIFT' if drifted else ''}",
+                        score,
+                        "score",
+                    )
+                read = _child("read", directory)
+                _emit("monitor_read_window_1m_median", float(read["median"]), "s")  # type: ignore[arg-type]
+                _emit("monitor_read_window_1m_peak_rss", float(read["peak_kb"]) / 1024, "MB")  # type: ignore[arg-type]
+                _emit("monitor_read_window_1m_objects", float(read["objects"]), "count")  # type: ignore[arg-type]
+                _emit("monitor_read_window_1m_gzip_size", float(read["megabytes"]), "MB")  # type: ignore[arg-type]
     _emit("monitor_init_time_median", init_time(), "s")
 
 

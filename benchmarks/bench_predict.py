@@ -51,8 +51,20 @@ from trip_core.bundle import load_bundle
 bucket = InMemoryObjects({{k: open(os.path.join({bundle_dir!r}, k.replace('/', '__')), 'rb').read()
                           for k in {keys!r}}})
 s3, kinesis = aws_clients()
-ModelProvider(bucket, "serving/live.json", load_bundle, ttl_seconds=60).load_initial()
-print(time.perf_counter() - started)
+provider = ModelProvider(bucket, "serving/live.json", load_bundle, ttl_seconds=60)
+provider.load_initial()
+print("BENCH", time.perf_counter() - started)
+if {first_prediction!r}:  # cold start to first prediction, then peak memory over a 500-record batch
+    import resource
+    sys.path[:0] = [{root!r}]
+    from benchmarks.bench_predict import Context, batch_event
+    from predict_service.fakes import InMemoryStream
+    from predict_service.service import PredictService
+    service = PredictService(provider, InMemoryStream(), InMemoryObjects(), InMemoryObjects())
+    assert handle(batch_event(1), Context(), service) == {{"batchItemFailures": []}}
+    print("BENCH", time.perf_counter() - started)
+    assert handle(batch_event(500), Context(), service) == {{"batchItemFailures": []}}
+    print("BENCH", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """
 
 
@@ -99,7 +111,9 @@ def train_bundle(max_iter: int) -> bytes:
     return data
 
 
-def bench_init(tmp: Path, bundle: bytes, traced: bool = False) -> float:
+def bench_cold(tmp: Path, bundle: bytes, traced: bool = False, first_prediction: bool = False) -> list[float]:
+    """Medians over INIT_RUNS fresh processes of what the script prints: init seconds, and with
+    `first_prediction` also seconds to the first prediction and peak RSS (MB) after a 500 batch."""
     sys.path[:0] = [str(FUNCTION)]
     from predict_service.fakes import InMemoryObjects, publish
 
@@ -107,7 +121,13 @@ def bench_init(tmp: Path, bundle: bytes, traced: bool = False) -> float:
     publish(bucket, "1", bundle)
     for key, body in bucket.objects.items():
         (tmp / key.replace("/", "__")).write_bytes(body)
-    script = INIT_SCRIPT.format(function=str(FUNCTION), bundle_dir=str(tmp), keys=sorted(bucket.objects))
+    script = INIT_SCRIPT.format(
+        function=str(FUNCTION),
+        root=str(ROOT),
+        bundle_dir=str(tmp),
+        keys=sorted(bucket.objects),
+        first_prediction=first_prediction,
+    )
     env = {
         **os.environ,
         "AWS_DEFAULT_REGION": "us-east-1",
@@ -120,13 +140,13 @@ def bench_init(tmp: Path, bundle: bytes, traced: bool = False) -> float:
         env.pop("POWERTOOLS_TRACE_DISABLED")
         env["LAMBDA_TASK_ROOT"] = str(FUNCTION)
         env.pop("AWS_SAM_LOCAL", None)
-    times = []
+    runs = []
     for _ in range(INIT_RUNS):
         out = subprocess.run(
             [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
         )
-        times.append(float(out.stdout.strip().splitlines()[-1]))
-    return statistics.median(times)
+        runs.append([float(line.split()[1]) for line in out.stdout.splitlines() if line.startswith("BENCH ")])
+    return [statistics.median(column) for column in zip(*runs, strict=True)]
 
 
 def batch_event(n: int) -> dict[str, Any]:
@@ -252,13 +272,18 @@ def main() -> None:
 
     bundle = model_bundle()
     with tempfile.TemporaryDirectory(prefix="bench-predict-") as tmp:
-        emit("predict_init_seconds", bench_init(Path(tmp), bundle), "s")
-        emit("predict_init_traced_seconds", bench_init(Path(tmp), bundle, traced=True), "s")
+        init, first_prediction, peak_rss = bench_cold(Path(tmp), bundle, first_prediction=True)
+        emit("predict_init_seconds", init, "s")
+        emit("predict_cold_start_to_first_prediction_seconds", first_prediction, "s")
+        emit("predict_handler_peak_rss_batch500_mb", peak_rss, "MB")
+        (traced_init,) = bench_cold(Path(tmp), bundle, traced=True)
+        emit("predict_init_traced_seconds", traced_init, "s")
         emit("predict_warm_batch100_ms", bench_warm(bundle, 100), "ms")
         emit("predict_warm_batch500_ms", bench_warm(bundle, 500), "ms")
         # the same with a one-stump model: the service's own overhead, without the trees
         emit("predict_warm_batch100_stump_model_ms", bench_warm(tiny_bundle(), 100), "ms")
-        emit("predict_package_mb", bench_package(Path(tmp)), "MB")
+        if "--quick" not in sys.argv:
+            emit("predict_package_mb", bench_package(Path(tmp)), "MB")
 
 
 if __name__ == "__main__":

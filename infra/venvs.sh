@@ -2,6 +2,7 @@
 # Build the tool virtual environments (idempotent: a stamp file per venv, rebuilt when its requirements change).
 #   infra/venvs.sh localstack   -> .venvs/localstack  (Python 3.13, localstack-core + the `local` Lambda executor)
 #   infra/venvs.sh sam          -> .venvs/sam         (Python 3.11, aws-sam-cli + samlocal)
+#   infra/venvs.sh evidently    -> .venvs/evidently   (Python 3.11, Evidently + pandas < 3, for make bench)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -51,5 +52,6 @@ case "${1:-}" in
     build lambda-python3.11 3.11.7 infra/localstack/lambda-runtime-python3.11.txt
     ;;
   sam) build sam 3.11.7 infra/sam/requirements.txt ;;
-  *) echo "usage: $0 localstack|sam" >&2; exit 2 ;;
+  evidently) build evidently 3.11.7 benchmarks/evidently/requirements.txt ;;  # benchmark-only
+  *) echo "usage: $0 localstack|sam|evidently" >&2; exit 2 ;;
 esac
