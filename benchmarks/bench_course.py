@@ -116,25 +116,10 @@ def bench_quality(model_path: Path) -> tuple[float, float]:
 
 
 def bench_package() -> float:
+    from benchmarks.bench_predict import pip_install_size_mb
+
     with tempfile.TemporaryDirectory(prefix="bench-course-pkg-") as tmp:
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--no-compile",
-                "--target",
-                tmp,
-                "mlflow==3.17.2",
-                "scikit-learn==1.9.1",
-                "boto3==1.44.8",
-            ],
-            check=True,
-        )
-        return sum(p.stat().st_size for p in Path(tmp).rglob("*") if p.is_file() and not p.is_symlink()) / 1e6
+        return pip_install_size_mb(Path(tmp), "mlflow==3.17.2", "scikit-learn==1.9.1", "boto3==1.44.8")
 
 
 def main() -> None:

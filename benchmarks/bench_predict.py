@@ -236,24 +236,18 @@ def bench_warm(bundle: bytes, n_records: int = 100) -> float:
     return statistics.median(times[10:]) * 1000
 
 
+def pip_install_size_mb(target: Path, *requirements: str) -> float:
+    """Unzipped size of `pip install --target` of the requirements (plus what is already in target)."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
+         "--target", str(target), *requirements],
+        check=True,
+    )  # fmt: skip
+    return sum(p.stat().st_size for p in target.rglob("*") if p.is_file() and not p.is_symlink()) / 1e6
+
+
 def bench_package(tmp: Path) -> float:
     target = tmp / "package"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-compile",
-            "--target",
-            str(target),
-            "-r",
-            str(FUNCTION / "requirements.txt"),
-        ],
-        check=True,
-    )
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".mypy_cache")
     for item in FUNCTION.iterdir():
         if item.name in {"__pycache__", "requirements.txt"}:
@@ -262,8 +256,7 @@ def bench_package(tmp: Path) -> float:
             shutil.copytree(item, target / item.name, symlinks=False, ignore=ignore, dirs_exist_ok=True)
         else:
             shutil.copy2(item, target / item.name)
-    size = sum(p.stat().st_size for p in target.rglob("*") if p.is_file() and not p.is_symlink())
-    return size / 1e6
+    return pip_install_size_mb(target, "-r", str(FUNCTION / "requirements.txt"))
 
 
 def main() -> None:

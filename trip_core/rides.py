@@ -120,7 +120,10 @@ def _check_ride_id(payload: dict[str, Any], errors: list[FieldError]) -> int | s
     return ride_id
 
 
-def _check_location(ride: dict[str, Any], name: str, errors: list[FieldError]) -> int | None:
+def _required_number(
+    ride: dict[str, Any], name: str, kind: str, errors: list[FieldError]
+) -> int | float | None:
+    """The field's value if it is present, not null and a JSON number (a bool is not), else None."""
     if name not in ride:
         errors.append(FieldError(name, "missing"))
         return None
@@ -129,7 +132,14 @@ def _check_location(ride: dict[str, Any], name: str, errors: list[FieldError]) -
         errors.append(FieldError(name, "must not be null"))
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        errors.append(FieldError(name, f"must be an integer, got {json_type(value)}"))
+        errors.append(FieldError(name, f"must be {kind}, got {json_type(value)}"))
+        return None
+    return value
+
+
+def _check_location(ride: dict[str, Any], name: str, errors: list[FieldError]) -> int | None:
+    value = _required_number(ride, name, "an integer", errors)
+    if value is None:
         return None
     if isinstance(value, float):
         if not math.isfinite(value) or not value.is_integer():
@@ -144,15 +154,8 @@ def _check_location(ride: dict[str, Any], name: str, errors: list[FieldError]) -
 
 def _check_distance(ride: dict[str, Any], errors: list[FieldError]) -> float | None:
     name = "trip_distance"
-    if name not in ride:
-        errors.append(FieldError(name, "missing"))
-        return None
-    value = ride[name]
+    value = _required_number(ride, name, "a number", errors)
     if value is None:
-        errors.append(FieldError(name, "must not be null"))
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        errors.append(FieldError(name, f"must be a number, got {json_type(value)}"))
         return None
     try:
         distance = float(value)
