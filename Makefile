@@ -27,6 +27,9 @@ lint: install
 	$(VENV)/bin/mypy lambda_monitor
 	$(VENV)/bin/mypy lambda_retrain/*.py
 	$(VENV)/bin/cfn-lint template.yaml
+	# Security scan of the template; each skipped check is justified in the resource's Metadata.checkov.
+	infra/venvs.sh checkov
+	BC_SKIP_MAPPING=TRUE .venvs/checkov/bin/checkov -f template.yaml --framework cloudformation --quiet --compact --skip-download
 
 # README's test command (and CI's): everything, on a fresh machine, servers started and stopped.
 check: install lint test localstack-test bench-quick

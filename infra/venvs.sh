@@ -3,6 +3,7 @@
 #   infra/venvs.sh localstack   -> .venvs/localstack  (Python 3.13, localstack-core + the `local` Lambda executor)
 #   infra/venvs.sh sam          -> .venvs/sam         (Python 3.11, aws-sam-cli + samlocal)
 #   infra/venvs.sh evidently    -> .venvs/evidently   (Python 3.11, Evidently + pandas < 3, for make bench)
+#   infra/venvs.sh checkov      -> .venvs/checkov     (Python 3.11, checkov: the template scan of make lint)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -53,5 +54,6 @@ case "${1:-}" in
     ;;
   sam) build sam 3.11.7 infra/sam/requirements.txt ;;
   evidently) build evidently 3.11.7 benchmarks/evidently/requirements.txt ;;  # benchmark-only
-  *) echo "usage: $0 localstack|sam|evidently" >&2; exit 2 ;;
+  checkov) build checkov 3.11.7 infra/checkov/requirements.txt ;;  # make lint (pins boto3 1.35: own venv)
+  *) echo "usage: $0 localstack|sam|evidently|checkov" >&2; exit 2 ;;
 esac

@@ -25,6 +25,7 @@ from trip_core.zones import zone_table
 NEW_YORK = ZoneInfo("America/New_York")
 MAX_RIDE_ID_LENGTH = 64
 MAX_DATETIME_LENGTH = 64
+MAX_REASON_VALUE_CHARS = 40  # a value quoted in a reason is cut to this (reasons are stored and logged)
 
 # Field names used for errors that are not about one ride field.
 RECORD_FIELD = "data"  # the record as a whole: base64, UTF-8, JSON, top-level object
@@ -62,6 +63,17 @@ def json_type(value: object) -> str:
     if isinstance(value, float):
         return "float"
     return type(value).__name__
+
+
+def excerpt(value: object) -> str:
+    """`repr`-like text of a value for a reason, at most MAX_REASON_VALUE_CHARS characters."""
+    try:
+        text = str(value) if isinstance(value, int) else repr(value)
+    except ValueError:  # an int over Python's 4300-digit str() limit
+        return f"an integer of {value.bit_length() if isinstance(value, int) else '?'} bits"
+    if len(text) <= MAX_REASON_VALUE_CHARS:
+        return text
+    return f"{text[: MAX_REASON_VALUE_CHARS - 16]}...({len(text)} chars)"
 
 
 def to_new_york_naive(moment: datetime) -> datetime:
@@ -143,11 +155,11 @@ def _check_location(ride: dict[str, Any], name: str, errors: list[FieldError]) -
         return None
     if isinstance(value, float):
         if not math.isfinite(value) or not value.is_integer():
-            errors.append(FieldError(name, f"must be an integer, got {value!r}"))
+            errors.append(FieldError(name, f"must be an integer, got {excerpt(value)}"))
             return None
         value = int(value)
     if value not in zone_table().location_ids:
-        errors.append(FieldError(name, f"{value} is not in the taxi-zone table"))
+        errors.append(FieldError(name, f"{excerpt(value)} is not in the taxi-zone table"))
         return None
     return value
 
