@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -129,7 +130,7 @@ def decode_capture(data: bytes) -> CaptureBatch:
     try:
         raw = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
         document = json.loads(raw)
-    except (OSError, EOFError, ValueError) as exc:
+    except (OSError, EOFError, ValueError, zlib.error) as exc:  # zlib.error: a corrupt deflate stream
         raise RecordFormatError(f"capture object is not gzip JSON: {exc}") from exc
     if not isinstance(document, dict) or document.get("schema") != SCHEMA_VERSION:
         raise RecordFormatError(f"capture object schema must be {SCHEMA_VERSION}")

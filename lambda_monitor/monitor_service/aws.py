@@ -20,6 +20,7 @@ from trip_core.capture import (
     decode_rejected,
     utc_iso,
 )
+from trip_core.observability import logger
 from trip_core.pointer import ModelPointer, version_pointer_key
 from trip_core.profile import ReferenceProfile, read_profile
 
@@ -39,6 +40,12 @@ def _keys(s3: Any, bucket: str, prefix: str, start_after: str | None = None) -> 
     return [item["Key"] for page in paginator.paginate(**kwargs) for item in page.get("Contents", [])]
 
 
+def _skipped(problems: list[str] | None, problem: str) -> None:
+    logger.warning("monitor input skipped", extra={"problem": problem})
+    if problems is not None:
+        problems.append(problem)
+
+
 def _get(s3: Any, bucket: str, key: str) -> bytes:
     body: bytes = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     return body
@@ -48,14 +55,20 @@ class S3Captures:
     def __init__(self, s3: Any, bucket: str) -> None:
         self.s3, self.bucket = s3, bucket
 
-    def batches(self, window: Window) -> Iterator[CaptureBatch]:
+    def batches(self, window: Window, problems: list[str] | None = None) -> Iterator[CaptureBatch]:
         keys = [
             k for prefix in hour_prefixes(CAPTURE_PREFIX, window) for k in _keys(self.s3, self.bucket, prefix)
         ]
         with ThreadPoolExecutor(READ_THREADS) as pool:
-            for data in pool.map(lambda key: _get(self.s3, self.bucket, key), keys):
-                batch = decode_capture(data)
-                if window.contains(parse_utc(batch.captured_at)):
+            bodies = pool.map(lambda key: _get(self.s3, self.bucket, key), keys)
+            for key, data in zip(keys, bodies, strict=True):
+                try:
+                    batch = decode_capture(data)
+                    inside = window.contains(parse_utc(batch.captured_at))
+                except ValueError as error:  # RecordFormatError, or a bad captured_at
+                    _skipped(problems, f"capture object {key}: {error}")
+                    continue
+                if inside:
                     yield batch
 
 
@@ -63,16 +76,18 @@ class S3Rejected:
     def __init__(self, s3: Any, bucket: str) -> None:
         self.s3, self.bucket = s3, bucket
 
-    def count(self, window: Window) -> int:
+    def count(self, window: Window, problems: list[str] | None = None) -> int:
         prefixes = hour_prefixes(REJECTED_PREFIX, window, lead=REJECTION_LAG)
         keys = [k for prefix in prefixes for k in _keys(self.s3, self.bucket, prefix)]
         with ThreadPoolExecutor(READ_THREADS) as pool:
             objects = list(pool.map(lambda key: _get(self.s3, self.bucket, key), keys))
-        return sum(
-            window.contains(parse_utc(rejection.arrival_time))
-            for data in objects
-            for rejection in decode_rejected(data)
-        )
+        total = 0
+        for key, data in zip(keys, objects, strict=True):
+            try:
+                total += sum(window.contains(parse_utc(r.arrival_time)) for r in decode_rejected(data))
+            except ValueError as error:  # RecordFormatError, or a bad arrival_time
+                _skipped(problems, f"rejected object {key}: {error}")
+        return total
 
 
 class S3Actuals:
@@ -158,8 +173,18 @@ class S3Reports:
     def reports_since(self, since: datetime) -> list[dict[str, Any]]:
         keys = _keys(self.s3, self.bucket, "reports/", start_after=f"reports/{utc_iso(since)}")
         keys = [key for key in keys if key.endswith("/drift_report.json")]
+        reports = []
         with ThreadPoolExecutor(READ_THREADS) as pool:
-            return [json.loads(data) for data in pool.map(lambda key: _get(self.s3, self.bucket, key), keys)]
+            bodies = pool.map(lambda key: _get(self.s3, self.bucket, key), keys)
+            for key, data in zip(keys, bodies, strict=True):
+                try:
+                    report = json.loads(data)
+                except ValueError as error:  # an unreadable old report only loses a point of the history
+                    _skipped(None, f"report {key}: {error}")
+                    continue
+                if isinstance(report, dict):
+                    reports.append(report)
+        return reports
 
 
 class S3State:

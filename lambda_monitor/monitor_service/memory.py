@@ -10,24 +10,35 @@ from typing import Any
 
 from monitor_service.ports import MetricDatum
 from monitor_service.window import Window, parse_utc
-from trip_core.capture import Actual, CaptureBatch
+from trip_core.capture import Actual, CaptureBatch, decode_capture
 from trip_core.pointer import ModelPointer
 from trip_core.profile import ReferenceProfile, read_profile
 
 
 @dataclass
 class MemoryCaptures:
-    items: list[CaptureBatch] = field(default_factory=list)
+    """Decoded batches, or stored bytes (decoded like the S3 adapter does, corrupt ones reported)."""
 
-    def batches(self, window: Window) -> Iterator[CaptureBatch]:
-        return (b for b in self.items if window.contains(parse_utc(b.captured_at)))
+    items: list[CaptureBatch | bytes] = field(default_factory=list)
+
+    def batches(self, window: Window, problems: list[str] | None = None) -> Iterator[CaptureBatch]:
+        for i, item in enumerate(self.items):
+            try:
+                batch = decode_capture(item) if isinstance(item, bytes) else item
+                inside = window.contains(parse_utc(batch.captured_at))
+            except ValueError as error:
+                if problems is not None:
+                    problems.append(f"capture object #{i}: {error}")
+                continue
+            if inside:
+                yield batch
 
 
 @dataclass
 class MemoryRejected:
     arrival_times: list[datetime] = field(default_factory=list)
 
-    def count(self, window: Window) -> int:
+    def count(self, window: Window, problems: list[str] | None = None) -> int:
         return sum(window.contains(moment) for moment in self.arrival_times)
 
 

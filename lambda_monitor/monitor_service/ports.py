@@ -23,14 +23,16 @@ class MetricDatum:
 
 
 class CaptureReader(Protocol):
-    def batches(self, window: Window) -> Iterator[CaptureBatch]:
-        """Capture batches whose captured_at lies in the window (only its hour prefixes are listed)."""
+    def batches(self, window: Window, problems: list[str] | None = None) -> Iterator[CaptureBatch]:
+        """Capture batches whose captured_at lies in the window (only its hour prefixes are listed).
+        An object that cannot be decoded is skipped and described in `problems`."""
         ...
 
 
 class RejectedCounter(Protocol):
-    def count(self, window: Window) -> int:
-        """Rejected rides whose arrival_time lies in the window."""
+    def count(self, window: Window, problems: list[str] | None = None) -> int:
+        """Rejected rides whose arrival_time lies in the window; undecodable objects are skipped and
+        described in `problems`."""
         ...
 
 

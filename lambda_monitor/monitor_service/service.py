@@ -15,12 +15,14 @@ from monitor_service.drift import ColumnDrift, dataset_drift
 from monitor_service.ports import MetricDatum, Ports
 from monitor_service.window import VersionRows, Window, current_columns, parse_utc, rows_by_version
 from trip_core.capture import utc_iso
+from trip_core.observability import logger
 from trip_core.pointer import ModelPointer
 from trip_core.profile import ReferenceProfile
 
 REPORT_SCHEMA = 1
 DEFAULT_WINDOW = timedelta(hours=1)
 ACTUALS_EXTRA_DAYS = 1  # rides that end (and are reported) the day after the window
+MAX_REPORTED_PROBLEMS = 20  # problems listed in the report (all are counted in MonitorErrors and logged)
 
 
 def resolve_window(
@@ -165,9 +167,10 @@ def _version_metrics(report: dict[str, Any], at: datetime) -> list[MetricDatum]:
 
 def run_monitor(window: Window, ports: Ports, config: MonitorConfig, now: datetime) -> dict[str, Any]:
     """Analyse the window, publish the metrics, store the report; returns the report (JSON dict)."""
-    by_version = rows_by_version(ports.captures.batches(window))
+    problems: list[str] = []  # unreadable inputs: skipped, counted in MonitorErrors, logged, reported
+    by_version = rows_by_version(ports.captures.batches(window, problems))
     predicted = sum(len(rows) for rows in by_version.values())
-    rejected = ports.rejected.count(window)
+    rejected = ports.rejected.count(window, problems)
     total = predicted + rejected
     report: dict[str, Any] = {
         "schema": REPORT_SCHEMA,
@@ -184,7 +187,8 @@ def run_monitor(window: Window, ports: Ports, config: MonitorConfig, now: dateti
             "share": rejected / total if total >= config.min_predictions else None,
         },
         "versions": {},
-        "errors": 0,
+        "errors": len(problems),
+        "problems": problems[:MAX_REPORTED_PROBLEMS],
     }
     needs_actuals = any(len(rows) >= config.min_predictions for rows in by_version.values())
     actuals = ports.actuals.durations(window.days(ACTUALS_EXTRA_DAYS)) if needs_actuals else {}
@@ -195,8 +199,12 @@ def run_monitor(window: Window, ports: Ports, config: MonitorConfig, now: dateti
         try:
             pointer = ports.profiles.pointer(version)
             profile = ports.profiles.profile(pointer)
-        except (LookupError, ValueError) as error:
+        except (LookupError, ValueError, TypeError) as error:
+            logger.warning(
+                "model version not analysed", extra={"model_version": version, "error": str(error)}
+            )
             report["errors"] += 1
+            report["problems"].append(f"model version {version}: {error}")
             report["versions"][version] = {
                 "status": "error",
                 "prediction_count": len(rows),

@@ -228,8 +228,8 @@ def test_no_account_ids_or_secrets_in_tracked_files() -> None:
 
 def test_the_secret_scan_finds_planted_ones() -> None:
     planted = (
-        "arn:aws:iam::987654321098:role/x\n"
-        '"AccountId": "210987654321"\n'
+        f"arn:aws:iam::{'98765' + '4321098'}:role/x\n"  # built, so this file does not hold them
+        f'"AccountId": "{"21098" + "7654321"}"\n'
         "AKIA" + "Q" * 16 + "\n"
         "aws_secret_access_key = " + "a1B2" * 10 + "\n"
         "arn:aws:lambda:us-east-1:000000000000:function:ok  arn:aws:sts::123456789012:ok\n"

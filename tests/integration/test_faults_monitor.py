@@ -1,0 +1,176 @@
+"""Monitor faults on moto S3 + CloudWatch (issue 8): corrupt capture objects (bad gzip, bad JSON, wrong
+schema, bad captured_at), a corrupt rejected-rides object, an unknown model version and a version whose
+reference profile is missing are each skipped, counted in MonitorErrors and logged, and the rest of the
+window is still analysed; a window with no data raises no false alarm (no drift/quality metric at all,
+PredictionCount 0, MonitorErrors 0).
+
+Tally (printed with -s): faults injected 7 in the first test (4 corrupt captures, 1 corrupt rejected
+object, 1 unknown version, 1 missing profile) -> MonitorErrors 7, the 300 good rows analysed; no-data
+run: 0 alarm-watched metrics.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import numpy as np
+import pytest
+from monitor_service.aws import aws_ports
+from monitor_service.config import MonitorConfig
+from monitor_service.service import run_event
+from moto import mock_aws
+
+from tests.monitor_months import capture_batches, month_columns, reference_profile_dict, take, valid_rows
+from trip_core.capture import Rejection, capture_key, encode_capture, encode_rejected
+from trip_core.observability import logger
+from trip_core.pointer import ModelPointer, version_pointer_key
+
+NOW = datetime(2023, 3, 6, 15, 0, 0, tzinfo=UTC)
+AT = datetime(2023, 3, 6, 14, 20, tzinfo=UTC)
+CONFIG = MonitorConfig(
+    models_bucket="models", capture_bucket="capture", rejected_bucket="rejected", min_predictions=200
+)
+ALARM_METRICS = {"DriftShare", "PredictionDriftScore", "MAERatio", "RejectedShare", "DatasetDrift"}
+
+
+@pytest.fixture
+def aws() -> Iterator[tuple[Any, Any]]:
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        cloudwatch = boto3.client("cloudwatch", region_name="us-east-1")
+        for bucket in ("models", "capture", "rejected"):
+            s3.create_bucket(Bucket=bucket)
+        yield s3, cloudwatch
+
+
+@pytest.fixture
+def logs() -> Iterator[io.StringIO]:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logger.registered_formatter)
+    std_logger = logging.getLogger(logger.name)
+    std_logger.addHandler(handler)
+    try:
+        yield stream
+    finally:
+        std_logger.removeHandler(handler)
+
+
+def _publish_version(s3: Any, version: str, with_profile: bool = True) -> None:
+    profile_key = f"models/trip-duration/{version}/reference_profile.json"
+    if with_profile:
+        profile = reference_profile_dict(valid_rows(month_columns("2023-02")))
+        s3.put_object(Bucket="models", Key=profile_key, Body=json.dumps(profile))
+    pointer = ModelPointer(
+        "trip-duration", version, f"models/trip-duration/{version}/bundle.npz", "0" * 64, profile_key,
+        8.0, 5.0, "run", "2023-03-01T00:00:00Z",
+    )  # fmt: skip
+    s3.put_object(Bucket="models", Key=version_pointer_key(version), Body=pointer.to_json())
+
+
+def _sample(n: int, seed: int) -> dict[str, np.ndarray]:
+    rows = valid_rows(month_columns("2023-03"))
+    return take(rows, np.random.default_rng(seed).choice(len(rows["prediction"]), n, replace=False))
+
+
+def _put_captures(s3: Any, version: str, n: int, seed: int, shard: str) -> None:
+    for i, batch in enumerate(capture_batches(_sample(n, seed), version, "2023-03-06T14:20:00Z")):
+        s3.put_object(Bucket="capture", Key=capture_key(AT, shard, str(i)), Body=encode_capture(batch))
+
+
+def _metric_names(cloudwatch: Any) -> dict[str, float]:
+    """Metric name (no dimensions) -> its maximum on 2023-03-06."""
+    out = {}
+    for metric in cloudwatch.list_metrics(Namespace="TripDuration")["Metrics"]:
+        if metric.get("Dimensions"):
+            continue
+        stats = cloudwatch.get_metric_statistics(
+            Namespace="TripDuration", MetricName=metric["MetricName"], Dimensions=[],
+            StartTime=datetime(2023, 3, 6, tzinfo=UTC), EndTime=datetime(2023, 3, 7, tzinfo=UTC),
+            Period=86400, Statistics=["Maximum"],
+        )  # fmt: skip
+        out[metric["MetricName"]] = max(p["Maximum"] for p in stats["Datapoints"])
+    return out
+
+
+def test_corrupt_inputs_are_counted_logged_and_the_rest_is_analysed(
+    aws: tuple[Any, Any], logs: io.StringIO
+) -> None:
+    s3, cloudwatch = aws
+    _publish_version(s3, "3")
+    _publish_version(s3, "5", with_profile=False)  # pointer whose reference profile is missing
+    _put_captures(s3, "3", 300, seed=0, shard="shardId-good")
+    _put_captures(s3, "5", 250, seed=1, shard="shardId-noprofile")
+    _put_captures(s3, "9", 220, seed=2, shard="shardId-unknown")  # no pointer for version 9
+    prefix = "captures/dt=2023-03-06/hour=14/"
+    bad_capture_at = json.loads(gzip.decompress(encode_capture(capture_batches(_sample(5, 3), "3", "x")[0])))
+    corrupt = {
+        "bad_gzip.json.gz": b"\x1f\x8b\x08\x00 not really gzip",
+        "bad_json.json.gz": gzip.compress(b'{"schema": 1, "columns": '),
+        "wrong_schema.json.gz": gzip.compress(json.dumps({"schema": 2, "rows": []}).encode()),
+        "bad_captured_at.json.gz": gzip.compress(json.dumps(bad_capture_at).encode()),
+    }
+    for name, body in corrupt.items():
+        s3.put_object(Bucket="capture", Key=prefix + name, Body=body)
+    good_rejected = encode_rejected([Rejection("shardId-good", "7", "2023-03-06T14:21:00Z", "e30=")] * 4)
+    s3.put_object(Bucket="rejected", Key="rejected/dt=2023-03-06/hour=14/a.json", Body=good_rejected)
+    s3.put_object(Bucket="rejected", Key="rejected/dt=2023-03-06/hour=14/b.json", Body=b"\x00garbage")
+
+    summary = run_event(
+        {"source": "aws.events"}, aws_ports(CONFIG, s3=s3, cloudwatch=cloudwatch), CONFIG, NOW
+    )
+
+    assert summary["versions"] == {"3": "ok", "5": "error", "9": "error"}
+    metrics = _metric_names(cloudwatch)
+    assert metrics["MonitorErrors"] == 7
+    assert metrics["PredictionCount"] == 300 + 250 + 220  # corrupt objects add nothing
+    assert {"DriftShare", "PredictionDriftScore", "RejectedShare"} <= set(metrics)  # version 3 analysed
+    report = json.loads(
+        s3.get_object(Bucket="capture", Key="reports/2023-03-06T15:00:00Z/drift_report.json")["Body"].read()
+    )
+    assert report["errors"] == 7 and report["rejected"]["count"] == 4
+    assert report["versions"]["3"]["prediction_count"] == 300
+    problems = "\n".join(report["problems"])
+    for name in [*corrupt, "b.json", "model version 5", "model version 9"]:
+        assert name in problems
+    lines = [json.loads(line) for line in logs.getvalue().splitlines()]
+    skipped = [line for line in lines if line["message"] == "monitor input skipped"]
+    versions = [line for line in lines if line["message"] == "model version not analysed"]
+    assert len(skipped) == 5 and {line["model_version"] for line in versions} == {"5", "9"}
+    state = json.loads(s3.get_object(Bucket="capture", Key="monitor/state.json")["Body"].read())
+    assert state == {"last_window_end": "2023-03-06T15:00:00Z"}  # the run completed
+    print(f"\n[faults/monitor] injected=7 MonitorErrors={metrics['MonitorErrors']:g} analysed_rows=300")
+
+
+def test_no_data_raises_no_false_alarm(aws: tuple[Any, Any]) -> None:
+    s3, cloudwatch = aws
+    _publish_version(s3, "3")
+    summary = run_event(
+        {"source": "aws.events"}, aws_ports(CONFIG, s3=s3, cloudwatch=cloudwatch), CONFIG, NOW
+    )
+    assert summary["prediction_count"] == 0 and summary["versions"] == {}
+    metrics = _metric_names(cloudwatch)
+    assert metrics == {"PredictionCount": 0.0, "MonitorErrors": 0.0}
+    assert not ALARM_METRICS & set(metrics)
+    print("\n[faults/monitor] no data: alarm-watched metrics published = 0, MonitorErrors = 0")
+
+
+def test_a_too_small_window_raises_no_false_alarm(aws: tuple[Any, Any]) -> None:
+    s3, cloudwatch = aws
+    _publish_version(s3, "3")
+    _put_captures(s3, "3", 50, seed=4, shard="shardId-few")  # below MIN_PREDICTIONS
+    s3.put_object(
+        Bucket="rejected",
+        Key="rejected/dt=2023-03-06/hour=14/a.json",
+        Body=encode_rejected([Rejection("s", "1", "2023-03-06T14:21:00Z", "e30=")] * 40),
+    )  # 40 of 90 rejected: a share, but too few rides to alarm on
+    run_event({"source": "aws.events"}, aws_ports(CONFIG, s3=s3, cloudwatch=cloudwatch), CONFIG, NOW)
+    metrics = _metric_names(cloudwatch)
+    assert metrics == {"PredictionCount": 50.0, "MonitorErrors": 0.0}
