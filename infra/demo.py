@@ -302,6 +302,7 @@ class PredictionsConsumer:
 
     stream: str
     received: dict[Any, Received] = field(default_factory=dict)
+    seen: collections.Counter[Any] = field(default_factory=collections.Counter)  # ride_id -> records (dups)
     stop: threading.Event = field(default_factory=threading.Event)
     errors: list[str] = field(default_factory=list)
 
@@ -339,6 +340,7 @@ class PredictionsConsumer:
                         now,
                     )
                     self.received[item.ride_id] = item
+                    self.seen[item.ride_id] += 1
                     if len(self.received) <= SHOW_PREDICTIONS:
                         CONSOLE.say(f"   <- {json.dumps(data)}")
             if not got:

@@ -33,7 +33,7 @@ outputs = stack_outputs(sys.argv[1])
 for k in sorted(outputs):
     print(f"  {k:28s} {outputs[k]}")
 lam = client("lambda")
-for key in ("PredictFunctionName", "MonitorFunctionName"):
+for key in ("PredictFunctionName", "MonitorFunctionName", "RetrainFunctionName"):
     cfg = lam.get_function(FunctionName=outputs[key])["Configuration"]
     print(f"  {outputs[key]}: {cfg['State']} {cfg.get('StateReason', '')}")
 PY

@@ -11,8 +11,10 @@ class S3Store:
     def __init__(self, bucket: str, client: Any = None) -> None:
         if client is None:
             import boto3
+            from botocore.config import Config
 
-            client = boto3.client("s3")
+            # labelled.py fetches with 16 threads: as many pooled connections (default 10)
+            client = boto3.client("s3", config=Config(max_pool_connections=32))
         self.bucket, self._client = bucket, client
 
     def get(self, key: str) -> bytes | None:

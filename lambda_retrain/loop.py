@@ -433,8 +433,14 @@ def rollback_check(
         verdict = f"kept: {compared} on the same rides (not worse)"
         return _audit(ports, now, "rollback_kept", {**base, "verdict": verdict}, live.version)
     publish_live(ports.models, replace(previous, published_at=iso(now)))
+    base["mlflow"] = "not configured"
     if ports.tracker is not None:
-        ports.tracker.set_alias(config.model_name, config.alias, previous.version)
+        try:  # the pointer is what serving reads: MLflow failing must not stop (or undo) the rollback
+            ports.tracker.set_alias(config.model_name, config.alias, previous.version)
+            base["mlflow"] = f"alias {config.alias} -> {previous.version}"
+        except Exception as exc:
+            log.warning("MLflow alias back to %s failed: %s", previous.version, exc)
+            base["mlflow"] = f"alias not moved: {exc}"[:500]
     state["last_promotion"] = {**promotion, "rolled_back_at": iso(now)}
     state["last_rollback"] = {"from": live.version, "to": previous.version, "at": iso(now)}
     write_state(ports.models, state)
