@@ -100,7 +100,10 @@ localstack-test: install localstack-venv sam-venv  ## fresh LocalStack, deploy, 
 	tests/e2e/run.sh
 
 # ---------------------------------------------------------------- closed loop (lambda_retrain/, docs/architecture.md)
-.PHONY: retrain-size audit-table
+.PHONY: retrain-size audit-table loop-demo
+
+loop-demo: install localstack-venv sam-venv  ## the closed loop on LocalStack: 2021 model, 2023 rides, drift alarm -> retrain -> promote -> hot swap; gate refusal; rollback; audit
+	$(PY) -m infra.loop_demo
 
 retrain-size: install  ## build the retrain function's zip content into .state/retrain-build and print its size (< 250 MB)
 	rm -rf .state/retrain-build && mkdir -p .state/retrain-build
