@@ -34,7 +34,7 @@ lint: install
 # README's test command (and CI's): everything, on a fresh machine, servers started and stopped.
 check: install lint test localstack-test bench-quick
 
-bench: install  ## performance record: ours vs the course and Evidently -> bench-results.jsonl + a table
+bench: install localstack-venv sam-venv  ## performance record: ours vs the course, Evidently; e2e on LocalStack -> bench-results.jsonl
 	infra/venvs.sh evidently
 	$(PY) benchmarks/run.py
 
@@ -91,10 +91,13 @@ delete-local: sam-venv
 	infra/deploy_local.sh delete
 
 # ---------------------------------------------------------------- the whole service on this machine
-.PHONY: demo localstack-test
+.PHONY: demo localstack-test reliability
 
 demo: install localstack-venv sam-venv  ## README's first command: LocalStack + MLflow, train, deploy, stream a month, monitor, summary
 	$(PY) -m infra.demo
+
+reliability: install localstack-venv sam-venv  ## 10,000 real rides + 1% bad through the deployed stack, every ride accounted
+	$(PY) -m infra.load_test --rides 10000
 
 localstack-test: install localstack-venv sam-venv  ## fresh LocalStack, deploy, MLflow, small model, pytest -m localstack, always tear down
 	tests/e2e/run.sh

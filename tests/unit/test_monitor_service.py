@@ -84,7 +84,7 @@ def test_window_resolution() -> None:
 def test_too_little_data_publishes_the_count_only(reference: dict[str, object]) -> None:
     ports = _ports(reference)
     assert isinstance(ports.captures, MemoryCaptures) and isinstance(ports.metrics, MemoryMetrics)
-    ports.captures.items = capture_batches(_sample(150), "3", "2023-03-06T14:30:00Z")
+    ports.captures.items = [*capture_batches(_sample(150), "3", "2023-03-06T14:30:00Z")]
     summary = run_event({}, ports, CONFIG, NOW)
     assert summary["versions"] == {"3": "insufficient_data"}
     names = {d.name for d in ports.metrics.data}
@@ -130,7 +130,7 @@ def test_actuals_give_the_right_mae_and_ratios(reference: dict[str, object]) -> 
     assert isinstance(ports.captures, MemoryCaptures) and isinstance(ports.metrics, MemoryMetrics)
     assert isinstance(ports.actuals, MemoryActuals)
     sample = _sample(600, 4)
-    ports.captures.items = capture_batches(sample, "3", "2023-03-06T14:30:00Z")
+    ports.captures.items = [*capture_batches(sample, "3", "2023-03-06T14:30:00Z")]
     truth = sample["duration_minutes"]
     known = np.arange(0, 600, 2)  # half the rides have completed
     ports.actuals.by_day = {
@@ -151,7 +151,7 @@ def test_actuals_give_the_right_mae_and_ratios(reference: dict[str, object]) -> 
 def test_missing_profile_is_an_error_not_a_crash(reference: dict[str, object]) -> None:
     ports = _ports(reference, ("3",))
     assert isinstance(ports.captures, MemoryCaptures) and isinstance(ports.metrics, MemoryMetrics)
-    ports.captures.items = capture_batches(_sample(300), "7", "2023-03-06T14:30:00Z")
+    ports.captures.items = [*capture_batches(_sample(300), "7", "2023-03-06T14:30:00Z")]
     summary = run_event({}, ports, CONFIG, NOW)
     assert summary["versions"] == {"7": "error"}
     assert ports.metrics.find("MonitorErrors")[0].value == 1
