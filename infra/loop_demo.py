@@ -3,8 +3,9 @@
     .venv/bin/python -m infra.loop_demo [--rides 3000] [--after 2000] [--bad-rides 1000]
 
 1. LocalStack (fresh or running), the stack deployed with loop-friendly overrides (RetrainCooldownMinutes=0,
-   MinLabelledRows=500, PointerTtlSeconds=5, AlarmPeriodSeconds=60, MlflowTrackingUri = the local MLflow
-   server: the retrain Lambda runs as a host process, it reaches 127.0.0.1:5000), MLflow up.
+   MinLabelledRows=500, PointerTtlSeconds=5, AlarmPeriodSeconds=60, RollbackCheckMinutes=2,
+   MlflowTrackingUri = the local MLflow server: the retrain Lambda runs as a host process, it reaches
+   127.0.0.1:5000), MLflow up.
 2. A model trained on 2021 (2021-01 train, 2021-02 valid), registered and promoted (made live if a
    previous run left a better one).
 3. `--rides` real 2023-03 rides through the rides stream, their actual durations, the monitor over the
@@ -15,8 +16,9 @@
 4. `--after` rides of a later slice of 2023-03 (not trained on): MAE before/after, alarm -> new model
    serving time, ride ids in vs out (no drop, no duplicate across the swap).
 5. Gate refusal: a direct retrain with max_iter 1 -> refused, live pointer unchanged.
-6. Forced bad promotion (force_promote, max_iter 1) -> `--bad-rides` rides served by it -> monitor ->
-   MAE-ratio alarm -> SNS -> rollback check -> the pointer goes back, recorded.
+6. Forced bad promotion (force_promote, max_iter 1) -> `--bad-rides` rides served by it and their actuals
+   -> the scheduled rollback check finds its MAE worse than the previous version's on the same rides ->
+   the pointer goes back by itself, recorded.
 7. The audit listing (python -m lambda_retrain.audit_table).
 
 LocalStack and MLflow are left running (make localstack-down mlflow-down).
@@ -69,6 +71,7 @@ LOOP_OVERRIDES = {
     "MinLabelledRows": "500",
     "PointerTtlSeconds": "5",
     "MlflowTrackingUri": MLFLOW_URL,
+    "RollbackCheckMinutes": "2",  # the scheduled rollback check judges a promotion by itself
 }
 TRAIN_2021 = ["data/green_tripdata_2021-01.parquet"]
 VALID_2021 = "data/green_tripdata_2021-02.parquet"
@@ -478,8 +481,8 @@ def main(argv: list[str] | None = None) -> int:
     assert refused["kind"] == "refused", refused
     SAY(f"   live pointer still {stack.live().version}")
 
-    # ---- 5. a forced bad promotion -> served -> monitor -> MAE-ratio alarm -> rollback
-    CONSOLE.step("forced bad promotion (force_promote, max_iter 1), serve rides, rollback check")
+    # ---- 5. a forced bad promotion -> served -> the scheduled rollback check -> rollback
+    CONSOLE.step("forced bad promotion (force_promote, max_iter 1), serve rides, scheduled rollback check")
     answer = invoke(
         stack.outputs["RetrainFunctionName"],
         {
@@ -498,14 +501,17 @@ def main(argv: list[str] | None = None) -> int:
     SAY(f"   {len(served_bad)} of {sum(r.good for r in bad_phase)} rides served by version {v_bad}")
     send_actuals(stack, bad_phase, "bad")
     monitor(stack, forced_at - timedelta(seconds=1))
-    # The MAE-ratio alarm compares a version with its OWN validation MAE: a model that is bad on its holdout
-    # and as bad in serving keeps the ratio near 1, so the rollback check is invoked here (the loop's rule
-    # compares the served MAE with the previous version's on the same rides).
-    answer = invoke(
-        stack.outputs["RetrainFunctionName"],
-        {"action": "rollback_check", "reason": "loop-demo: after the forced promotion"},
+    # No invoke here: the scheduled rollback check (RollbackCheckMinutes, 2 in this demo)
+    # compares the MAE the live version served with the previous version's on the same rides, and moves
+    # the pointer back.
+    # (The MAE-ratio alarm compares a version with its OWN validation MAE, so a model as bad on its holdout
+    # as in serving keeps that ratio near 1; the schedule is what catches it.)
+    SAY("   waiting for the scheduled rollback check (every 2 minutes) ...")
+    rollback = wait_for(
+        lambda: next((r for r in stack.audit_since(forced_at) if r["kind"] == "rollback"), None),
+        ALARM_TIMEOUT_S,
+        "the scheduled rollback check to roll back",
     )
-    rollback = answer["decisions"][0]
     mae_state = stack.alarm(mae_alarm)
     SAY(f"   {mae_alarm}: {mae_state['StateValue']} since {mae_state['StateUpdatedTimestamp']:%H:%M:%S}")
     SAY(f"   {rollback['kind']}: {rollback['verdict']}")

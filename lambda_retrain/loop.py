@@ -48,7 +48,7 @@ PARITY_TOLERANCE_MINUTES = 1e-3
 @dataclass(frozen=True)
 class Trigger:
     action: str  # "retrain" | "rollback_check"
-    source: str  # "alarm" | "direct"
+    source: str  # "alarm" | "direct" | "schedule" (the periodic rollback check)
     reason: str
     alarm_name: str | None = None
     alarm_state: str | None = None
@@ -83,10 +83,13 @@ def triggers_from_event(event: dict[str, Any], config: RetrainConfig) -> list[Tr
         action = str(event.get("action", "retrain"))
         if action not in ("retrain", "rollback_check"):
             raise ValueError(f"unknown action {action!r}")
+        source = str(event.get("source", "direct"))
+        if source not in ("direct", "schedule"):
+            raise ValueError(f"unknown source {source!r}")
         return [
             Trigger(
                 action=action,
-                source="direct",
+                source=source,
                 reason=str(event.get("reason", "direct invoke")),
                 skip_cooldown=bool(event.get("skip_cooldown", False)),
                 force_promote=bool(event.get("force_promote", False)),
@@ -381,7 +384,8 @@ def _retrain_locked(
 def rollback_check(
     trigger: Trigger, ports: Ports, config: RetrainConfig, now: datetime, actor: str
 ) -> dict[str, Any] | None:
-    """None when there is no recent loop promotion to judge (the caller may retrain instead)."""
+    """None when there is no recent loop promotion to judge (the caller may retrain instead), or, for a
+    scheduled check, not enough served rides yet."""
     base: dict[str, Any] = {
         "time": iso(now),
         "model_name": config.model_name,
@@ -420,6 +424,9 @@ def rollback_check(
     data = dict(rides.summary)
     base.update(live_version=live.version, previous_version=previous.version, data=data)
     if len(rides) < config.min_rollback_rows:
+        if trigger.source == "schedule":  # not enough served rides yet: the next scheduled check judges
+            log.info("rollback check: %d rows served by %s, waiting for more", len(rides), live.version)
+            return None
         verdict = (
             f"kept: {len(rides)} labelled rows served by {live.version}"
             f" < MIN_ROLLBACK_ROWS {config.min_rollback_rows}"
@@ -430,6 +437,12 @@ def rollback_check(
     base["metrics"] = {"live_mae": live_mae, "previous_mae": previous_mae, "rows": len(rides)}
     compared = f"{live.version} MAE {live_mae:.3f} vs previous {previous.version} MAE {previous_mae:.3f}"
     if live_mae <= previous_mae:
+        if trigger.source == "schedule":  # the schedule records a kept promotion once, not every tick
+            if promotion.get("kept_by_schedule_at"):
+                log.info("rollback check: %s still not worse (%s)", live.version, compared)
+                return None
+            state["last_promotion"] = {**promotion, "kept_by_schedule_at": iso(now)}
+            write_state(ports.models, state)
         verdict = f"kept: {compared} on the same rides (not worse)"
         return _audit(ports, now, "rollback_kept", {**base, "verdict": verdict}, live.version)
     publish_live(ports.models, replace(previous, published_at=iso(now)))
@@ -462,6 +475,8 @@ def handle(
             result = rollback_check(trigger, ports, config, now, actor)
             if result is None and trigger.source == "alarm":  # quality alarm, no recent promotion: retrain
                 result = retrain(trigger, ports, config, now, actor)
+            elif result is None and trigger.source == "schedule":  # nothing to judge yet: no record
+                continue
             elif result is None:
                 result = _audit(
                     ports,

@@ -283,3 +283,46 @@ def test_good_promotion_is_kept_and_without_mlflow_versions_come_from_s3(
     ]
     assert kept["kind"] == "rollback_kept" and "not worse" in kept["verdict"]
     assert GateConfig().margin == CONFIG.gate_margin
+
+
+def test_scheduled_check_rolls_back_a_bad_promotion_without_an_alarm(
+    drifted: tuple[Ports, FakeTracker],
+) -> None:
+    """The schedule judges the last loop promotion by itself; with nothing (or too little) to judge it
+    records nothing, so an hourly check does not fill the audit."""
+    ports, _ = drifted
+    scheduled = {"action": "rollback_check", "source": "schedule", "reason": "scheduled"}
+    assert handle(scheduled, ports, CONFIG, NOW, "t")["decisions"] == []  # no loop promotion yet
+    (good,) = handle(direct(), ports, CONFIG, NOW, "t")["decisions"]
+    live = ModelPointer.from_json(mem(ports.models).objects[LIVE_POINTER_KEY])
+    capture(
+        mem(ports.capture),
+        rides(400, 8),
+        mem(ports.models).objects[live.bundle_key],
+        good["version"],
+        NOW + timedelta(minutes=5),
+        20_000,
+    )
+    (kept,) = handle(scheduled, ports, CONFIG, NOW + timedelta(minutes=30), "t")["decisions"]
+    assert kept["kind"] == "rollback_kept" and "not worse" in kept["verdict"]
+    assert handle(scheduled, ports, CONFIG, NOW + timedelta(minutes=31), "t")["decisions"] == []  # once
+    later = NOW + timedelta(hours=2)
+    (bad,) = handle(
+        direct(skip_cooldown=True, force_promote=True, params={"max_iter": 1}), ports, CONFIG, later, "t"
+    )["decisions"]
+    audited = len(read_audit(ports.models))
+    assert handle(scheduled, ports, CONFIG, later + timedelta(minutes=1), "t")["decisions"] == []  # no rides
+    assert len(read_audit(ports.models)) == audited
+    live = ModelPointer.from_json(mem(ports.models).objects[LIVE_POINTER_KEY])
+    capture(
+        mem(ports.capture),
+        rides(400, 9),
+        mem(ports.models).objects[live.bundle_key],
+        bad["version"],
+        later + timedelta(minutes=5),
+        30_000,
+    )
+    (decision,) = handle(scheduled, ports, CONFIG, later + timedelta(minutes=30), "t")["decisions"]
+    assert decision["kind"] == "rollback"
+    assert read_audit(ports.models)[-1]["trigger"]["source"] == "schedule"
+    assert ModelPointer.from_json(mem(ports.models).objects[LIVE_POINTER_KEY]).version == good["version"]
