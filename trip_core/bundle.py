@@ -19,6 +19,8 @@ thresholds of all trees on that column cut its axis into bins; for each bin (and
 missing value) a table row holds, per tree, the mask of the leaves whose path conditions on that
 column the bin satisfies. A row's leaf in each tree is then the single bit left after ANDing one
 table row per column: no per-depth steps, only row gathers and bitwise ANDs over (rows x trees).
+Columns with few bins (hour, weekday, boroughs, flags) are grouped into joint tables, one row per
+combination of their bins (the AND of their rows), so one gather serves the whole group.
 The comparisons are the trees' own (`x <= threshold` goes left, NaN follows `missing_left`),
 made exact by binning with `searchsorted` on the unique float64 thresholds. Bundles whose trees
 are too large for that (more than 64 leaves, or tables over a memory budget) are walked node by
@@ -30,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import threading
 import zipfile
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +45,8 @@ BUNDLE_FILENAME = "bundle.npz"
 BUNDLE_FORMAT = 1
 _ROWS_PER_CHUNK = 1024  # bounds the (rows x trees) work matrices
 _MAX_TABLE_BYTES = 64 * 1024 * 1024  # leaf-mask tables above this: walk the trees instead
+_MAX_WORKSPACE_BYTES = 16 * 1024 * 1024  # (rows x trees) work buffers kept between calls up to this
+_MAX_JOINT_ROWS = 256  # columns with few bins share one table of at most this many rows (fewer gathers)
 
 _ARRAYS: dict[str, str] = {
     "te_columns": "i",
@@ -157,13 +162,14 @@ class _LeafMaskForest:
 
     def __init__(
         self,
-        columns: list[tuple[int, np.ndarray, np.ndarray]],
+        groups: list[tuple[tuple[tuple[int, np.ndarray, int], ...], np.ndarray]],
         base: np.ndarray,
         leaf_values: np.ndarray,
         float_type: type[np.floating[Any]],
         baseline: float,
     ) -> None:
-        self._columns = columns  # (input column, sorted unique thresholds, table (bins + 2, trees))
+        # ((input column, sorted unique thresholds, row stride), ...), table (product of bins + 2, trees)
+        self._groups = groups
         self._base = base  # (trees,) every leaf of the tree, when no column has splits
         self._values = leaf_values.ravel()  # (trees x bits) leaf values by bit position
         self._float = float_type
@@ -174,6 +180,20 @@ class _LeafMaskForest:
         # index of a leaf value = tree * word_bits + bit = tree * word_bits - bias + biased exponent
         self._offsets = (np.arange(len(base), dtype=self._int) * word_bits - bias).astype(self._int)
         self._baseline = baseline
+        # per-thread (rows x trees) work buffers reused across calls: fresh ones of this size come from
+        # mmap, and touching them costs a page fault per 4 KiB (more than the gathers themselves)
+        self._local = threading.local()
+
+    def _workspace(self, rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(mask, gather) words and (leaf values) float64, `rows` x trees, reused when small enough."""
+        buffers: tuple[np.ndarray, np.ndarray, np.ndarray] | None = getattr(self._local, "buffers", None)
+        if buffers is None or len(buffers[0]) < rows:
+            shape = (rows, len(self._base))
+            buffers = (np.empty(shape, self._base.dtype), np.empty(shape, self._base.dtype), np.empty(shape))
+            if sum(b.nbytes for b in buffers) > _MAX_WORKSPACE_BYTES:
+                return buffers
+            self._local.buffers = buffers
+        return buffers[0][:rows], buffers[1][:rows], buffers[2][:rows]
 
     @classmethod
     def build(cls, a: dict[str, np.ndarray], n_inputs: int) -> _LeafMaskForest | None:
@@ -268,29 +288,70 @@ class _LeafMaskForest:
             table[-1] = all_ones  # a missing value
             np.bitwise_and.at(table[-1], t, on_missing[sel])
             columns.append((column, cuts, table))
-        if columns:
-            columns[0][2][:] &= base  # only the tree's own leaves
-        return cls(columns, base, leaf_values, float_type, float(a["baseline"]))
+        groups = _joint_groups(columns)
+        if groups:
+            groups[0][1][:] &= base  # only the tree's own leaves
+        return cls(groups, base, leaf_values, float_type, float(a["baseline"]))
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         rows = len(x)
         nan = np.isnan(x)
         missing = nan if nan.any() else None
-        mask: np.ndarray | None = None
-        for column, cuts, table in self._columns:
-            bins = np.searchsorted(cuts, x[:, column])
-            if missing is not None:
-                bins[missing[:, column]] = len(cuts) + 1
-            if mask is None:
-                mask = table.take(bins, axis=0)
+        mask, gathered, values = self._workspace(rows)
+        first = True
+        for members, table in self._groups:
+            index: np.ndarray | None = None
+            for column, cuts, stride in members:
+                bins = np.searchsorted(cuts, x[:, column])
+                if missing is not None:
+                    bins[missing[:, column]] = len(cuts) + 1
+                if stride != 1:
+                    bins *= stride
+                index = bins if index is None else np.add(index, bins, out=index)
+            assert index is not None  # every group has a member
+            if first:
+                # mode="wrap": the index is in range by construction, and "raise" with `out` copies
+                table.take(index, axis=0, out=mask, mode="wrap")
+                first = False
             else:
-                mask &= table.take(bins, axis=0)
-        if mask is None:
-            mask = np.broadcast_to(self._base, (rows, len(self._base)))
+                mask &= table.take(index, axis=0, out=gathered, mode="wrap")
+        if first:
+            mask[:] = self._base
         # the single bit left per tree -> its position, from the exponent of the power of two as a float
-        exponent = np.right_shift(mask.astype(self._float).view(self._int), self._shift)
+        as_float = gathered.view(self._float)
+        as_float[:] = mask
+        exponent = np.right_shift(as_float.view(self._int), self._shift, out=as_float.view(self._int))
         exponent += self._offsets
-        return np.asarray(self._baseline + self._values.take(exponent).sum(axis=1))
+        return np.asarray(self._baseline + self._values.take(exponent, out=values, mode="wrap").sum(axis=1))
+
+
+def _joint_groups(
+    columns: list[tuple[int, np.ndarray, np.ndarray]],
+) -> list[tuple[tuple[tuple[int, np.ndarray, int], ...], np.ndarray]]:
+    """Per-column tables (bins + 2 rows each) -> groups sharing one table: columns with few rows are
+    packed (largest first, first fit) into groups of at most _MAX_JOINT_ROWS row combinations; the
+    row of bins (b1, b2, ...) is at sum(b_i * stride_i) and holds the AND of the columns' rows."""
+    packed: list[list[tuple[int, np.ndarray, np.ndarray]]] = []
+    for item in sorted(columns, key=lambda c: -len(c[2])):
+        for group in packed:
+            if int(np.prod([len(t) for _, _, t in group])) * len(item[2]) <= _MAX_JOINT_ROWS:
+                group.append(item)
+                break
+        else:
+            packed.append([item])
+    groups: list[tuple[tuple[tuple[int, np.ndarray, int], ...], np.ndarray]] = []
+    for group in packed:
+        table = group[0][2]
+        for _, _, t in group[1:]:  # row-major: the last column of the group varies fastest
+            table = (table[:, None, :] & t[None, :, :]).reshape(-1, t.shape[1])
+        strides = np.cumprod([1] + [len(t) for _, _, t in group[:0:-1]])[::-1].tolist()
+        members = tuple(
+            (column, cuts, int(stride)) for (column, cuts, _), stride in zip(group, strides, strict=True)
+        )
+        groups.append((members, np.ascontiguousarray(table)))
+    if sum(table.nbytes for _, table in groups) > _MAX_TABLE_BYTES:  # very many trees: one table each
+        return [(((column, cuts, 1),), table) for column, cuts, table in columns]
+    return groups
 
 
 def load_bundle(data: bytes, expected_sha256: str | None = None) -> ServingBundle:

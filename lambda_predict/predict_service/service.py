@@ -159,8 +159,12 @@ class PredictService:
 
         valid: list[tuple[_Record, ValidRide]] = []
         rejections: list[Rejection] = []
+        append = valid.append
         for rec in records:
             result = validate_record_data(rec.data, rec.local_arrival)
+            if type(result) is ValidRide:
+                append((rec, result))
+                continue
             if isinstance(result, ValidRide):
                 valid.append((rec, result))
             else:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
+import math
 from datetime import UTC, datetime
 
 import numpy as np
@@ -117,3 +119,14 @@ def test_actuals_round_trip_skips_bad_lines() -> None:
 def test_utc_iso() -> None:
     assert utc_iso(PROCESSED) == "2023-03-06T04:05:06Z"
     assert utc_iso(datetime(2023, 3, 6, 4, 5, 6, 123456, tzinfo=UTC)) == "2023-03-06T04:05:06.123Z"
+
+
+def test_capture_encoding_keeps_json_semantics() -> None:
+    """Non-finite values are refused; big-int and non-ASCII ride ids, tiny floats round-trip."""
+    batch = CaptureBatch("m", "1", "2023-03-06T14:30:02Z", [2**70, "é-1"], ["2023-03-06T14:30:00"] * 2,
+                         [1, 2], [3, 4], [1e-05, 100.0], [12.5, 3e-7])  # fmt: skip
+    decoded = decode_capture(encode_capture(batch))
+    assert decoded == batch
+    for bad in (math.nan, math.inf):
+        with pytest.raises(ValueError):
+            encode_capture(dataclasses.replace(batch, prediction=[1.0, bad]))

@@ -228,3 +228,28 @@ def test_fast_path_takes_the_common_rides() -> None:
     for payload in (ride(), ride(pickup_datetime="2023-03-06T14:30:00"), ride(trip_distance=2)):
         fast = _fast_valid_ride(payload, ARRIVAL)
         assert fast is not None and fast == _checked_ride(payload, ARRIVAL)
+
+
+_PU = '{"ride": {"PULocationID": 130, "DOLocationID": 205, '
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        _PU + '"trip_distance": 3.66}, "ride_id": 123456789012345678901234567890}',
+        _PU + '"trip_distance": 1e400}, "ride_id": 1}',
+        _PU + '"trip_distance": Infinity}, "ride_id": 1}',
+        _PU + '"trip_distance": 2}, "ride_id": "\\ud800"}',
+        _PU + '"trip_distance": 2, "trip_distance": 3.5}, "ride_id": 7}',
+        '{"ride": {"PULocationID": 18446744073709551616, "DOLocationID": 5, "trip_distance": 2}, "ride_id": 7}',  # noqa: E501
+        "\ufeff" + _PU + '"trip_distance": 2}, "ride_id": 7}',
+        _PU + '"trip_distance": 2}, "ride_id": 7, "x": ' + "[" * 300 + "]" * 300 + "}",
+    ],
+)
+def test_record_data_decodes_as_json_loads_does(text: str) -> None:
+    """The orjson fast path gives what json.loads + the full checks give (big ints, NaN, surrogates...)."""
+    try:
+        expected: Any = validate_ride(json.loads(text), ARRIVAL)
+    except ValueError:
+        expected = [FieldError("data", "not valid JSON")]
+    assert validate_record_data(b64(text.encode("utf-8", "surrogatepass")), ARRIVAL) == expected
