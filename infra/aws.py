@@ -21,15 +21,16 @@ ACCOUNT_ID = "000000000000"  # LocalStack's default account
 STACK_NAME = os.environ.get("STACK_NAME", "trip-duration-local")
 
 
-def client(service: str, **kwargs: Any) -> Any:
-    """A boto3 client for `service` on LocalStack."""
+def client(service: str, config: Config | None = None, **kwargs: Any) -> Any:
+    """A boto3 client for `service` on LocalStack; `config` overrides the defaults (e.g. timeouts)."""
+    defaults = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=60)
     return boto3.client(
         service,
         endpoint_url=ENDPOINT,
         region_name=REGION,
         aws_access_key_id="test",
         aws_secret_access_key="test",
-        config=Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=60),
+        config=defaults.merge(config) if config else defaults,
         **kwargs,
     )
 

@@ -38,11 +38,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 import numpy as np
 from botocore.config import Config
 
-from infra.aws import ENDPOINT, REGION, client, env
+from infra.aws import ENDPOINT, client, env
 from infra.demo import (
     CONSOLE,
     MLFLOW_URL,
@@ -100,14 +99,7 @@ def wait_for(fn: Any, timeout: float, what: str, interval: float = 1.0) -> Any:
 
 def lambda_client() -> Any:
     """Retraining answers after tens of seconds: a long read timeout, and no retried invoke."""
-    return boto3.client(
-        "lambda",
-        endpoint_url=ENDPOINT,
-        region_name=REGION,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        config=Config(read_timeout=900, connect_timeout=5, retries={"max_attempts": 0}),
-    )
+    return client("lambda", config=Config(read_timeout=900, retries={"max_attempts": 0}))
 
 
 def invoke(function: str, payload: dict[str, Any]) -> dict[str, Any]:

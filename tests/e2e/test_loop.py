@@ -23,11 +23,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from botocore.config import Config
 
-from infra.aws import ENDPOINT, REGION
+from infra.aws import client
 from lambda_retrain.audit import read_audit
 from lambda_retrain.aws import S3Store
 from tests.e2e.conftest import StreamReader, poll, put_rides
@@ -64,14 +63,7 @@ def month_rides() -> list[tuple[dict[str, Any], float]]:
 
 def retrain_client() -> Any:
     """A retrain answers after seconds to minutes: long read timeout, never a retried (repeated) invoke."""
-    return boto3.client(
-        "lambda",
-        endpoint_url=ENDPOINT,
-        region_name=REGION,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        config=Config(read_timeout=600, connect_timeout=5, retries={"max_attempts": 0}),
-    )
+    return client("lambda", config=Config(read_timeout=600, retries={"max_attempts": 0}))
 
 
 class Loop:
