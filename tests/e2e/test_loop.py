@@ -27,7 +27,7 @@ import pytest
 from botocore.config import Config
 
 from infra.aws import client
-from lambda_retrain.audit import read_audit
+from lambda_retrain.audit import LOCK_KEY, read_audit
 from lambda_retrain.aws import S3Store
 from tests.e2e.conftest import StreamReader, poll, put_rides
 from trip_core.capture import Actual, encode_actuals
@@ -73,6 +73,18 @@ class Loop:
         self.lam = retrain_client()
         self.id_base = int(time.time()) * 100_000 + 70_000
         self.offset = 0
+
+    def wait_until_idle(self, quiet_checks: int = 3) -> None:
+        """Earlier tests drive the drift alarm to ALARM, and SNS starts a retrain of its own: wait until
+        no retrain holds the lock (several checks in a row), so this test starts from a quiet loop."""
+        quiet = 0
+
+        def settled() -> bool:
+            nonlocal quiet
+            quiet = quiet + 1 if self.models.get(LOCK_KEY) is None else 0
+            return quiet >= quiet_checks
+
+        poll(settled, timeout=600, interval=1.0, what="no retrain in flight")
 
     def live(self) -> str:
         body = self.models.get(LIVE_POINTER_KEY)
@@ -129,6 +141,7 @@ class Loop:
 
 def test_alarm_retrain_promote_serve_gate_refusal_rollback(aws: Aws, stack: dict[str, str]) -> None:
     loop = Loop(aws, stack)
+    loop.wait_until_idle()
     champion = loop.live()
 
     # 1. rides served by the live model, labelled
