@@ -15,14 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from moto import mock_aws
 
-from tests.integration.test_training_registry import BUCKET, _subset
+from tests.integration.conftest import BUCKET
+from tests.integration.test_training_registry import _subset
 from training.data import DataError
 
 TALLY: Counter[str] = Counter()
@@ -32,27 +31,6 @@ TALLY: Counter[str] = Counter()
 def _print_tally() -> Iterator[None]:
     yield
     print(f"\n[faults/training] {dict(sorted(TALLY.items()))}")
-
-
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
-        "MLFLOW_ARTIFACT_LOCATION": f"s3://{BUCKET}/mlflow",
-        "MLFLOW_EXPERIMENT_NAME": "faults",
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-        "DO_NOT_TRACK": "true",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("MLFLOW_S3_ENDPOINT_URL", raising=False)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        s3 = boto3.client("s3")
-        s3.create_bucket(Bucket=BUCKET)
-        yield s3
 
 
 def _args(tmp_path: Path, train: str, valid: str) -> list[str]:
@@ -108,7 +86,7 @@ def _broken(tmp_path: Path, kind: str) -> tuple[str, str | None, str]:
 @pytest.mark.parametrize("role", ["train", "valid"])
 @pytest.mark.parametrize("kind", ["truncated", "csv", "missing column", "wrong type", "wrong month"])
 def test_bad_data_file_fails_early_and_registers_nothing(
-    env: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str, role: str
+    mlflow_s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str, role: str
 ) -> None:
     from training import model, tracking
     from training.train import main
@@ -126,13 +104,13 @@ def test_bad_data_file_fails_early_and_registers_nothing(
     assert (error.value.file, error.value.column) == (bad, column)
     assert reason in str(error.value) and bad in str(error.value)
     assert not (tmp_path / "out").exists()
-    _nothing_published(env, tmp_path)
+    _nothing_published(mlflow_s3, tmp_path)
     TALLY["faults_injected"] += 1
     TALLY["data_files_refused"] += 1
 
 
 def test_mlflow_server_down_fails_clearly_and_publishes_nothing(
-    env: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    mlflow_s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from mlflow.exceptions import MlflowException
 
@@ -151,6 +129,6 @@ def test_mlflow_server_down_fails_clearly_and_publishes_nothing(
     message = str(error.value)
     print(f"\n[faults/training] MLflow down -> {type(error.value).__name__}: {message[:160]}")
     assert f"127.0.0.1:{port}" in message and ("Connection refused" in message or "Max retries" in message)
-    assert env.list_objects_v2(Bucket=BUCKET).get("KeyCount", 0) == 0
+    assert mlflow_s3.list_objects_v2(Bucket=BUCKET).get("KeyCount", 0) == 0
     TALLY["faults_injected"] += 1
     TALLY["mlflow_down_refused"] += 1

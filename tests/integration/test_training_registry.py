@@ -6,19 +6,16 @@ and is registered and published as a version but not promoted.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pyarrow.parquet as pq
 import pytest
-from moto import mock_aws
 
+from tests.integration.conftest import BUCKET
 from trip_core.bundle import load_bundle
 from trip_core.pointer import LIVE_POINTER_KEY, ModelPointer
 
 DATA = Path(__file__).resolve().parents[2] / "data"
-BUCKET = "models-test"
 
 
 def _subset(src: str, dst: Path, rows: int) -> str:
@@ -26,34 +23,13 @@ def _subset(src: str, dst: Path, rows: int) -> str:
     return str(dst / src)
 
 
-@pytest.fixture
-def s3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
-        "MLFLOW_ARTIFACT_LOCATION": f"s3://{BUCKET}/mlflow",
-        "MLFLOW_EXPERIMENT_NAME": "it-trip-duration",
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-        "DO_NOT_TRACK": "true",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("MLFLOW_S3_ENDPOINT_URL", raising=False)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        client = boto3.client("s3")
-        client.create_bucket(Bucket=BUCKET)
-        yield client
-
-
-def test_register_promote_and_publish(tmp_path: Path, s3: object) -> None:
+def test_register_promote_and_publish(tmp_path: Path, mlflow_s3: object) -> None:
     import mlflow
     from mlflow.tracking import MlflowClient
 
     from training.train import main
 
-    client = s3
+    client = mlflow_s3
     train = _subset("green_tripdata_2023-02.parquet", tmp_path, 5000)
     valid = _subset("green_tripdata_2023-03.parquet", tmp_path, 2000)
     args = ["--train", train, "--valid", valid, "--out", str(tmp_path / "out"), "--models-bucket", BUCKET]

@@ -1,0 +1,33 @@
+"""Shared integration fixtures: real MLflow code on a SQLite store with artifacts on moto's S3."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+
+BUCKET = "models-test"
+
+
+@pytest.fixture
+def mlflow_s3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "MLFLOW_ARTIFACT_LOCATION": f"s3://{BUCKET}/mlflow",
+        "MLFLOW_EXPERIMENT_NAME": "it-trip-duration",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "true",
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("MLFLOW_S3_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        client = boto3.client("s3")
+        client.create_bucket(Bucket=BUCKET)
+        yield client
