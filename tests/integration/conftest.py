@@ -1,9 +1,10 @@
-"""Shared integration fixtures: real MLflow code on a SQLite store with artifacts on moto's S3."""
+"""Shared integration fixtures: MLflow on SQLite with artifacts on moto's S3; moto for the monitor."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -31,3 +32,14 @@ def mlflow_s3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[objec
         client = boto3.client("s3")
         client.create_bucket(Bucket=BUCKET)
         yield client
+
+
+@pytest.fixture
+def monitor_aws() -> Iterator[tuple[Any, Any]]:
+    """moto S3 with the monitor's three buckets (models, capture, rejected) and CloudWatch."""
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        cloudwatch = boto3.client("cloudwatch", region_name="us-east-1")
+        for bucket in ("models", "capture", "rejected"):
+            s3.create_bucket(Bucket=bucket)
+        yield s3, cloudwatch

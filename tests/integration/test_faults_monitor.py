@@ -14,22 +14,16 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
 import numpy as np
-import pytest
 from monitor_service.aws import aws_ports
 from monitor_service.config import MonitorConfig
 from monitor_service.service import run_event
-from moto import mock_aws
 
 from tests.monitor_months import capture_batches, month_columns, reference_profile_dict, take, valid_rows
 from trip_core.capture import Rejection, capture_key, encode_capture, encode_rejected
-from trip_core.observability import logger
 from trip_core.pointer import ModelPointer, version_pointer_key
 
 NOW = datetime(2023, 3, 6, 15, 0, 0, tzinfo=UTC)
@@ -38,29 +32,6 @@ CONFIG = MonitorConfig(
     models_bucket="models", capture_bucket="capture", rejected_bucket="rejected", min_predictions=200
 )
 ALARM_METRICS = {"DriftShare", "PredictionDriftScore", "MAERatio", "RejectedShare", "DatasetDrift"}
-
-
-@pytest.fixture
-def aws() -> Iterator[tuple[Any, Any]]:
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        cloudwatch = boto3.client("cloudwatch", region_name="us-east-1")
-        for bucket in ("models", "capture", "rejected"):
-            s3.create_bucket(Bucket=bucket)
-        yield s3, cloudwatch
-
-
-@pytest.fixture
-def logs() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logger.registered_formatter)
-    std_logger = logging.getLogger(logger.name)
-    std_logger.addHandler(handler)
-    try:
-        yield stream
-    finally:
-        std_logger.removeHandler(handler)
 
 
 def _publish_version(s3: Any, version: str, with_profile: bool = True) -> None:
@@ -101,9 +72,9 @@ def _metric_names(cloudwatch: Any) -> dict[str, float]:
 
 
 def test_corrupt_inputs_are_counted_logged_and_the_rest_is_analysed(
-    aws: tuple[Any, Any], logs: io.StringIO
+    monitor_aws: tuple[Any, Any], log_stream: io.StringIO
 ) -> None:
-    s3, cloudwatch = aws
+    s3, cloudwatch = monitor_aws
     _publish_version(s3, "3")
     _publish_version(s3, "5", with_profile=False)  # pointer whose reference profile is missing
     _put_captures(s3, "3", 300, seed=0, shard="shardId-good")
@@ -140,7 +111,7 @@ def test_corrupt_inputs_are_counted_logged_and_the_rest_is_analysed(
     problems = "\n".join(report["problems"])
     for name in [*corrupt, "b.json", "model version 5", "model version 9"]:
         assert name in problems
-    lines = [json.loads(line) for line in logs.getvalue().splitlines()]
+    lines = [json.loads(line) for line in log_stream.getvalue().splitlines()]
     skipped = [line for line in lines if line["message"] == "monitor input skipped"]
     versions = [line for line in lines if line["message"] == "model version not analysed"]
     assert len(skipped) == 5 and {line["model_version"] for line in versions} == {"5", "9"}
@@ -149,8 +120,8 @@ def test_corrupt_inputs_are_counted_logged_and_the_rest_is_analysed(
     print(f"\n[faults/monitor] injected=7 MonitorErrors={metrics['MonitorErrors']:g} analysed_rows=300")
 
 
-def test_no_data_raises_no_false_alarm(aws: tuple[Any, Any]) -> None:
-    s3, cloudwatch = aws
+def test_no_data_raises_no_false_alarm(monitor_aws: tuple[Any, Any]) -> None:
+    s3, cloudwatch = monitor_aws
     _publish_version(s3, "3")
     summary = run_event(
         {"source": "aws.events"}, aws_ports(CONFIG, s3=s3, cloudwatch=cloudwatch), CONFIG, NOW
@@ -162,8 +133,8 @@ def test_no_data_raises_no_false_alarm(aws: tuple[Any, Any]) -> None:
     print("\n[faults/monitor] no data: alarm-watched metrics published = 0, MonitorErrors = 0")
 
 
-def test_a_too_small_window_raises_no_false_alarm(aws: tuple[Any, Any]) -> None:
-    s3, cloudwatch = aws
+def test_a_too_small_window_raises_no_false_alarm(monitor_aws: tuple[Any, Any]) -> None:
+    s3, cloudwatch = monitor_aws
     _publish_version(s3, "3")
     _put_captures(s3, "3", 50, seed=4, shard="shardId-few")  # below MIN_PREDICTIONS
     s3.put_object(

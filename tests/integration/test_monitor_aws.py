@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
 import numpy as np
 import pytest
 from monitor_service.aws import MAX_METRICS_PER_CALL, aws_ports, metric_batches
 from monitor_service.config import MonitorConfig
 from monitor_service.ports import MetricDatum
 from monitor_service.service import run_event
-from moto import mock_aws
 
 from tests.monitor_months import capture_batches, month_columns, reference_profile_dict, take, valid_rows
 from trip_core.capture import Actual, Rejection, capture_key, encode_actuals, encode_capture, encode_rejected
@@ -22,16 +19,6 @@ from trip_core.pointer import ModelPointer, version_pointer_key
 
 NOW = datetime(2023, 3, 6, 15, 0, 0, tzinfo=UTC)
 CONFIG = MonitorConfig(models_bucket="models", capture_bucket="capture", rejected_bucket="rejected")
-
-
-@pytest.fixture
-def aws() -> Iterator[tuple[Any, Any]]:
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        cloudwatch = boto3.client("cloudwatch", region_name="us-east-1")
-        for bucket in ("models", "capture", "rejected"):
-            s3.create_bucket(Bucket=bucket)
-        yield s3, cloudwatch
 
 
 def _value(cloudwatch: Any, name: str, dimensions: dict[str, str]) -> float:
@@ -48,8 +35,8 @@ def _value(cloudwatch: Any, name: str, dimensions: dict[str, str]) -> float:
     return float(stats["Datapoints"][0]["Maximum"])
 
 
-def test_hourly_run_against_s3_and_cloudwatch(aws: tuple[Any, Any]) -> None:
-    s3, cloudwatch = aws
+def test_hourly_run_against_s3_and_cloudwatch(monitor_aws: tuple[Any, Any]) -> None:
+    s3, cloudwatch = monitor_aws
     profile_key = "models/trip-duration/3/reference_profile.json"
     s3.put_object(Bucket="models", Key=profile_key,
                   Body=json.dumps(reference_profile_dict(valid_rows(month_columns("2021-01")))))  # fmt: skip
@@ -106,8 +93,8 @@ def test_hourly_run_against_s3_and_cloudwatch(aws: tuple[Any, Any]) -> None:
     assert run_event({}, ports, CONFIG, later)["prediction_count"] == 0
 
 
-def test_put_metric_data_is_batched_to_the_api_limits(aws: tuple[Any, Any]) -> None:
-    _, cloudwatch = aws
+def test_put_metric_data_is_batched_to_the_api_limits(monitor_aws: tuple[Any, Any]) -> None:
+    _, cloudwatch = monitor_aws
     at = datetime(2023, 3, 6, 14, tzinfo=UTC)
     data = [MetricDatum("FeatureDriftScore", 0.01, "None", (("ModelVersion", "3"), ("Feature", f"f{i}")), at)
             for i in range(2500)]  # fmt: skip

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import logging
 import re
 import subprocess
 from collections.abc import Iterator
@@ -23,7 +22,6 @@ from predict_service.handler import handle
 
 from tests.unit.test_predict_service import World, event, good, kinesis_record, world  # noqa: F401
 from trip_core.capture import decode_rejected
-from trip_core.observability import logger
 from trip_core.rides import MAX_REASON_VALUE_CHARS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -238,20 +236,6 @@ def test_the_secret_scan_finds_planted_ones() -> None:
 
 
 # ------------------------------------------------------------------------- rejected-ride logging
-
-
-@pytest.fixture
-def log_stream() -> Iterator[io.StringIO]:
-    """What the Powertools logger writes (JSON lines), captured with its own formatter."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logger.registered_formatter)
-    std_logger = logging.getLogger(logger.name)
-    std_logger.addHandler(handler)
-    try:
-        yield stream
-    finally:
-        std_logger.removeHandler(handler)
 
 
 BIG = 200_000
