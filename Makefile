@@ -1,6 +1,6 @@
 # Targets a newcomer guesses. Every target that needs the project venv depends on it.
 SHELL := /bin/bash
-PYTHON_BASE ?= python3.11
+PYTHON_BASE ?= $(shell infra/venvs.sh python)
 VENV := .venv
 PY := $(VENV)/bin/python
 export MLFLOW_DISABLE_TELEMETRY := true
@@ -10,22 +10,20 @@ export DO_NOT_TRACK := true
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml requirements.lock
+$(VENV)/.installed: pyproject.toml requirements.lock infra/venvs.sh
+	rm -rf $(VENV)
 	$(PYTHON_BASE) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -c requirements.lock -e ".[train,dev]"
 	touch $@
 
 test: install
-	$(PY) -m pytest tests/unit tests/integration
+	$(VENV)/bin/pytest tests/unit tests/integration
 
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	# Both functions have an app.py (as Lambda wants): type-check them in two runs.
-	$(VENV)/bin/mypy trip_core training lambda_predict infra benchmarks tests
-	$(VENV)/bin/mypy lambda_monitor
-	$(VENV)/bin/mypy lambda_retrain/*.py
+	$(VENV)/bin/mypy trip_core training lambda_predict lambda_monitor lambda_retrain infra benchmarks tests
 	$(VENV)/bin/cfn-lint template.yaml
 	# Security scan of the template; each skipped check is justified in the resource's Metadata.checkov.
 	infra/venvs.sh checkov
@@ -103,15 +101,17 @@ localstack-test: install localstack-venv sam-venv  ## fresh LocalStack, deploy, 
 	tests/e2e/run.sh
 
 # ---------------------------------------------------------------- closed loop (lambda_retrain/, docs/architecture.md)
-.PHONY: retrain-size audit-table loop-demo
+.PHONY: functions retrain-size audit-table loop-demo
+
+functions: install  ## build every function's zip content into .state/functions/<Function> (the rule sam build runs) and print sizes
+	for fn in Predict Monitor Retrain; do rm -rf .state/functions/$${fn}Function; \
+		$(MAKE) -s -f infra/function.mk build-$${fn}Function ARTIFACTS_DIR=$(CURDIR)/.state/functions/$${fn}Function; done
+	@du -sm .state/functions/* | awk '{print $$2 " unzipped: " $$1 " MB (limit 250)"}'
+
+retrain-size: functions  ## the retrain function's unzipped size (< 250 MB)
 
 loop-demo: install localstack-venv sam-venv  ## the closed loop on LocalStack: 2021 model, 2023 rides, drift alarm -> retrain -> promote -> hot swap; gate refusal; rollback; audit
 	$(PY) -m infra.loop_demo
 
-retrain-size: install  ## build the retrain function's zip content into .state/retrain-build and print its size (< 250 MB)
-	rm -rf .state/retrain-build && mkdir -p .state/retrain-build
-	$(MAKE) -s -C lambda_retrain build-RetrainFunction ARTIFACTS_DIR=$(CURDIR)/.state/retrain-build PIP=$(CURDIR)/$(VENV)/bin/pip
-	@du -sm .state/retrain-build | awk '{print "retrain function unzipped: " $$1 " MB (limit 250)"}'
-
 audit-table: install  ## the loop's decisions on the LocalStack stack, as a table
-	$(PY) -m lambda_retrain.audit_table --local
+	$(PY) -m infra.audit_table --local

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT)]
 
 TRAIN = [str(ROOT / "data/green_tripdata_2023-01.parquet"), str(ROOT / "data/green_tripdata_2023-02.parquet")]
 VALID = str(ROOT / "data/green_tripdata_2023-03.parquet")
@@ -33,8 +32,6 @@ WARM_RUNS = 7
 COLD_SCRIPT = """
 import time
 started = time.perf_counter()
-import sys
-sys.path[:0] = [{root!r}]
 import boto3, mlflow.pyfunc
 from benchmarks.course_reference import CourseHandler
 from benchmarks.bench_predict import batch_event
@@ -70,7 +67,7 @@ def course_model(model_dir: Path) -> Path:
 
 
 def bench_cold(model: Path) -> float:
-    script = COLD_SCRIPT.format(root=str(ROOT), model=str(model))
+    script = COLD_SCRIPT.format(model=str(model))
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
     times = []
     for _ in range(COLD_RUNS):

@@ -1,7 +1,7 @@
 """Monitor benchmark: drift over 100k and 1M captured predictions (2023-03 resampled) vs a 2021-01 profile.
 
 Prints JSON lines {"metric", "value", "unit"}. Each figure is measured in a fresh subprocess that
-imports only what the Lambda imports (numpy, scipy, monitor_service), so its peak RSS is the monitor's.
+imports only what the Lambda imports (numpy, scipy, lambda_monitor), so its peak RSS is the monitor's.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ def prepare(directory: Path, rows: int) -> None:
 
 def _rows(directory: Path):
     import numpy as np
-    from monitor_service.window import VersionRows
+
+    from lambda_monitor.window import VersionRows
 
     data = np.load(directory / "window.npz")
     pu, do = data["PULocationID"].astype(float), data["DOLocationID"].astype(float)
@@ -52,9 +53,8 @@ def _rows(directory: Path):
 
 
 def child_drift(directory: Path) -> None:
-    from monitor_service.drift import dataset_drift
-    from monitor_service.window import current_columns
-
+    from lambda_monitor.drift import dataset_drift
+    from lambda_monitor.window import current_columns
     from trip_core.profile import read_profile
 
     profile = read_profile((directory / "profile.json").read_text())
@@ -72,8 +72,7 @@ def child_drift(directory: Path) -> None:
 
 
 def child_read(directory: Path) -> None:
-    from monitor_service.window import rows_by_version
-
+    from lambda_monitor.window import rows_by_version
     from tests.monitor_months import capture_batches
     from trip_core.capture import decode_capture, encode_capture
 
@@ -106,8 +105,7 @@ def _peak_kb() -> int:
 
 
 def _child(kind: str, directory: Path) -> dict[str, object]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "lambda_monitor")])}
-    out = subprocess.run([sys.executable, __file__, kind, str(directory)], env=env, check=True,
+    out = subprocess.run([sys.executable, __file__, kind, str(directory)], check=True,
                          capture_output=True, text=True).stdout  # fmt: skip
     result: dict[str, object] = json.loads(out.strip().splitlines()[-1])
     return result
@@ -116,8 +114,8 @@ def _child(kind: str, directory: Path) -> dict[str, object]:
 def init_time() -> float:
     env = {**os.environ, "MODELS_BUCKET": "m", "CAPTURE_BUCKET": "c", "REJECTED_BUCKET": "r",
            "AWS_DEFAULT_REGION": "us-east-1", "POWERTOOLS_TRACE_DISABLED": "1",
-           "PYTHONPATH": str(ROOT / "lambda_monitor"), "PYTHONDONTWRITEBYTECODE": "1"}  # fmt: skip
-    code = "import time; t = time.perf_counter(); import app; print(time.perf_counter() - t)"
+           "PYTHONDONTWRITEBYTECODE": "1"}  # fmt: skip
+    code = "import time; t = time.perf_counter(); import lambda_monitor.app; print(time.perf_counter() - t)"
     runs = [float(subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True,
                                  text=True).stdout.strip()) for _ in range(3)]  # fmt: skip
     return statistics.median(runs)
@@ -127,7 +125,6 @@ def main() -> None:
     if len(sys.argv) == 3:
         {"drift": child_drift, "read": child_read}[sys.argv[1]](Path(sys.argv[2]))
         return
-    sys.path[:0] = [str(ROOT), str(ROOT / "lambda_monitor")]
     for rows in SIZES:
         label = f"{rows // 1000}k" if rows < 1_000_000 else f"{rows // 1_000_000}m"
         with tempfile.TemporaryDirectory() as tmp:

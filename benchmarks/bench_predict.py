@@ -5,15 +5,15 @@ exported by training.export), cached in artifacts/bench/bundle.npz (gitignored; 
 to use another, BENCH_MAX_ITER to train a smaller one). Without scikit-learn or the data files it
 falls back to a synthetic bundle of realistic size and says so on stderr.
 
-- predict_init_seconds: fresh process, imports (numpy, Powertools, botocore, predict_service) +
+- predict_init_seconds: fresh process, imports (numpy, Powertools, botocore, lambda_predict) +
   S3/Kinesis clients + model load (pointer + bundle from an in-memory bucket; S3 latency excluded),
   tracing off (POWERTOOLS_TRACE_DISABLED); median of INIT_RUNS runs. Goal ≤ 0.5 s.
 - predict_init_traced_seconds: the same as in Lambda with tracing on (X-Ray SDK, botocore patched).
 - predict_warm_batch100_ms / predict_warm_batch500_ms: the handler (Powertools decorators included)
   on a 100- / 500-record Kinesis batch, AWS calls replaced by in-memory fakes; median. Goal ≤ 1 ms
   for 100. A third line gives batch 100 with a one-stump model: the service's own overhead.
-- predict_package_mb: `pip install -r lambda_predict/requirements.txt --target` + the function's code
-  (trip_core resolved), unzipped. Goal ≤ 120 MB.
+- predict_package_mb: the function's zip content built by the one rule `sam build` runs
+  (infra/function.mk), unzipped. Goal ≤ 120 MB.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -41,12 +40,11 @@ INIT_SCRIPT = """
 import time
 started = time.perf_counter()
 import os, sys
-sys.path[:0] = [{function!r}]
 from aws_lambda_powertools.utilities.typing import LambdaContext  # noqa: F401
-from predict_service.bootstrap import aws_clients
-from predict_service.handler import handle  # noqa: F401  (Powertools Logger/Metrics/Tracer, BatchProcessor)
-from predict_service.fakes import InMemoryObjects
-from predict_service.model_provider import ModelProvider
+from lambda_predict.bootstrap import aws_clients
+from lambda_predict.handler import handle  # noqa: F401  (Powertools Logger/Metrics/Tracer, BatchProcessor)
+from tests.doubles.predict import InMemoryObjects
+from lambda_predict.model_provider import ModelProvider
 from trip_core.bundle import load_bundle
 bucket = InMemoryObjects({{k: open(os.path.join({bundle_dir!r}, k.replace('/', '__')), 'rb').read()
                           for k in {keys!r}}})
@@ -56,10 +54,9 @@ provider.load_initial()
 print("BENCH", time.perf_counter() - started)
 if {first_prediction!r}:  # cold start to first prediction, then peak memory over a 500-record batch
     import resource
-    sys.path[:0] = [{root!r}]
     from benchmarks.bench_predict import Context, batch_event
-    from predict_service.fakes import InMemoryStream
-    from predict_service.service import PredictService
+    from tests.doubles.predict import InMemoryStream
+    from lambda_predict.service import PredictService
     service = PredictService(provider, InMemoryStream(), InMemoryObjects(), InMemoryObjects())
     assert handle(batch_event(1), Context(), service) == {{"batchItemFailures": []}}
     print("BENCH", time.perf_counter() - started)
@@ -81,8 +78,7 @@ def model_bundle() -> bytes:
     try:
         data = train_bundle(int(os.environ.get("BENCH_MAX_ITER", "500")))
     except Exception as exc:  # no scikit-learn/pandas, no data files: say so, still measure
-        sys.path[:0] = [str(FUNCTION)]
-        from predict_service.fakes import synthetic_bundle
+        from tests.doubles.predict import synthetic_bundle
 
         print(f"bench model: SYNTHETIC bundle (training failed: {exc!r})", file=sys.stderr)
         return synthetic_bundle()
@@ -114,16 +110,13 @@ def train_bundle(max_iter: int) -> bytes:
 def bench_cold(tmp: Path, bundle: bytes, traced: bool = False, first_prediction: bool = False) -> list[float]:
     """Medians over INIT_RUNS fresh processes of what the script prints: init seconds, and with
     `first_prediction` also seconds to the first prediction and peak RSS (MB) after a 500 batch."""
-    sys.path[:0] = [str(FUNCTION)]
-    from predict_service.fakes import InMemoryObjects, publish
+    from tests.doubles.predict import InMemoryObjects, publish
 
     bucket = InMemoryObjects()
     publish(bucket, "1", bundle)
     for key, body in bucket.objects.items():
         (tmp / key.replace("/", "__")).write_bytes(body)
     script = INIT_SCRIPT.format(
-        function=str(FUNCTION),
-        root=str(ROOT),
         bundle_dir=str(tmp),
         keys=sorted(bucket.objects),
         first_prediction=first_prediction,
@@ -196,12 +189,10 @@ def bench_warm(bundle: bytes, n_records: int = 100) -> float:
     import logging
 
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
-    sys.path[:0] = [str(FUNCTION)]
-    from predict_service.fakes import InMemoryObjects, InMemoryStream, publish
-    from predict_service.handler import handle
-    from predict_service.model_provider import ModelProvider
-    from predict_service.service import PredictService
-
+    from lambda_predict.handler import handle
+    from lambda_predict.model_provider import ModelProvider
+    from lambda_predict.service import PredictService
+    from tests.doubles.predict import InMemoryObjects, InMemoryStream, publish
     from trip_core.bundle import load_bundle
     from trip_core.observability import logger, metrics, tracer
 
@@ -236,6 +227,10 @@ def bench_warm(bundle: bytes, n_records: int = 100) -> float:
     return statistics.median(times[10:]) * 1000
 
 
+def tree_size_mb(folder: Path) -> float:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink()) / 1e6
+
+
 def pip_install_size_mb(target: Path, *requirements: str) -> float:
     """Unzipped size of `pip install --target` of the requirements (plus what is already in target)."""
     subprocess.run(
@@ -243,25 +238,19 @@ def pip_install_size_mb(target: Path, *requirements: str) -> float:
          "--target", str(target), *requirements],
         check=True,
     )  # fmt: skip
-    return sum(p.stat().st_size for p in target.rglob("*") if p.is_file() and not p.is_symlink()) / 1e6
+    return tree_size_mb(target)
 
 
 def bench_package(tmp: Path) -> float:
+    """The zip content as `sam build` makes it (the one rule, infra/function.mk), unzipped."""
     target = tmp / "package"
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".mypy_cache")
-    for item in FUNCTION.iterdir():
-        if item.name in {"__pycache__", "requirements.txt"}:
-            continue
-        if item.is_dir():
-            shutil.copytree(item, target / item.name, symlinks=False, ignore=ignore, dirs_exist_ok=True)
-        else:
-            shutil.copy2(item, target / item.name)
-    return pip_install_size_mb(target, "-r", str(FUNCTION / "requirements.txt"))
+    build = ["make", "-s", "-f", "infra/function.mk", "build-PredictFunction", f"ARTIFACTS_DIR={target}"]
+    subprocess.run(build, cwd=ROOT, check=True)
+    return tree_size_mb(target)
 
 
 def main() -> None:
-    sys.path[:0] = [str(ROOT), str(FUNCTION)]
-    from predict_service.fakes import tiny_bundle
+    from tests.doubles.predict import tiny_bundle
 
     bundle = model_bundle()
     with tempfile.TemporaryDirectory(prefix="bench-predict-") as tmp:

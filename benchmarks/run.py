@@ -151,7 +151,6 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="in-process figures only (CI)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results.jsonl")
     args = parser.parse_args()
-    sys.path[:0] = [str(ROOT), str(ROOT / "lambda_predict"), str(ROOT / "lambda_monitor")]
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
     quick = ["--quick"] if args.quick else []
     python = sys.executable

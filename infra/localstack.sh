@@ -18,7 +18,7 @@ ls_env() {
   export SQS_ENDPOINT_STRATEGY=path  # queue URLs on 127.0.0.1:4566, not sqs.<region>.127.0.0.1
   export DNS_ADDRESS=0 DISABLE_EVENTS=1 SKIP_SSL_CERT_DOWNLOAD=1 OVERRIDE_IN_DOCKER=0
   export FILESYSTEM_ROOT=$FS
-  export LAMBDA_RUNTIME_EXECUTOR=local LAMBDA_LOCAL_PYTHON3_11=$ROOT/.venvs/lambda-python3.11/bin/python
+  export LAMBDA_RUNTIME_EXECUTOR=local LAMBDA_LOCAL_PYTHON3_12=$ROOT/.venvs/lambda-python3.12/bin/python
   # event-source mappings: LocalStack waits POLL_INTERVAL (default 1 s) after every batch, so one shard
   # tops out near BatchSize records/s, and backs off up to 10 s on an empty stream. AWS keeps polling
   # while a shard has records and polls an idle one about once a second: come closer to that.

@@ -19,7 +19,7 @@
 6. Forced bad promotion (force_promote, max_iter 1) -> `--bad-rides` rides served by it and their actuals
    -> the scheduled rollback check finds its MAE worse than the previous version's on the same rides ->
    the pointer goes back by itself, recorded.
-7. The audit listing (python -m lambda_retrain.audit_table).
+7. The audit listing (python -m infra.audit_table).
 
 LocalStack and MLflow are left running (make localstack-down mlflow-down).
 """
@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 from botocore.config import Config
 
+from infra.audit_table import table
 from infra.aws import ENDPOINT, client, env
 from infra.demo import (
     CONSOLE,
@@ -56,7 +57,6 @@ from infra.demo import (
     warm_up,
 )
 from lambda_retrain.audit import STATE_KEY, read_audit
-from lambda_retrain.audit_table import table
 from lambda_retrain.aws import S3Store
 from trip_core.bundle import load_bundle
 from trip_core.capture import Actual, encode_actuals
@@ -552,7 +552,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{k}={v[:40]}" for k, v in sorted(tags.items()) if k.startswith(("loop.", "gate.promoted"))
         )
     )
-    say("audit (python -m lambda_retrain.audit_table --local):")
+    say("audit (python -m infra.audit_table --local):")
     say(audit)
     say(
         f"loop-demo took {time.perf_counter() - started:.0f} s. LocalStack and MLflow are left running "

@@ -4,9 +4,14 @@
 #   infra/venvs.sh sam          -> .venvs/sam         (Python 3.11, aws-sam-cli + samlocal)
 #   infra/venvs.sh evidently    -> .venvs/evidently   (Python 3.11, Evidently + pandas < 3, for make bench)
 #   infra/venvs.sh checkov      -> .venvs/checkov     (Python 3.11, checkov: the template scan of make lint)
+#   infra/venvs.sh python       -> prints the interpreter of the project venv (the Lambda runtime's Python)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+# The one Python of the product: project venv, LocalStack's Lambda interpreter and template.yaml's Runtime
+# (tests/unit/test_function_requirements.py holds them together). 3.12: scikit-learn 1.9 ships manylinux_2_28
+# wheels only, which the python3.12 runtime (Amazon Linux 2023) loads and python3.11 (Amazon Linux 2) cannot.
+PROJECT_PYTHON=3.12.1
 
 find_python() {  # find_python 3.13.0 -> path of an interpreter of that version
   local ver=$1 minor=${1%.*} cand
@@ -49,11 +54,12 @@ case "${1:-}" in
       .venvs/localstack/bin/pip install --quiet --disable-pip-version-check --no-deps -e "$plug"
       echo "$want" > .venvs/localstack/.plugin
     fi
-    # the interpreter the `local` executor runs python3.11 functions with: boto3, like the Lambda runtime
-    build lambda-python3.11 3.11.7 infra/localstack/lambda-runtime-python3.11.txt
+    # the interpreter the `local` executor runs python3.12 functions with: boto3, like the Lambda runtime
+    build lambda-python3.12 "$PROJECT_PYTHON" infra/localstack/lambda-runtime-python3.12.txt
     ;;
+  python) find_python "$PROJECT_PYTHON" ;;
   sam) build sam 3.11.7 infra/sam/requirements.txt ;;
   evidently) build evidently 3.11.7 benchmarks/evidently/requirements.txt ;;  # benchmark-only
   checkov) build checkov 3.11.7 infra/checkov/requirements.txt ;;  # make lint (pins boto3 1.35: own venv)
-  *) echo "usage: $0 localstack|sam|evidently|checkov" >&2; exit 2 ;;
+  *) echo "usage: $0 localstack|sam|evidently|checkov|python" >&2; exit 2 ;;
 esac

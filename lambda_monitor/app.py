@@ -1,14 +1,13 @@
-"""Monitor Lambda: thin handler over monitor_service (hourly schedule, or a window to backfill)."""
+"""Monitor Lambda: thin handler over lambda_monitor (hourly schedule, or a window to backfill)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-from monitor_service.aws import aws_ports
-from monitor_service.config import MonitorConfig
-from monitor_service.service import run_event, run_failed
-
+from lambda_monitor.aws import aws_ports
+from lambda_monitor.config import MonitorConfig
+from lambda_monitor.service import run_event, run_failed
 from trip_core.observability import logger, tracer
 
 CONFIG = MonitorConfig.from_env()  # fails the cold start when misconfigured

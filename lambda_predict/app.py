@@ -1,15 +1,15 @@
 """Prediction Lambda (SAM `Handler: app.lambda_handler`): a Kinesis batch of rides, or one ride by
 direct invoke. Cold start loads config and the model (init fails with a clear message if it cannot);
-the work is in predict_service."""
+the work is in lambda_predict."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from predict_service.bootstrap import service_from_env
-from predict_service.handler import handle
 
+from lambda_predict.bootstrap import service_from_env
+from lambda_predict.handler import handle
 from trip_core.observability import logger, metrics, tracer
 
 SERVICE = service_from_env()

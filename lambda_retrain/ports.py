@@ -24,28 +24,3 @@ class Tracker(Protocol):
     def register_version(self, model_name: str, run_id: str, tags: dict[str, str]) -> str: ...
     def set_version_tags(self, model_name: str, version: str, tags: dict[str, str]) -> None: ...
     def set_alias(self, model_name: str, alias: str, version: str) -> None: ...
-
-
-class MemoryStore:
-    """In-memory Store for tests and local runs."""
-
-    def __init__(self) -> None:
-        self.objects: dict[str, bytes] = {}
-
-    def get(self, key: str) -> bytes | None:
-        return self.objects.get(key)
-
-    def put(self, key: str, body: bytes, content_type: str = "application/octet-stream") -> None:
-        self.objects[key] = body
-
-    def put_if_absent(self, key: str, body: bytes) -> bool:
-        if key in self.objects:
-            return False
-        self.objects[key] = body
-        return True
-
-    def delete(self, key: str) -> None:
-        self.objects.pop(key, None)
-
-    def list_keys(self, prefix: str) -> list[str]:
-        return sorted(k for k in self.objects if k.startswith(prefix))

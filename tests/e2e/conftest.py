@@ -34,7 +34,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.fspath.basename == "test_loop.py")
 
 
-def poll(fn: Callable[[], T | None], *, timeout: float, interval: float = 0.25, what: str = "condition") -> T:
+def poll[T](
+    fn: Callable[[], T | None], *, timeout: float, interval: float = 0.25, what: str = "condition"
+) -> T:
     """Call fn until it returns something truthy; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     last: T | None = None

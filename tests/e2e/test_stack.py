@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from predict_service.service import PREDICTION_DECIMALS
 
+from lambda_predict.service import PREDICTION_DECIMALS
 from tests.e2e.conftest import StreamReader, poll, put_rides
 from trip_core.bundle import ServingBundle, load_bundle
 from trip_core.capture import decode_capture, decode_rejected

@@ -18,10 +18,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from monitor_service.aws import aws_ports
-from monitor_service.config import MonitorConfig
-from monitor_service.service import run_event
 
+from lambda_monitor.aws import aws_ports
+from lambda_monitor.config import MonitorConfig
+from lambda_monitor.service import run_event
 from tests.monitor_months import capture_batches, month_columns, reference_profile_dict, take, valid_rows
 from trip_core.capture import Rejection, capture_key, encode_capture, encode_rejected
 from trip_core.pointer import ModelPointer, version_pointer_key

@@ -21,8 +21,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from predict_service.model_provider import ModelLoadError
 
+from lambda_predict.model_provider import ModelLoadError
 from tests.integration.test_predict_moto import (  # noqa: F401  (aws is a fixture)
     LambdaContext,
     aws,

@@ -8,11 +8,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from monitor_service.aws import MAX_METRICS_PER_CALL, aws_ports, metric_batches
-from monitor_service.config import MonitorConfig
-from monitor_service.ports import MetricDatum
-from monitor_service.service import run_event
 
+from lambda_monitor.aws import MAX_METRICS_PER_CALL, aws_ports, metric_batches
+from lambda_monitor.config import MonitorConfig
+from lambda_monitor.ports import MetricDatum
+from lambda_monitor.service import run_event
 from tests.monitor_months import capture_batches, month_columns, reference_profile_dict, take, valid_rows
 from trip_core.capture import Actual, Rejection, capture_key, encode_actuals, encode_capture, encode_rejected
 from trip_core.pointer import ModelPointer, version_pointer_key

@@ -16,9 +16,9 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-from predict_service.fakes import publish, tiny_bundle
-from predict_service.model_provider import ModelLoadError
 
+from lambda_predict.model_provider import ModelLoadError
+from tests.doubles.predict import publish, tiny_bundle
 from trip_core.capture import decode_capture, decode_rejected
 
 ROOT = Path(__file__).parents[2]

@@ -18,7 +18,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from lambda_retrain.audit_table import main as audit_table
+from infra.audit_table import main as audit_table
 from lambda_retrain.aws import S3Store
 from training.data import PICKUP, frame_features, load_month
 from training.export import export_bundle

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from monitor_service.drift import SMALL_SAMPLE_MAX, column_drift, dataset_drift
-from monitor_service.window import VersionRows, current_columns
 
+from lambda_monitor.drift import SMALL_SAMPLE_MAX, column_drift, dataset_drift
+from lambda_monitor.window import VersionRows, current_columns
 from tests.monitor_months import month_columns, reference_profile_dict, take, valid_rows
 from trip_core.profile import NumericReference, read_profile
 

@@ -7,8 +7,12 @@ from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pytest
-from monitor_service.config import ConfigError, MonitorConfig
-from monitor_service.memory import (
+
+from lambda_monitor.config import ConfigError, MonitorConfig
+from lambda_monitor.ports import Ports
+from lambda_monitor.service import resolve_window, run_event
+from lambda_monitor.window import Window, hour_prefixes
+from tests.doubles.monitor import (
     MemoryActuals,
     MemoryCaptures,
     MemoryMetrics,
@@ -17,10 +21,6 @@ from monitor_service.memory import (
     MemoryReports,
     MemoryState,
 )
-from monitor_service.ports import Ports
-from monitor_service.service import resolve_window, run_event
-from monitor_service.window import Window, hour_prefixes
-
 from tests.monitor_months import capture_batches, month_columns, reference_profile_dict, take, valid_rows
 from trip_core.capture import Actual
 from trip_core.pointer import ModelPointer

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from predict_service.delivery import RetryPolicy, deliver
-from predict_service.fakes import InMemoryStream
-from predict_service.ports import PutEntry
+from lambda_predict.delivery import RetryPolicy, deliver
+from lambda_predict.ports import PutEntry
+from tests.doubles.predict import InMemoryStream
 
 
 def entries(n: int, size: int = 10) -> list[PutEntry]:

@@ -6,10 +6,10 @@ import json
 
 import numpy as np
 import pytest
-from predict_service.config import ConfigError, PredictConfig
-from predict_service.fakes import InMemoryObjects, publish, tiny_bundle
-from predict_service.model_provider import ModelLoadError, ModelProvider
 
+from lambda_predict.config import ConfigError, PredictConfig
+from lambda_predict.model_provider import ModelLoadError, ModelProvider
+from tests.doubles.predict import InMemoryObjects, publish, tiny_bundle
 from trip_core.bundle import load_bundle
 
 

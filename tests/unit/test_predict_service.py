@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from predict_service.delivery import RetryPolicy
-from predict_service.fakes import InMemoryObjects, InMemoryStream, publish, tiny_bundle
-from predict_service.handler import handle
-from predict_service.model_provider import ModelProvider
-from predict_service.service import PredictService
 
+from lambda_predict.delivery import RetryPolicy
+from lambda_predict.handler import handle
+from lambda_predict.model_provider import ModelProvider
+from lambda_predict.service import PredictService
+from tests.doubles.predict import InMemoryObjects, InMemoryStream, publish, tiny_bundle
 from trip_core.bundle import load_bundle
 from trip_core.capture import decode_capture, decode_rejected
 

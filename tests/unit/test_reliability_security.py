@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 from cfnlint.decode import cfn_yaml
-from predict_service.handler import handle
 
+from lambda_predict.handler import handle
 from tests.unit.test_predict_service import World, event, good, kinesis_record, world  # noqa: F401
 from trip_core.capture import decode_rejected
 from trip_core.rides import MAX_REASON_VALUE_CHARS

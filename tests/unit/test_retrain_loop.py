@@ -9,12 +9,13 @@ from typing import Any
 import numpy as np
 import pytest
 
+from infra.audit_table import main as audit_table
 from lambda_retrain.audit import LOCK_KEY, STATE_KEY, read_audit
-from lambda_retrain.audit_table import main as audit_table
 from lambda_retrain.config import RetrainConfig
 from lambda_retrain.labelled import iso
 from lambda_retrain.loop import Ports, acquire_lock, handle, triggers_from_event
-from lambda_retrain.ports import MemoryStore, Store
+from lambda_retrain.ports import Store
+from tests.doubles.retrain import MemoryStore
 from training.export import export_bundle
 from training.gate import GateConfig
 from training.model import ModelParams, fit

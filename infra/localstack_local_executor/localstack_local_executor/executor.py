@@ -50,10 +50,10 @@ STARTUP_TIMEOUT_S = float(os.environ.get("LAMBDA_LOCAL_STARTUP_TIMEOUT", "60"))
 
 
 def runtime_python(runtime: str) -> str:
-    """Interpreter for a Lambda runtime such as `python3.11`.
+    """Interpreter for a Lambda runtime such as `python3.12`.
 
-    LAMBDA_LOCAL_PYTHON3_11=/path/to/python wins (infra/ points it at a venv holding boto3, like the
-    Lambda runtime); then `python3.11` on PATH; then pyenv's versions folder.
+    LAMBDA_LOCAL_PYTHON3_12=/path/to/python wins (infra/ points it at a venv holding boto3, like the
+    Lambda runtime); then `python3.12` on PATH; then pyenv's versions folder.
     """
     if not runtime or not runtime.startswith("python"):
         raise LambdaRuntimeException(f"local executor runs python runtimes only, not {runtime!r}")

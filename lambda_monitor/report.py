@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from monitor_service.drift import category_counts
+from lambda_monitor.drift import category_counts
 from trip_core.profile import CategoricalReference, NumericReference, ReferenceProfile, histogram
 from trip_core.zones import zone_table
 

@@ -15,9 +15,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from predict_service.delivery import RetryPolicy, deliver
-from predict_service.model_provider import LoadedModel, ModelProvider
-from predict_service.ports import BlobStore, PredictionSink, PutEntry
+from lambda_predict.delivery import RetryPolicy, deliver
+from lambda_predict.model_provider import LoadedModel, ModelProvider
+from lambda_predict.ports import BlobStore, PredictionSink, PutEntry
 from trip_core.capture import (
     CaptureBatch,
     Rejection,

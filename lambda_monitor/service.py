@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from monitor_service import report as report_module
-from monitor_service.config import MonitorConfig
-from monitor_service.drift import ColumnDrift, dataset_drift
-from monitor_service.ports import MetricDatum, Ports
-from monitor_service.window import VersionRows, Window, current_columns, parse_utc, rows_by_version
+from lambda_monitor import report as report_module
+from lambda_monitor.config import MonitorConfig
+from lambda_monitor.drift import ColumnDrift, dataset_drift
+from lambda_monitor.ports import MetricDatum, Ports
+from lambda_monitor.window import VersionRows, Window, current_columns, parse_utc, rows_by_version
 from trip_core.capture import utc_iso
 from trip_core.observability import logger
 from trip_core.pointer import ModelPointer

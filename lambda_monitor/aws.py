@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from monitor_service.ports import MetricDatum
-from monitor_service.window import Window, hour_prefixes, parse_utc
+from lambda_monitor.ports import MetricDatum
+from lambda_monitor.window import Window, hour_prefixes, parse_utc
 from trip_core.capture import (
     ACTUALS_PREFIX,
     CAPTURE_PREFIX,
@@ -207,7 +207,7 @@ def aws_ports(config: Any, s3: Any = None, cloudwatch: Any = None) -> Any:
     """All ports over real (or moto) clients."""
     import boto3
 
-    from monitor_service.ports import Ports
+    from lambda_monitor.ports import Ports
 
     s3 = s3 or boto3.client("s3")
     cloudwatch = cloudwatch or boto3.client("cloudwatch")

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from predict_service.ports import PredictionSink, PutEntry
+from lambda_predict.ports import PredictionSink, PutEntry
 from trip_core.observability import logger
 
 MAX_RECORDS_PER_CALL = 500

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from predict_service.service import PredictService
+from lambda_predict.service import PredictService
 from trip_core.observability import logger, metrics
 
 if TYPE_CHECKING:

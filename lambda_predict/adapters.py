@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from predict_service.ports import PutEntry
+from lambda_predict.ports import PutEntry
 
 
 class S3ModelSource:

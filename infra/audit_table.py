@@ -1,4 +1,4 @@
-"""`python -m lambda_retrain.audit_table [--bucket B] [--local]`: the loop's decisions as a table.
+"""`python -m infra.audit_table [--bucket B] [--local]`: the loop's decisions as a table.
 
 --local reads the models bucket of the LocalStack stack (infra/aws.py outputs); otherwise boto3's
 default endpoint and MODELS_BUCKET / --bucket.
@@ -49,7 +49,7 @@ def table(records: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None, store: Store | None = None) -> str:
-    parser = argparse.ArgumentParser(prog="python -m lambda_retrain.audit_table", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m infra.audit_table", description=__doc__)
     parser.add_argument("--bucket", default=os.environ.get("MODELS_BUCKET"))
     parser.add_argument("--local", action="store_true", help="the LocalStack stack (infra/aws.py)")
     args = parser.parse_args(argv)

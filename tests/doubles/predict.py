@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from predict_service.ports import PutEntry
+from lambda_predict.ports import PutEntry
 from trip_core.bundle import dump_bundle
 from trip_core.features import FEATURE_NAMES
 from trip_core.pointer import ModelPointer

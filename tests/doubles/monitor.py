@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from monitor_service.ports import MetricDatum
-from monitor_service.window import Window, parse_utc
+from lambda_monitor.ports import MetricDatum
+from lambda_monitor.window import Window, parse_utc
 from trip_core.capture import Actual, CaptureBatch, decode_capture
 from trip_core.pointer import ModelPointer
 from trip_core.profile import ReferenceProfile, read_profile

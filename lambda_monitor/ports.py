@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from monitor_service.window import Window
+from lambda_monitor.window import Window
 from trip_core.capture import CaptureBatch
 from trip_core.pointer import ModelPointer
 from trip_core.profile import ReferenceProfile

@@ -6,10 +6,10 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from predict_service.adapters import KinesisPredictionSink, S3BlobStore, S3ModelSource
-from predict_service.config import PredictConfig
-from predict_service.model_provider import ModelProvider
-from predict_service.service import PredictService
+from lambda_predict.adapters import KinesisPredictionSink, S3BlobStore, S3ModelSource
+from lambda_predict.config import PredictConfig
+from lambda_predict.model_provider import ModelProvider
+from lambda_predict.service import PredictService
 from trip_core.bundle import load_bundle
 
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from predict_service.ports import BundleLoader, ModelSource, Predictor
+from lambda_predict.ports import BundleLoader, ModelSource, Predictor
 from trip_core.observability import logger
 from trip_core.pointer import ModelPointer
 
