@@ -56,12 +56,13 @@ from infra.demo import (
     stream_rides,
     warm_up,
 )
-from lambda_retrain.audit import STATE_KEY, read_audit
+from lambda_retrain.audit import read_audit
 from lambda_retrain.aws import S3Store
 from trip_core.bundle import load_bundle
 from trip_core.capture import Actual, encode_actuals
+from trip_core.contracts import LIVE_POINTER_KEY, LOOP_STATE_KEY, version_pointer_key
 from trip_core.features import compute_features
-from trip_core.pointer import LIVE_POINTER_KEY, ModelPointer, version_pointer_key
+from trip_core.pointer import ModelPointer
 
 # demo-friendly settings of the loop (template.yaml parameters; infra/deploy_local.sh adds Stage and
 # AlarmPeriodSeconds=60)
@@ -210,7 +211,7 @@ def deploy_and_train() -> tuple[Stack, dict[str, Any]]:
         stack.models.put(LIVE_POINTER_KEY, pointer.to_json().encode(), "application/json")
         mlflow_set_alias(trained["model"], "production", version)
         SAY(f"   (a previous run's model was live: version {version} made live for the demo)")
-    stack.models.delete(STATE_KEY)  # the loop's state of a previous run (cooldown, last promotion)
+    stack.models.delete(LOOP_STATE_KEY)  # the loop's state of a previous run (cooldown, last promotion)
     cw = client("cloudwatch")
     for name in (stack.outputs["DriftShareAlarmName"], stack.outputs["MAERatioAlarmName"]):
         if stack.alarm(name)["StateValue"] == "ALARM":  # a previous run's alarm: start from OK

@@ -9,19 +9,21 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from lambda_monitor.ports import MetricDatum
-from lambda_monitor.window import Window, hour_prefixes, parse_utc
-from trip_core.capture import (
+from lambda_monitor.window import Window, hour_prefixes
+from trip_core.capture import CaptureBatch, decode_actuals, decode_capture, decode_rejected
+from trip_core.contracts import (
     ACTUALS_PREFIX,
     CAPTURE_PREFIX,
+    MONITOR_STATE_KEY,
     REJECTED_PREFIX,
-    CaptureBatch,
-    decode_actuals,
-    decode_capture,
-    decode_rejected,
+    REPORTS_PREFIX,
+    day_prefix,
+    parse_utc,
     utc_iso,
+    version_pointer_key,
 )
 from trip_core.observability import logger
-from trip_core.pointer import ModelPointer, version_pointer_key
+from trip_core.pointer import ModelPointer
 from trip_core.profile import ReferenceProfile, read_profile
 
 MAX_METRICS_PER_CALL = 1000
@@ -29,7 +31,6 @@ MAX_BYTES_PER_CALL = 1_000_000
 BYTES_BUDGET = 900_000  # margin under the 1 MB request limit for the envelope
 REJECTION_LAG = timedelta(hours=1)  # rejected objects are keyed by processing hour, counted by arrival
 READ_THREADS = 16
-STATE_KEY = "monitor/state.json"
 
 
 def _keys(s3: Any, bucket: str, prefix: str, start_after: str | None = None) -> list[str]:
@@ -95,7 +96,7 @@ class S3Actuals:
         self.s3, self.bucket = s3, bucket
 
     def durations(self, days: Sequence[date]) -> dict[Any, float]:
-        keys = [k for day in days for k in _keys(self.s3, self.bucket, f"{ACTUALS_PREFIX}dt={day:%Y-%m-%d}/")]
+        keys = [k for day in days for k in _keys(self.s3, self.bucket, day_prefix(ACTUALS_PREFIX, day))]
         result: dict[Any, float] = {}
         with ThreadPoolExecutor(READ_THREADS) as pool:
             for data in pool.map(lambda key: _get(self.s3, self.bucket, key), keys):
@@ -171,7 +172,7 @@ class S3Reports:
         self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
 
     def reports_since(self, since: datetime) -> list[dict[str, Any]]:
-        keys = _keys(self.s3, self.bucket, "reports/", start_after=f"reports/{utc_iso(since)}")
+        keys = _keys(self.s3, self.bucket, REPORTS_PREFIX, start_after=f"{REPORTS_PREFIX}{utc_iso(since)}")
         keys = [key for key in keys if key.endswith("/drift_report.json")]
         reports = []
         with ThreadPoolExecutor(READ_THREADS) as pool:
@@ -193,14 +194,16 @@ class S3State:
 
     def last_window_end(self) -> datetime | None:
         try:
-            data = json.loads(_get(self.s3, self.bucket, STATE_KEY))
+            data = json.loads(_get(self.s3, self.bucket, MONITOR_STATE_KEY))
         except self.s3.exceptions.NoSuchKey:
             return None
         return parse_utc(data["last_window_end"])
 
     def save_window_end(self, window_end: datetime) -> None:
         body = json.dumps({"last_window_end": utc_iso(window_end)}).encode()
-        self.s3.put_object(Bucket=self.bucket, Key=STATE_KEY, Body=body, ContentType="application/json")
+        self.s3.put_object(
+            Bucket=self.bucket, Key=MONITOR_STATE_KEY, Body=body, ContentType="application/json"
+        )
 
 
 def aws_ports(config: Any, s3: Any = None, cloudwatch: Any = None) -> Any:

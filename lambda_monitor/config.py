@@ -6,6 +6,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from trip_core.contracts import METRICS_NAMESPACE
+
 
 class ConfigError(RuntimeError):
     """The environment does not configure the monitor; raised at cold start."""
@@ -19,7 +21,7 @@ class MonitorConfig:
     min_predictions: int = 200
     min_actuals: int = 50
     drift_threshold: float = 0.1
-    metrics_namespace: str = "TripDuration"
+    metrics_namespace: str = METRICS_NAMESPACE
     history_days: int = 7  # drift scores over time in the HTML page
 
     @classmethod
@@ -38,7 +40,7 @@ class MonitorConfig:
                 min_predictions=int(env.get("MIN_PREDICTIONS", "200")),
                 min_actuals=int(env.get("MIN_ACTUALS", "50")),
                 drift_threshold=float(env.get("DRIFT_THRESHOLD", "0.1")),
-                metrics_namespace=env.get("METRICS_NAMESPACE", "TripDuration") or "TripDuration",
+                metrics_namespace=env.get("METRICS_NAMESPACE", METRICS_NAMESPACE) or METRICS_NAMESPACE,
             )
         except ValueError as error:
             raise ConfigError(f"bad monitor setting: {error}") from error

@@ -13,8 +13,8 @@ from lambda_monitor import report as report_module
 from lambda_monitor.config import MonitorConfig
 from lambda_monitor.drift import ColumnDrift, dataset_drift
 from lambda_monitor.ports import MetricDatum, Ports
-from lambda_monitor.window import VersionRows, Window, current_columns, parse_utc, rows_by_version
-from trip_core.capture import utc_iso
+from lambda_monitor.window import VersionRows, Window, current_columns, rows_by_version
+from trip_core.contracts import parse_utc, report_key, utc_iso
 from trip_core.observability import logger
 from trip_core.pointer import ModelPointer
 from trip_core.profile import ReferenceProfile
@@ -37,10 +37,6 @@ def resolve_window(
             raise ValueError(f"backfill needs ISO window_start and window_end: {error}") from error
     start = last_end if last_end is not None and last_end < now else now - DEFAULT_WINDOW
     return Window(start, now), True
-
-
-def report_key(window_end: datetime, extension: str) -> str:
-    return f"reports/{utc_iso(window_end)}/drift_report.{extension}"
 
 
 def _column_json(result: ColumnDrift | None) -> dict[str, Any] | None:

@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 
 from trip_core.capture import CaptureBatch
+from trip_core.contracts import hour_prefix
 from trip_core.features import compute_features, feature_column
 from trip_core.profile import PREDICTION_COLUMN, column_kinds, valid_mask
 from trip_core.zones import zone_table
@@ -46,13 +47,7 @@ class Window:
 
 def hour_prefixes(prefix: str, window: Window, lead: timedelta = timedelta(0)) -> list[str]:
     """`<prefix>dt=YYYY-MM-DD/hour=HH/` of every hour the window overlaps: the only prefixes listed."""
-    return [f"{prefix}dt={hour:%Y-%m-%d}/hour={hour:%H}/" for hour in window.hours(lead)]
-
-
-def parse_utc(text: str) -> datetime:
-    """ISO 8601 (`Z` or offset; naive taken as UTC) -> aware UTC datetime."""
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return [hour_prefix(prefix, hour) for hour in window.hours(lead)]
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from trip_core.pointer import LIVE_POINTER_KEY, version_pointer_key
+from trip_core.contracts import LIVE_POINTER_KEY, version_pointer_key
 
 DEFAULT_POINTER_TTL_SECONDS = 60.0
 

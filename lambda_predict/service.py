@@ -18,15 +18,8 @@ import numpy as np
 from lambda_predict.delivery import RetryPolicy, deliver
 from lambda_predict.model_provider import LoadedModel, ModelProvider
 from lambda_predict.ports import BlobStore, PredictionSink, PutEntry
-from trip_core.capture import (
-    CaptureBatch,
-    Rejection,
-    capture_key,
-    encode_capture,
-    encode_rejected,
-    rejected_key,
-    utc_iso,
-)
+from trip_core.capture import CaptureBatch, Rejection, encode_capture, encode_rejected
+from trip_core.contracts import capture_key, rejected_key, utc_iso
 from trip_core.features import compute_features
 from trip_core.observability import logger
 from trip_core.rides import FieldError, ValidRide, to_new_york_naive, validate_record_data, validate_ride

@@ -7,14 +7,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lambda_retrain.ports import Store
-
-AUDIT_PREFIX = "loop/audit/"
-STATE_KEY = "loop/state.json"
-LOCK_KEY = "loop/lock.json"
+from trip_core.contracts import LOOP_AUDIT_PREFIX, LOOP_STATE_KEY
 
 
 def audit_key(moment: datetime, kind: str) -> str:
-    return f"{AUDIT_PREFIX}{moment.astimezone(UTC):%Y%m%dT%H%M%S%fZ}_{kind}.json"
+    return f"{LOOP_AUDIT_PREFIX}{moment.astimezone(UTC):%Y%m%dT%H%M%S%fZ}_{kind}.json"
 
 
 def write_audit(store: Store, moment: datetime, kind: str, record: dict[str, Any]) -> str:
@@ -29,7 +26,7 @@ def write_audit(store: Store, moment: datetime, kind: str, record: dict[str, Any
 
 def read_audit(store: Store) -> list[dict[str, Any]]:
     records = []
-    for key in sorted(store.list_keys(AUDIT_PREFIX)):
+    for key in sorted(store.list_keys(LOOP_AUDIT_PREFIX)):
         body = store.get(key)
         if body is not None:
             records.append({"key": key, **json.loads(body)})
@@ -37,9 +34,9 @@ def read_audit(store: Store) -> list[dict[str, Any]]:
 
 
 def read_state(store: Store) -> dict[str, Any]:
-    body = store.get(STATE_KEY)
+    body = store.get(LOOP_STATE_KEY)
     return {} if body is None else dict(json.loads(body))
 
 
 def write_state(store: Store, state: dict[str, Any]) -> None:
-    store.put(STATE_KEY, json.dumps(state, sort_keys=True).encode(), "application/json")
+    store.put(LOOP_STATE_KEY, json.dumps(state, sort_keys=True).encode(), "application/json")

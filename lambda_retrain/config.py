@@ -6,12 +6,14 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from trip_core.contracts import DEFAULT_EXPERIMENT, DEFAULT_MODEL_NAME, PRODUCTION_ALIAS
+
 
 @dataclass(frozen=True)
 class RetrainConfig:
     models_bucket: str
     capture_bucket: str
-    model_name: str = "trip-duration"
+    model_name: str = DEFAULT_MODEL_NAME
     lookback_hours: float = 48.0  # captured + labelled rides of this many hours (processing time)
     holdout_fraction: float = 0.2  # the latest rides (by pickup time): the gate's fresh holdout
     min_labelled_rows: int = 2000
@@ -24,8 +26,8 @@ class RetrainConfig:
     retrain_alarms: tuple[str, ...] = ()  # alarm names whose ALARM starts a retrain
     rollback_alarms: tuple[str, ...] = ()  # alarm names whose ALARM starts a rollback check first
     mlflow_tracking_uri: str | None = None
-    mlflow_experiment: str = "trip-duration"
-    alias: str = "production"
+    mlflow_experiment: str = DEFAULT_EXPERIMENT
+    alias: str = PRODUCTION_ALIAS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RetrainConfig:

@@ -17,19 +17,20 @@ from typing import Any
 import numpy as np
 
 from lambda_retrain.ports import Store
-from trip_core.capture import (
+from trip_core.capture import CaptureBatch, RecordFormatError, decode_actuals, decode_capture
+from trip_core.contracts import (
     ACTUALS_PREFIX,
     CAPTURE_PREFIX,
-    CaptureBatch,
-    RecordFormatError,
-    decode_actuals,
-    decode_capture,
+    MAX_DURATION_MINUTES,
+    MIN_DURATION_MINUTES,
+    day_prefix,
+    hour_prefix,
+    parse_utc,
+    utc_iso,
 )
 from trip_core.features import compute_features
 
 # The training target's bounds (training/data.py MIN_/MAX_DURATION_MINUTES; that module needs pandas).
-MIN_DURATION_MINUTES = 1.0
-MAX_DURATION_MINUTES = 60.0
 
 
 @dataclass
@@ -50,15 +51,6 @@ class LabelledRides:
         return LabelledRides(
             self.features[mask], self.target[mask], self.served[mask], self.versions[mask], self.pickup[mask]
         )
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
-
-
-def parse_iso(text: str) -> datetime:
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _hours(start: datetime, end: datetime) -> list[datetime]:
@@ -84,9 +76,7 @@ def load_labelled(
 ) -> LabelledRides:
     """Labelled rides captured in [start, end); `keep_batch` narrows further (e.g. one model version)."""
     capture_keys = [
-        key
-        for hour in _hours(start, end)
-        for key in capture.list_keys(f"{CAPTURE_PREFIX}dt={hour:%Y-%m-%d}/hour={hour:%H}/")
+        key for hour in _hours(start, end) for key in capture.list_keys(hour_prefix(CAPTURE_PREFIX, hour))
     ]
     batches: list[CaptureBatch] = []
     malformed = 0
@@ -96,7 +86,7 @@ def load_labelled(
         except RecordFormatError:
             malformed += 1
             continue
-        if start <= parse_iso(batch.captured_at) < end and (keep_batch is None or keep_batch(batch)):
+        if start <= parse_utc(batch.captured_at) < end and (keep_batch is None or keep_batch(batch)):
             batches.append(batch)
     batches.sort(key=lambda b: b.captured_at)
 
@@ -106,7 +96,7 @@ def load_labelled(
     )
     actual_keys: list[str] = []
     while day <= last_day:
-        actual_keys.extend(capture.list_keys(f"{ACTUALS_PREFIX}dt={day:%Y-%m-%d}/"))
+        actual_keys.extend(capture.list_keys(day_prefix(ACTUALS_PREFIX, day)))
         day += timedelta(days=1)
     durations: dict[str, float] = {}
     skipped = 0
@@ -153,7 +143,7 @@ def load_labelled(
         pickup=pickup,
     )
     result.summary = {
-        "window": {"start": iso(start), "end": iso(end)},
+        "window": {"start": utc_iso(start), "end": utc_iso(end)},
         "capture_objects": len(batches),
         "capture_objects_malformed": malformed,
         "actuals_objects": len(actual_keys),

@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from lambda_retrain.audit import LOCK_KEY, read_state, write_audit, write_state
+from lambda_retrain.audit import read_state, write_audit, write_state
 from lambda_retrain.config import RetrainConfig
-from lambda_retrain.labelled import LabelledRides, iso, load_labelled, parse_iso
+from lambda_retrain.labelled import LabelledRides, load_labelled
 from lambda_retrain.ports import Store, Tracker
 from training import metrics
 from training.export import export_bundle
@@ -37,12 +37,23 @@ from training.gate import Candidate, GateConfig, RegisteredVersion, gate_and_pub
 from training.model import ModelParams, fit, predict
 from training.publish import publish_live
 from trip_core.bundle import load_bundle
+from trip_core.contracts import (
+    BUNDLE_ARTIFACT,
+    DEFAULT_MODEL_NAME,
+    LIVE_POINTER_KEY,
+    LOOP_LOCK_KEY,
+    PARITY_TOLERANCE_MINUTES,
+    PROFILE_ARTIFACT,
+    VERSION_POINTERS_PREFIX,
+    parse_utc,
+    utc_iso,
+    version_pointer_key,
+)
 from trip_core.features import MONITORED_FEATURES, feature_column
-from trip_core.pointer import LIVE_POINTER_KEY, ModelPointer, version_pointer_key
+from trip_core.pointer import ModelPointer
 from trip_core.profile import build_reference_profile
 
 log = logging.getLogger(__name__)
-PARITY_TOLERANCE_MINUTES = 1e-3
 
 
 @dataclass(frozen=True)
@@ -153,7 +164,7 @@ def version_pointer(store: Store, version: str) -> ModelPointer | None:
 def next_s3_version(store: Store) -> str:
     numbers = [
         int(name)
-        for key in store.list_keys("serving/versions/")
+        for key in store.list_keys(VERSION_POINTERS_PREFIX)
         if (name := key.rsplit("/", 1)[-1].removesuffix(".json")).isdigit()
     ]
     return str(max(numbers, default=0) + 1)
@@ -164,23 +175,27 @@ def next_s3_version(store: Store) -> str:
 
 def acquire_lock(store: Store, now: datetime, lease_seconds: int, owner: str) -> bool:
     body = json.dumps(
-        {"owner": owner, "acquired_at": iso(now), "expires_at": iso(now + timedelta(seconds=lease_seconds))}
+        {
+            "owner": owner,
+            "acquired_at": utc_iso(now),
+            "expires_at": utc_iso(now + timedelta(seconds=lease_seconds)),
+        }
     )
-    if store.put_if_absent(LOCK_KEY, body.encode()):
+    if store.put_if_absent(LOOP_LOCK_KEY, body.encode()):
         return True
-    held = store.get(LOCK_KEY)
+    held = store.get(LOOP_LOCK_KEY)
     try:
-        expired = held is None or parse_iso(json.loads(held)["expires_at"]) <= now
+        expired = held is None or parse_utc(json.loads(held)["expires_at"]) <= now
     except (ValueError, KeyError, TypeError):
         expired = True
     if not expired:
         return False
-    store.delete(LOCK_KEY)  # a crashed run's lease: take it over (one retry, conditional again)
-    return store.put_if_absent(LOCK_KEY, body.encode())
+    store.delete(LOOP_LOCK_KEY)  # a crashed run's lease: take it over (one retry, conditional again)
+    return store.put_if_absent(LOOP_LOCK_KEY, body.encode())
 
 
 def release_lock(store: Store) -> None:
-    store.delete(LOCK_KEY)
+    store.delete(LOOP_LOCK_KEY)
 
 
 def cooldown_left(state: dict[str, Any], now: datetime, cooldown_minutes: float) -> float:
@@ -188,7 +203,7 @@ def cooldown_left(state: dict[str, Any], now: datetime, cooldown_minutes: float)
     last = state.get("last_retrain_at")
     if not last:
         return 0.0
-    left = parse_iso(str(last)) + timedelta(minutes=cooldown_minutes) - now
+    left = parse_utc(str(last)) + timedelta(minutes=cooldown_minutes) - now
     return max(0.0, left.total_seconds() / 60.0)
 
 
@@ -209,7 +224,7 @@ def retrain(
     trigger: Trigger, ports: Ports, config: RetrainConfig, now: datetime, actor: str
 ) -> dict[str, Any]:
     base: dict[str, Any] = {
-        "time": iso(now),
+        "time": utc_iso(now),
         "model_name": config.model_name,
         "trigger": trigger.record(),
         "actor": actor,
@@ -303,8 +318,8 @@ def _retrain_locked(
             {"trigger": trigger.reason[:250], "trained_by": "lambda_retrain", "bundle_sha256": bundle.sha256},
         )
         try:
-            tracker.upload_artifact(run_id, "bundle/bundle.npz", bundle_bytes)
-            tracker.upload_artifact(run_id, "profile/reference_profile.json", profile_bytes)
+            tracker.upload_artifact(run_id, BUNDLE_ARTIFACT, bundle_bytes)
+            tracker.upload_artifact(run_id, PROFILE_ARTIFACT, profile_bytes)
         except Exception as exc:  # the S3 copy is what serving reads; the run stays usable without it
             log.warning("MLflow artifact upload failed: %s", exc)
         tracker.finish_run(run_id, run_metrics)
@@ -342,12 +357,12 @@ def _retrain_locked(
             f"forced: promoted by the invoker although the gate said '{decision.verdict}'",
         )
 
-    state = {**state, "last_retrain_at": iso(now), "last_retrain_version": version}
+    state = {**state, "last_retrain_at": utc_iso(now), "last_retrain_version": version}
     if promoted:
         state["last_promotion"] = {
             "version": version,
             "previous_version": None if live is None else live.version,
-            "promoted_at": iso(now),
+            "promoted_at": utc_iso(now),
             "forced": trigger.force_promote and not decision.promote,
         }
     write_state(ports.models, state)
@@ -387,7 +402,7 @@ def rollback_check(
     """None when there is no recent loop promotion to judge (the caller may retrain instead), or, for a
     scheduled check, not enough served rides yet."""
     base: dict[str, Any] = {
-        "time": iso(now),
+        "time": utc_iso(now),
         "model_name": config.model_name,
         "trigger": trigger.record(),
         "actor": actor,
@@ -400,7 +415,7 @@ def rollback_check(
         or promotion.get("version") != live.version
         or not promotion.get("previous_version")
         or promotion.get("rolled_back_at")
-        or now - parse_iso(str(promotion["promoted_at"])) > timedelta(hours=config.rollback_window_hours)
+        or now - parse_utc(str(promotion["promoted_at"])) > timedelta(hours=config.rollback_window_hours)
     ):
         return None
     previous = version_pointer(ports.models, str(promotion["previous_version"]))
@@ -417,7 +432,7 @@ def rollback_check(
             },
             live.version,
         )
-    since = parse_iso(str(promotion["promoted_at"]))
+    since = parse_utc(str(promotion["promoted_at"]))
     rides = load_labelled(
         ports.capture, since, now + timedelta(seconds=1), keep_batch=lambda b: b.model_version == live.version
     )
@@ -441,11 +456,11 @@ def rollback_check(
             if promotion.get("kept_by_schedule_at"):
                 log.info("rollback check: %s still not worse (%s)", live.version, compared)
                 return None
-            state["last_promotion"] = {**promotion, "kept_by_schedule_at": iso(now)}
+            state["last_promotion"] = {**promotion, "kept_by_schedule_at": utc_iso(now)}
             write_state(ports.models, state)
         verdict = f"kept: {compared} on the same rides (not worse)"
         return _audit(ports, now, "rollback_kept", {**base, "verdict": verdict}, live.version)
-    publish_live(ports.models, replace(previous, published_at=iso(now)))
+    publish_live(ports.models, replace(previous, published_at=utc_iso(now)))
     base["mlflow"] = "not configured"
     if ports.tracker is not None:
         try:  # the pointer is what serving reads: MLflow failing must not stop (or undo) the rollback
@@ -454,8 +469,8 @@ def rollback_check(
         except Exception as exc:
             log.warning("MLflow alias back to %s failed: %s", previous.version, exc)
             base["mlflow"] = f"alias not moved: {exc}"[:500]
-    state["last_promotion"] = {**promotion, "rolled_back_at": iso(now)}
-    state["last_rollback"] = {"from": live.version, "to": previous.version, "at": iso(now)}
+    state["last_promotion"] = {**promotion, "rolled_back_at": utc_iso(now)}
+    state["last_rollback"] = {"from": live.version, "to": previous.version, "at": utc_iso(now)}
     write_state(ports.models, state)
     verdict = f"rolled back: {compared} on the same rides (worse)"
     return _audit(
@@ -483,7 +498,7 @@ def handle(
                     now,
                     "rollback_kept",
                     {
-                        "time": iso(now),
+                        "time": utc_iso(now),
                         "model_name": config.model_name,
                         "trigger": trigger.record(),
                         "actor": actor,
@@ -505,7 +520,7 @@ def _audit(
             "loop.last_decision": kind,
             "loop.verdict": str(record.get("verdict", ""))[:4000],
             "loop.audit_key": key,
-            "loop.time": iso(now),
+            "loop.time": utc_iso(now),
         }
         try:
             ports.tracker.set_version_tags(_model_name(record), mlflow_version, tags)
@@ -523,4 +538,4 @@ def _audit(
 
 
 def _model_name(record: dict[str, Any]) -> str:
-    return str(record.get("model_name", "trip-duration"))
+    return str(record.get("model_name", DEFAULT_MODEL_NAME))

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from trip_core.capture import CaptureBatch
-from trip_core.features import MAX_TRIP_DISTANCE_MILES, MONITORED_FEATURES, compute_features, feature_column
+from trip_core.contracts import MAX_TRIP_DISTANCE_MILES
+from trip_core.features import MONITORED_FEATURES, compute_features, feature_column
 from trip_core.profile import build_reference_profile
 from trip_core.zones import zone_table
 

@@ -18,13 +18,17 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from trip_core.features import MAX_TRIP_DISTANCE_MILES, MIN_TRIP_DISTANCE_MILES, compute_features
+from trip_core.contracts import (
+    MAX_DURATION_MINUTES,
+    MAX_TRIP_DISTANCE_MILES,
+    MIN_DURATION_MINUTES,
+    MIN_TRIP_DISTANCE_MILES,
+)
+from trip_core.features import compute_features
 from trip_core.zones import zone_table
 
 PICKUP = "lpep_pickup_datetime"
 DROPOFF = "lpep_dropoff_datetime"
-MIN_DURATION_MINUTES = 1.0
-MAX_DURATION_MINUTES = 60.0
 
 # Needed column -> (accepted arrow type test, human name of the expected type, pandas dtype after alignment)
 _COLUMNS: dict[str, tuple[Callable[[pa.DataType], bool], str, str]] = {

@@ -11,7 +11,8 @@ import numpy as np
 
 from training import data as data_mod
 from training.metrics import mae, rmse
-from trip_core.bundle import BUNDLE_FILENAME, load_bundle
+from trip_core.bundle import load_bundle
+from trip_core.contracts import BUNDLE_FILENAME
 
 
 def main(argv: list[str] | None = None) -> dict[str, float | int]:

@@ -14,8 +14,9 @@ from typing import Protocol
 
 import numpy as np
 
-from training.publish import ObjectStore, bundle_key, profile_key, publish_live, publish_version
+from training.publish import ObjectStore, publish_live, publish_version
 from trip_core.bundle import BundleError, load_bundle
+from trip_core.contracts import PRODUCTION_ALIAS, bundle_key, profile_key, utc_iso
 from trip_core.pointer import ModelPointer
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ class ModelRegistry(Protocol):
 
 @dataclass(frozen=True)
 class GateConfig:
-    alias: str = "production"
+    alias: str = PRODUCTION_ALIAS
     margin: float = 0.05  # minutes of validation RMSE the challenger must gain over the champion
     absolute_bound: float = 10.0  # RMSE a first model must stay under (the course baseline is ~6-8)
 
@@ -132,7 +133,7 @@ def gate_and_publish(
         validation_rmse=candidate.rmse,
         validation_mae=candidate.mae,
         run_id=candidate.run_id,
-        published_at=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        published_at=utc_iso(datetime.now(UTC).replace(microsecond=0)),
     )
     if store is None:
         log.info("no models bucket configured (MODELS_BUCKET or --models-bucket): S3 publishing skipped")

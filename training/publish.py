@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
-from trip_core.pointer import LIVE_POINTER_KEY, ModelPointer, version_pointer_key
+from trip_core.contracts import LIVE_POINTER_KEY, version_pointer_key
+from trip_core.pointer import ModelPointer
 
 log = logging.getLogger(__name__)
 
@@ -25,14 +26,6 @@ class S3ObjectStore:
     def put(self, key: str, body: bytes, content_type: str) -> None:
         self._client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
         log.info("wrote s3://%s/%s (%d bytes)", self.bucket, key, len(body))
-
-
-def bundle_key(model_name: str, version: str) -> str:
-    return f"models/{model_name}/{version}/bundle.npz"
-
-
-def profile_key(model_name: str, version: str) -> str:
-    return f"models/{model_name}/{version}/reference_profile.json"
 
 
 def publish_version(store: ObjectStore, pointer: ModelPointer, bundle: bytes, profile: bytes) -> None:

@@ -25,10 +25,9 @@ from sklearn.pipeline import Pipeline
 
 from training.gate import RegisteredVersion
 from training.model import as_frame
+from trip_core.contracts import BUNDLE_ARTIFACT, DEFAULT_EXPERIMENT
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_EXPERIMENT = "trip-duration"
-BUNDLE_ARTIFACT = "bundle/bundle.npz"
 # Types of our own fitted pipeline that skops (MLflow's sklearn serialization) does not trust by default.
 SKOPS_TRUSTED_TYPES = [
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",

@@ -21,13 +21,18 @@ from training import metrics, model, tracking
 from training.export import export_bundle
 from training.gate import Candidate, GateConfig, gate_and_publish
 from training.publish import S3ObjectStore
-from trip_core.bundle import BUNDLE_FILENAME, load_bundle
+from trip_core.bundle import load_bundle
+from trip_core.contracts import (
+    BUNDLE_FILENAME,
+    DEFAULT_MODEL_NAME,
+    PARITY_TOLERANCE_MINUTES,
+    PRODUCTION_ALIAS,
+    PROFILE_FILENAME,
+)
 from trip_core.features import MONITORED_FEATURES, feature_column
 from trip_core.profile import build_reference_profile
 
 log = logging.getLogger("training")
-PARITY_TOLERANCE_MINUTES = 1e-3
-PROFILE_FILENAME = "reference_profile.json"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -41,8 +46,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--out", type=Path, default=tracking.PROJECT_ROOT / "artifacts" / "model", metavar="DIR"
     )
-    parser.add_argument("--model-name", default=os.environ.get("MODEL_NAME", "trip-duration"))
-    parser.add_argument("--alias", default="production")
+    parser.add_argument("--model-name", default=os.environ.get("MODEL_NAME", DEFAULT_MODEL_NAME))
+    parser.add_argument("--alias", default=PRODUCTION_ALIAS)
     parser.add_argument(
         "--margin", type=float, default=GateConfig.margin, help="RMSE minutes to beat the champion by"
     )

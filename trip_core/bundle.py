@@ -41,7 +41,6 @@ import numpy as np
 
 from trip_core.features import FEATURE_NAMES
 
-BUNDLE_FILENAME = "bundle.npz"
 BUNDLE_FORMAT = 1
 _ROWS_PER_CHUNK = 1024  # bounds the (rows x trees) work matrices
 _MAX_TABLE_BYTES = 64 * 1024 * 1024  # leaf-mask tables above this: walk the trees instead

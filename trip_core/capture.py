@@ -16,7 +16,6 @@ import math
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -25,9 +24,6 @@ import orjson
 from trip_core.rides import FieldError
 
 SCHEMA_VERSION = 1
-CAPTURE_PREFIX = "captures/"
-REJECTED_PREFIX = "rejected/"
-ACTUALS_PREFIX = "actuals/"
 CAPTURE_COLUMNS: tuple[str, ...] = (
     "ride_id",
     "pickup_datetime",
@@ -40,34 +36,6 @@ CAPTURE_COLUMNS: tuple[str, ...] = (
 
 class RecordFormatError(ValueError):
     """A stored object does not follow its documented format."""
-
-
-def utc_iso(moment: datetime) -> str:
-    """`2023-03-06T14:30:02Z` (seconds) or with milliseconds if the moment has them."""
-    moment = moment.astimezone(UTC) if moment.tzinfo else moment
-    spec = "milliseconds" if moment.microsecond else "seconds"
-    return moment.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
-
-
-def _partition(processed_at: datetime) -> str:
-    moment = processed_at.astimezone(UTC) if processed_at.tzinfo else processed_at
-    return f"dt={moment:%Y-%m-%d}/hour={moment:%H}"
-
-
-def _safe(part: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in part)
-
-
-def capture_key(processed_at: datetime, shard_id: str, first_sequence_number: str) -> str:
-    return (
-        f"{CAPTURE_PREFIX}{_partition(processed_at)}/{_safe(shard_id)}_{_safe(first_sequence_number)}.json.gz"
-    )
-
-
-def rejected_key(processed_at: datetime, shard_id: str, first_sequence_number: str) -> str:
-    return (
-        f"{REJECTED_PREFIX}{_partition(processed_at)}/{_safe(shard_id)}_{_safe(first_sequence_number)}.json"
-    )
 
 
 # --------------------------------------------------------------------------------------- capture

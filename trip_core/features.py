@@ -45,8 +45,6 @@ PAIR_BASE = 1000  # pu_do_pair = PULocationID * PAIR_BASE + DOLocationID
 
 # Bounds of the app's distance estimate: the serving validator rejects rides outside them and
 # training drops them, so the model never sees inputs serving would refuse.
-MIN_TRIP_DISTANCE_MILES = 0.0
-MAX_TRIP_DISTANCE_MILES = 100.0
 
 
 def compute_features(

@@ -20,7 +20,9 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.shared import constants
 from aws_lambda_powertools.shared.functions import resolve_truthy_env_var_choice
 
-METRICS_NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "TripDuration")
+from trip_core.contracts import METRICS_NAMESPACE
+
+NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", METRICS_NAMESPACE)
 TRACED_MODULES = ("botocore",)
 
 
@@ -75,5 +77,5 @@ def _make_tracer() -> Tracer:
 
 
 logger = Logger()
-metrics = Metrics(namespace=METRICS_NAMESPACE)
+metrics = Metrics(namespace=NAMESPACE)
 tracer = _make_tracer()

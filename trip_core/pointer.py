@@ -10,12 +10,6 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
-LIVE_POINTER_KEY = "serving/live.json"
-
-
-def version_pointer_key(version: str) -> str:
-    return f"serving/versions/{version}.json"
-
 
 @dataclass(frozen=True)
 class ModelPointer:

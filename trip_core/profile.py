@@ -40,7 +40,8 @@ from typing import Any
 
 import numpy as np
 
-from trip_core.features import MAX_TRIP_DISTANCE_MILES, MONITORED_FEATURES, ColumnKind
+from trip_core.contracts import MAX_TRIP_DISTANCE_MILES
+from trip_core.features import MONITORED_FEATURES, ColumnKind
 from trip_core.zones import zone_table
 
 PROFILE_SCHEMA = 1

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from trip_core.features import MAX_TRIP_DISTANCE_MILES
+from trip_core.contracts import MAX_TRIP_DISTANCE_MILES
 from trip_core.zones import zone_table
 
 NEW_YORK = ZoneInfo("America/New_York")

@@ -9,8 +9,9 @@ from datetime import date, datetime
 from typing import Any
 
 from lambda_monitor.ports import MetricDatum
-from lambda_monitor.window import Window, parse_utc
+from lambda_monitor.window import Window
 from trip_core.capture import Actual, CaptureBatch, decode_capture
+from trip_core.contracts import parse_utc
 from trip_core.pointer import ModelPointer
 from trip_core.profile import ReferenceProfile, read_profile
 

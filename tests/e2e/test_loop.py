@@ -27,11 +27,12 @@ import pytest
 from botocore.config import Config
 
 from infra.aws import client
-from lambda_retrain.audit import LOCK_KEY, read_audit
+from lambda_retrain.audit import read_audit
 from lambda_retrain.aws import S3Store
 from tests.e2e.conftest import StreamReader, poll, put_rides
 from trip_core.capture import Actual, encode_actuals
-from trip_core.pointer import LIVE_POINTER_KEY, ModelPointer
+from trip_core.contracts import LIVE_POINTER_KEY, LOOP_LOCK_KEY
+from trip_core.pointer import ModelPointer
 
 pytestmark = pytest.mark.localstack
 
@@ -81,7 +82,7 @@ class Loop:
 
         def settled() -> bool:
             nonlocal quiet
-            quiet = quiet + 1 if self.models.get(LOCK_KEY) is None else 0
+            quiet = quiet + 1 if self.models.get(LOOP_LOCK_KEY) is None else 0
             return quiet >= quiet_checks
 
         poll(settled, timeout=600, interval=1.0, what="no retrain in flight")

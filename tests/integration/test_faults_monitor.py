@@ -23,8 +23,9 @@ from lambda_monitor.aws import aws_ports
 from lambda_monitor.config import MonitorConfig
 from lambda_monitor.service import run_event
 from tests.monitor_months import capture_batches, month_columns, reference_profile_dict, take, valid_rows
-from trip_core.capture import Rejection, capture_key, encode_capture, encode_rejected
-from trip_core.pointer import ModelPointer, version_pointer_key
+from trip_core.capture import Rejection, encode_capture, encode_rejected
+from trip_core.contracts import capture_key, version_pointer_key
+from trip_core.pointer import ModelPointer
 
 NOW = datetime(2023, 3, 6, 15, 0, 0, tzinfo=UTC)
 AT = datetime(2023, 3, 6, 14, 20, tzinfo=UTC)

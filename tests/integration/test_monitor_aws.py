@@ -14,8 +14,9 @@ from lambda_monitor.config import MonitorConfig
 from lambda_monitor.ports import MetricDatum
 from lambda_monitor.service import run_event
 from tests.monitor_months import capture_batches, month_columns, reference_profile_dict, take, valid_rows
-from trip_core.capture import Actual, Rejection, capture_key, encode_actuals, encode_capture, encode_rejected
-from trip_core.pointer import ModelPointer, version_pointer_key
+from trip_core.capture import Actual, Rejection, encode_actuals, encode_capture, encode_rejected
+from trip_core.contracts import capture_key, version_pointer_key
+from trip_core.pointer import ModelPointer
 
 NOW = datetime(2023, 3, 6, 15, 0, 0, tzinfo=UTC)
 CONFIG = MonitorConfig(models_bucket="models", capture_bucket="capture", rejected_bucket="rejected")

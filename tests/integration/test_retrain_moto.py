@@ -23,10 +23,11 @@ from lambda_retrain.aws import S3Store
 from training.data import PICKUP, frame_features, load_month
 from training.export import export_bundle
 from training.model import ModelParams, fit
-from training.publish import bundle_key, profile_key, publish_live, publish_version
+from training.publish import publish_live, publish_version
 from trip_core.bundle import load_bundle
-from trip_core.capture import Actual, CaptureBatch, capture_key, encode_actuals, encode_capture
-from trip_core.pointer import LIVE_POINTER_KEY, ModelPointer
+from trip_core.capture import Actual, CaptureBatch, encode_actuals, encode_capture
+from trip_core.contracts import LIVE_POINTER_KEY, bundle_key, capture_key, profile_key
+from trip_core.pointer import ModelPointer
 
 ROOT = Path(__file__).parents[2]
 DATA = ROOT / "data"

@@ -13,7 +13,8 @@ import pytest
 
 from tests.integration.conftest import BUCKET
 from trip_core.bundle import load_bundle
-from trip_core.pointer import LIVE_POINTER_KEY, ModelPointer
+from trip_core.contracts import LIVE_POINTER_KEY
+from trip_core.pointer import ModelPointer
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 

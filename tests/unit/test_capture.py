@@ -16,16 +16,14 @@ from trip_core.capture import (
     CaptureBatch,
     RecordFormatError,
     Rejection,
-    capture_key,
     decode_actuals,
     decode_capture,
     decode_rejected,
     encode_actuals,
     encode_capture,
     encode_rejected,
-    rejected_key,
-    utc_iso,
 )
+from trip_core.contracts import capture_key, rejected_key, utc_iso
 from trip_core.rides import FieldError
 
 PROCESSED = datetime(2023, 3, 6, 4, 5, 6, tzinfo=UTC)

@@ -9,7 +9,8 @@ import pytest
 from scipy.stats import ks_2samp, wasserstein_distance
 
 from tests.monitor_months import monitored_columns, month_columns, take
-from trip_core.features import MAX_TRIP_DISTANCE_MILES, MONITORED_FEATURES
+from trip_core.contracts import MAX_TRIP_DISTANCE_MILES
+from trip_core.features import MONITORED_FEATURES
 from trip_core.profile import (
     CategoricalReference,
     NumericReference,

@@ -10,20 +10,28 @@ import numpy as np
 import pytest
 
 from infra.audit_table import main as audit_table
-from lambda_retrain.audit import LOCK_KEY, STATE_KEY, read_audit
+from lambda_retrain.audit import read_audit
 from lambda_retrain.config import RetrainConfig
-from lambda_retrain.labelled import iso
 from lambda_retrain.loop import Ports, acquire_lock, handle, triggers_from_event
 from lambda_retrain.ports import Store
 from tests.doubles.retrain import MemoryStore
 from training.export import export_bundle
 from training.gate import GateConfig
 from training.model import ModelParams, fit
-from training.publish import bundle_key, profile_key, publish_live, publish_version
+from training.publish import publish_live, publish_version
 from trip_core.bundle import load_bundle
-from trip_core.capture import Actual, CaptureBatch, capture_key, encode_actuals, encode_capture
+from trip_core.capture import Actual, CaptureBatch, encode_actuals, encode_capture
+from trip_core.contracts import (
+    LIVE_POINTER_KEY,
+    LOOP_LOCK_KEY,
+    LOOP_STATE_KEY,
+    bundle_key,
+    capture_key,
+    profile_key,
+    utc_iso,
+)
 from trip_core.features import compute_features
-from trip_core.pointer import LIVE_POINTER_KEY, ModelPointer
+from trip_core.pointer import ModelPointer
 from trip_core.zones import zone_table
 
 NOW = datetime(2024, 5, 6, 12, 30, tzinfo=UTC)
@@ -101,7 +109,7 @@ def publish_model(
         float(np.sqrt(np.mean((pred - r["duration"]) ** 2))),
         float(np.mean(np.abs(pred - r["duration"]))),
         f"run-{version}",
-        iso(NOW - timedelta(days=30)),
+        utc_iso(NOW - timedelta(days=30)),
     )
     publish_version(store, pointer, body, b"{}")
     publish_live(store, pointer)
@@ -118,7 +126,7 @@ def capture(
         batch = CaptureBatch(
             "m",
             version,
-            iso(at),
+            utc_iso(at),
             ids[part],
             [str(p) for p in r["pickup"][part]],
             [int(v) for v in r["pu"][part]],
@@ -170,14 +178,14 @@ def test_drift_alarm_retrains_and_promotes_a_better_challenger(drifted: tuple[Po
     assert tracker.versions["10"]["gate.promoted"] == "true"
     assert tracker.versions["10"]["loop.last_decision"] == "promoted"
     assert "run1/bundle/bundle.npz" in tracker.artifacts
-    state = json.loads(mem(ports.models).objects[STATE_KEY])
+    state = json.loads(mem(ports.models).objects[LOOP_STATE_KEY])
     assert state["last_promotion"] == {
         "version": "10",
         "previous_version": "1",
-        "promoted_at": iso(NOW),
+        "promoted_at": utc_iso(NOW),
         "forced": False,
     }
-    assert LOCK_KEY not in mem(ports.models).objects
+    assert LOOP_LOCK_KEY not in mem(ports.models).objects
     (record,) = read_audit(ports.models)
     assert record["kind"] == "promoted" and record["trigger"]["alarm_name"] == "td-drift-share"
 
@@ -202,7 +210,7 @@ def test_guards_cooldown_lock_and_min_rows(drifted: tuple[Ports, FakeTracker]) -
     (locked,) = handle(direct(skip_cooldown=True), ports, CONFIG, later, "t")["decisions"]
     assert "lock" in locked["verdict"]
     assert acquire_lock(ports.models, later + timedelta(seconds=961), 960, "after the lease")  # expired lease
-    mem(ports.models).delete(LOCK_KEY)
+    mem(ports.models).delete(LOOP_LOCK_KEY)
     strict = RetrainConfig(**{**CONFIG.__dict__, "min_labelled_rows": 5000})
     (few,) = handle(direct(skip_cooldown=True), ports, strict, later, "t")["decisions"]
     assert few["kind"] == "skipped" and "1500 labelled rows < MIN_LABELLED_ROWS 5000" in few["verdict"]

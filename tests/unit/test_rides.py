@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trip_core.features import MAX_TRIP_DISTANCE_MILES
+from trip_core.contracts import MAX_TRIP_DISTANCE_MILES
 from trip_core.rides import (
     MAX_RIDE_ID_LENGTH,
     FieldError,

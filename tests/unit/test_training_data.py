@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from training.data import DataError, load_month, load_months, month_from_name
-from trip_core.features import MAX_TRIP_DISTANCE_MILES
+from trip_core.contracts import MAX_TRIP_DISTANCE_MILES
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 

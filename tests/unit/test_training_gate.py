@@ -13,7 +13,8 @@ from training.data import frame_features, load_month
 from training.export import export_bundle
 from training.gate import Candidate, GateConfig, RegisteredVersion, decide, gate_and_publish
 from training.model import ModelParams, fit
-from trip_core.pointer import LIVE_POINTER_KEY, ModelPointer
+from trip_core.contracts import LIVE_POINTER_KEY
+from trip_core.pointer import ModelPointer
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 CONFIG = GateConfig(margin=0.05, absolute_bound=10.0)

@@ -1,0 +1,123 @@
+"""The facts every part of the service shares, defined once: the S3 layout, time formats, the target's and
+inputs' bounds, which input feeds which feature, model and alias names. Training, the three functions,
+the harness and the tests import them from here; docs/architecture.md describes the same layout.
+
+Standard library only: the prediction function imports it at cold start.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+# ------------------------------------------------------------------------------------ names
+DEFAULT_MODEL_NAME = "trip-duration"
+DEFAULT_EXPERIMENT = "trip-duration"
+PRODUCTION_ALIAS = "production"
+METRICS_NAMESPACE = "TripDuration"
+
+# ------------------------------------------------------------------------------------ bounds
+# The target: training keeps rides of this length, the monitor and the loop judge on the same domain.
+MIN_DURATION_MINUTES = 1.0
+MAX_DURATION_MINUTES = 60.0
+# The app's distance estimate: serving rejects rides outside, training drops them, so the model never
+# sees inputs serving would refuse.
+MIN_TRIP_DISTANCE_MILES = 0.0
+MAX_TRIP_DISTANCE_MILES = 100.0
+# A registered bundle must reproduce the fitted model to within this, on every validation row.
+PARITY_TOLERANCE_MINUTES = 1e-3
+
+# ------------------------------------------------------------------------------------ inputs -> features
+# Which input of a ride each monitored or derived feature is computed from: a ride whose input is
+# invalid has every feature it feeds marked missing, not guessed.
+FEATURE_INPUTS: dict[str, str] = {
+    "PULocationID": "PULocationID",
+    "DOLocationID": "DOLocationID",
+    "trip_distance": "trip_distance",
+    "pu_borough": "PULocationID",
+    "do_borough": "DOLocationID",
+    "pickup_hour": "pickup_datetime",
+    "pickup_weekday": "pickup_datetime",
+}
+
+
+# ------------------------------------------------------------------------------------ time
+def utc_iso(moment: datetime) -> str:
+    """`2023-03-06T14:30:02Z`, or with milliseconds if the moment has them; naive moments are UTC."""
+    moment = moment.astimezone(UTC) if moment.tzinfo else moment
+    spec = "milliseconds" if moment.microsecond else "seconds"
+    return moment.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
+
+
+def parse_utc(text: str) -> datetime:
+    """An ISO 8601 time (`Z` or an offset; naive = UTC) as an aware UTC datetime."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def hour_partition(moment: datetime) -> str:
+    """`dt=2023-03-06/hour=14`: the UTC hour folder of captures, rejected rides and actuals."""
+    moment = moment.astimezone(UTC) if moment.tzinfo else moment
+    return f"dt={moment:%Y-%m-%d}/hour={moment:%H}"
+
+
+def hour_prefix(prefix: str, moment: datetime) -> str:
+    """`<prefix>dt=YYYY-MM-DD/hour=HH/`: what to list for one UTC hour of captures or rejected rides."""
+    return f"{prefix}{hour_partition(moment)}/"
+
+
+def day_prefix(prefix: str, day: date) -> str:
+    """`<prefix>dt=YYYY-MM-DD/`: what to list for one UTC day (actuals are partitioned by day)."""
+    return f"{prefix}dt={day:%Y-%m-%d}/"
+
+
+# ------------------------------------------------------------------------------------ S3: models bucket
+LIVE_POINTER_KEY = "serving/live.json"
+VERSION_POINTERS_PREFIX = "serving/versions/"
+BUNDLE_FILENAME = "bundle.npz"
+PROFILE_FILENAME = "reference_profile.json"
+LOOP_AUDIT_PREFIX = "loop/audit/"
+LOOP_STATE_KEY = "loop/state.json"
+LOOP_LOCK_KEY = "loop/lock.json"
+
+
+def version_pointer_key(version: str) -> str:
+    return f"{VERSION_POINTERS_PREFIX}{version}.json"
+
+
+def bundle_key(model_name: str, version: str) -> str:
+    return f"models/{model_name}/{version}/{BUNDLE_FILENAME}"
+
+
+def profile_key(model_name: str, version: str) -> str:
+    return f"models/{model_name}/{version}/{PROFILE_FILENAME}"
+
+
+# ------------------------------------------------------------------------------------ S3: capture bucket
+CAPTURE_PREFIX = "captures/"
+ACTUALS_PREFIX = "actuals/"
+REPORTS_PREFIX = "reports/"
+BUNDLE_ARTIFACT = f"bundle/{BUNDLE_FILENAME}"  # MLflow artifact paths of a run
+PROFILE_ARTIFACT = f"profile/{PROFILE_FILENAME}"
+MONITOR_STATE_KEY = "monitor/state.json"
+
+# ------------------------------------------------------------------------------------ S3: rejected bucket
+REJECTED_PREFIX = "rejected/"
+
+
+def _safe(part: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in part)
+
+
+def capture_key(processed_at: datetime, shard_id: str, first_sequence_number: str) -> str:
+    """One object per batch, named by its shard and first sequence number: a retried batch overwrites it."""
+    name = f"{_safe(shard_id)}_{_safe(first_sequence_number)}"
+    return f"{CAPTURE_PREFIX}{hour_partition(processed_at)}/{name}.json.gz"
+
+
+def rejected_key(processed_at: datetime, shard_id: str, first_sequence_number: str) -> str:
+    name = f"{_safe(shard_id)}_{_safe(first_sequence_number)}"
+    return f"{REJECTED_PREFIX}{hour_partition(processed_at)}/{name}.json"
+
+
+def report_key(window_end: datetime, extension: str) -> str:
+    return f"{REPORTS_PREFIX}{utc_iso(window_end)}/drift_report.{extension}"
