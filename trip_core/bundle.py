@@ -197,100 +197,15 @@ class _LeafMaskForest:
     @classmethod
     def build(cls, a: dict[str, np.ndarray], n_inputs: int) -> _LeafMaskForest | None:
         """The tables, or None when the trees cannot use them (too many leaves, too large, odd shape)."""
-        n_nodes, roots, depth = len(a["value"]), a["roots"].astype(np.int64), int(a["depth"])
-        left, right = a["left"].astype(np.int64), a["right"].astype(np.int64)
-        if n_nodes == 0 or len(roots) == 0 or depth < 0:
+        forest = _Forest.of(a, n_inputs)
+        leaves = None if forest is None else _Leaves.of(a, forest)
+        columns = None if forest is None or leaves is None else _column_tables(a, forest, leaves)
+        if forest is None or leaves is None or columns is None:
             return None
-        if (
-            left.min() < 0
-            or right.min() < 0
-            or left.max() >= n_nodes
-            or right.max() >= n_nodes
-            or roots.min() < 0
-            or roots.max() >= n_nodes
-        ):
-            return None
-        own = np.arange(n_nodes, dtype=np.int64)
-        is_leaf = (left == own) & (right == own)
-        # tree of each node and its depth, from the roots down (what the walk reaches in `depth` steps)
-        tree = np.full(n_nodes, -1, dtype=np.int64)
-        level = np.zeros(n_nodes, dtype=np.int64)
-        if len(np.unique(roots)) != len(roots):
-            return None
-        tree[roots] = np.arange(len(roots))
-        frontier = roots[~is_leaf[roots]]
-        for step in range(1, depth + 1):
-            if len(frontier) == 0:
-                break
-            children = np.concatenate([left[frontier], right[frontier]])
-            if (tree[children] != -1).any() or len(np.unique(children)) != len(children):
-                return None  # not a forest of trees
-            tree[children] = np.concatenate([tree[frontier], tree[frontier]])
-            level[children] = step
-            frontier = children[~is_leaf[children]]
-        if len(frontier):
-            return None  # internal nodes deeper than `depth`: the walk would stop there
-        reached = tree >= 0
-        leaves = np.flatnonzero(is_leaf & reached)
-        internal = np.flatnonzero(~is_leaf & reached)
-        if len(internal) and (a["feature"][internal].min() < 0 or a["feature"][internal].max() >= n_inputs):
-            return None
-        leaves = leaves[np.argsort(tree[leaves], kind="stable")]
-        per_tree = np.bincount(tree[leaves], minlength=len(roots))
-        max_leaves = int(per_tree.max())
-        if max_leaves > 64:
-            return None
-        word, float_type = (np.uint32, np.float32) if max_leaves <= 32 else (np.uint64, np.float64)
-        word_bits = np.dtype(word).itemsize * 8
-        first = np.concatenate([[0], np.cumsum(per_tree)[:-1]])
-        bit = np.arange(len(leaves)) - first[tree[leaves]]
-        leaf_values = np.zeros((len(roots), word_bits), dtype=np.float64)
-        leaf_values[tree[leaves], bit] = a["value"][leaves]
-        # leaves below each node, as a mask of its tree's word (bottom-up, one level per pass)
-        below = np.zeros(n_nodes, dtype=word)
-        below[leaves] = np.left_shift(word(1), bit.astype(word))
-        order = internal[np.argsort(-level[internal], kind="stable")]
-        for lv in np.unique(level[order])[::-1]:
-            nodes = order[level[order] == lv]
-            below[nodes] = below[left[nodes]] | below[right[nodes]]
-        base = np.zeros(len(roots), dtype=word)
-        np.bitwise_or.at(base, tree[leaves], below[leaves])
-
-        feature = a["feature"][internal].astype(np.int64)
-        threshold = a["threshold"][internal].astype(np.float64)
-        if np.isnan(threshold).any():
-            return None
-        not_left, not_right = np.invert(below[left[internal]]), np.invert(below[right[internal]])
-        on_missing = np.where(a["missing_left"][internal].astype(bool), not_right, not_left)
-        node_tree = tree[internal]
-        all_ones = ~word(0)
-        columns: list[tuple[int, np.ndarray, np.ndarray]] = []
-        size = 0
-        for column in np.unique(feature).tolist():
-            sel = feature == column
-            cuts, k = np.unique(threshold[sel], return_inverse=True)
-            size += (len(cuts) + 2) * len(roots) * np.dtype(word).itemsize
-            if size > _MAX_TABLE_BYTES:
-                return None
-            t = node_tree[sel]
-            # bin b (= number of cuts < x): nodes with k < b go right, nodes with k >= b go left
-            go_right = np.full((len(cuts) + 1, len(roots)), all_ones, dtype=word)
-            np.bitwise_and.at(go_right, (k + 1, t), not_left[sel])
-            go_left = np.full((len(cuts) + 1, len(roots)), all_ones, dtype=word)
-            np.bitwise_and.at(go_left, (k, t), not_right[sel])
-            table = np.empty((len(cuts) + 2, len(roots)), dtype=word)
-            np.bitwise_and(
-                np.bitwise_and.accumulate(go_right, axis=0),
-                np.bitwise_and.accumulate(go_left[::-1], axis=0)[::-1],
-                out=table[:-1],
-            )
-            table[-1] = all_ones  # a missing value
-            np.bitwise_and.at(table[-1], t, on_missing[sel])
-            columns.append((column, cuts, table))
         groups = _joint_groups(columns)
         if groups:
-            groups[0][1][:] &= base  # only the tree's own leaves
-        return cls(groups, base, leaf_values, float_type, float(a["baseline"]))
+            groups[0][1][:] &= leaves.base  # only the tree's own leaves
+        return cls(groups, leaves.base, leaves.values, leaves.float_type, float(a["baseline"]))
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         rows = len(x)
@@ -322,6 +237,141 @@ class _LeafMaskForest:
         exponent = np.right_shift(as_float.view(self._int), self._shift, out=as_float.view(self._int))
         exponent += self._offsets
         return np.asarray(self._baseline + self._values.take(exponent, out=values, mode="wrap").sum(axis=1))
+
+
+@dataclass(frozen=True)
+class _Forest:
+    """The node arrays checked to be a forest of trees: each reached node's tree and depth."""
+
+    left: np.ndarray
+    right: np.ndarray
+    roots: np.ndarray
+    tree: np.ndarray  # tree of each node, -1 if no root reaches it
+    level: np.ndarray
+    leaves: np.ndarray  # reached leaves, ordered by tree
+    internal: np.ndarray  # reached internal nodes
+
+    @classmethod
+    def of(cls, a: dict[str, np.ndarray], n_inputs: int) -> _Forest | None:
+        n_nodes, roots, depth = len(a["value"]), a["roots"].astype(np.int64), int(a["depth"])
+        left, right = a["left"].astype(np.int64), a["right"].astype(np.int64)
+        if n_nodes == 0 or len(roots) == 0 or depth < 0 or len(np.unique(roots)) != len(roots):
+            return None
+        if (
+            min(left.min(), right.min(), roots.min()) < 0
+            or max(left.max(), right.max(), roots.max()) >= n_nodes
+        ):
+            return None
+        own = np.arange(n_nodes, dtype=np.int64)
+        is_leaf = (left == own) & (right == own)
+        levels = _tree_levels(left, right, roots, is_leaf, depth)
+        if levels is None:
+            return None
+        tree, level = levels
+        reached = tree >= 0
+        leaves = np.flatnonzero(is_leaf & reached)
+        internal = np.flatnonzero(~is_leaf & reached)
+        if len(internal) and (a["feature"][internal].min() < 0 or a["feature"][internal].max() >= n_inputs):
+            return None
+        leaves = leaves[np.argsort(tree[leaves], kind="stable")]
+        return cls(left, right, roots, tree, level, leaves, internal)
+
+
+def _tree_levels(
+    left: np.ndarray, right: np.ndarray, roots: np.ndarray, is_leaf: np.ndarray, depth: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Tree and depth of each node, from the roots down (what the walk reaches in `depth` steps); None if
+    the nodes are not a forest of trees or go deeper than `depth` (the walk would stop there)."""
+    tree = np.full(len(left), -1, dtype=np.int64)
+    level = np.zeros(len(left), dtype=np.int64)
+    tree[roots] = np.arange(len(roots))
+    frontier = roots[~is_leaf[roots]]
+    for step in range(1, depth + 1):
+        if len(frontier) == 0:
+            break
+        children = np.concatenate([left[frontier], right[frontier]])
+        if (tree[children] != -1).any() or len(np.unique(children)) != len(children):
+            return None
+        tree[children] = np.concatenate([tree[frontier], tree[frontier]])
+        level[children] = step
+        frontier = children[~is_leaf[children]]
+    return None if len(frontier) else (tree, level)
+
+
+@dataclass(frozen=True)
+class _Leaves:
+    """Each tree's leaves as bits of one word: the leaf values by bit, and the leaves below every node."""
+
+    word: type[np.unsignedinteger[Any]]
+    float_type: type[np.floating[Any]]
+    values: np.ndarray  # trees x word bits
+    below: np.ndarray  # node -> mask of the leaves below it
+    base: np.ndarray  # tree -> mask of all its leaves
+
+    @classmethod
+    def of(cls, a: dict[str, np.ndarray], forest: _Forest) -> _Leaves | None:
+        tree, leaves, n_trees = forest.tree, forest.leaves, len(forest.roots)
+        per_tree = np.bincount(tree[leaves], minlength=n_trees)
+        max_leaves = int(per_tree.max())
+        if max_leaves > 64:
+            return None
+        word, float_type = (np.uint32, np.float32) if max_leaves <= 32 else (np.uint64, np.float64)
+        word_bits = np.dtype(word).itemsize * 8
+        first = np.concatenate([[0], np.cumsum(per_tree)[:-1]])
+        bit = np.arange(len(leaves)) - first[tree[leaves]]
+        values = np.zeros((n_trees, word_bits), dtype=np.float64)
+        values[tree[leaves], bit] = a["value"][leaves]
+        # bottom-up, one level per pass
+        below = np.zeros(len(tree), dtype=word)
+        below[leaves] = np.left_shift(word(1), bit.astype(word))
+        internal, level = forest.internal, forest.level
+        order = internal[np.argsort(-level[internal], kind="stable")]
+        for lv in np.unique(level[order])[::-1]:
+            nodes = order[level[order] == lv]
+            below[nodes] = below[forest.left[nodes]] | below[forest.right[nodes]]
+        base = np.zeros(n_trees, dtype=word)
+        np.bitwise_or.at(base, tree[leaves], below[leaves])
+        return cls(word, float_type, values, below, base)
+
+
+def _column_tables(
+    a: dict[str, np.ndarray], forest: _Forest, leaves: _Leaves
+) -> list[tuple[int, np.ndarray, np.ndarray]] | None:
+    """Per input column: its cut points and, per bin (+ one row for a missing value), the mask of the leaves
+    each tree can still reach; None if a threshold is NaN or the tables would be too large."""
+    internal, word, below, n_trees = forest.internal, leaves.word, leaves.below, len(forest.roots)
+    feature = a["feature"][internal].astype(np.int64)
+    threshold = a["threshold"][internal].astype(np.float64)
+    if np.isnan(threshold).any():
+        return None
+    not_left, not_right = np.invert(below[forest.left[internal]]), np.invert(below[forest.right[internal]])
+    on_missing = np.where(a["missing_left"][internal].astype(bool), not_right, not_left)
+    node_tree = forest.tree[internal]
+    all_ones = ~word(0)
+    columns: list[tuple[int, np.ndarray, np.ndarray]] = []
+    size = 0
+    for column in np.unique(feature).tolist():
+        sel = feature == column
+        cuts, k = np.unique(threshold[sel], return_inverse=True)
+        size += (len(cuts) + 2) * n_trees * np.dtype(word).itemsize
+        if size > _MAX_TABLE_BYTES:
+            return None
+        t = node_tree[sel]
+        # bin b (= number of cuts < x): nodes with k < b go right, nodes with k >= b go left
+        go_right = np.full((len(cuts) + 1, n_trees), all_ones, dtype=word)
+        np.bitwise_and.at(go_right, (k + 1, t), not_left[sel])
+        go_left = np.full((len(cuts) + 1, n_trees), all_ones, dtype=word)
+        np.bitwise_and.at(go_left, (k, t), not_right[sel])
+        table = np.empty((len(cuts) + 2, n_trees), dtype=word)
+        np.bitwise_and(
+            np.bitwise_and.accumulate(go_right, axis=0),
+            np.bitwise_and.accumulate(go_left[::-1], axis=0)[::-1],
+            out=table[:-1],
+        )
+        table[-1] = all_ones  # a missing value
+        np.bitwise_and.at(table[-1], t, on_missing[sel])
+        columns.append((column, cuts, table))
+    return columns
 
 
 def _joint_groups(
