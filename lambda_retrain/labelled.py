@@ -28,9 +28,7 @@ from trip_core.contracts import (
     parse_utc,
     utc_iso,
 )
-from trip_core.features import compute_features
-
-# The training target's bounds (training/data.py MIN_/MAX_DURATION_MINUTES; that module needs pandas).
+from trip_core.features import FEATURE_NAMES, compute_features
 
 
 @dataclass
@@ -133,7 +131,7 @@ def load_labelled(
             pickup,
         )
         if ordered
-        else np.zeros((0, 12))
+        else np.zeros((0, len(FEATURE_NAMES)))
     )
     result = LabelledRides(
         features=features,
