@@ -58,6 +58,38 @@ class GateOutcome:
     champion_rmse: float | None
 
 
+@dataclass(frozen=True)
+class Retrained:
+    """A gated challenger: what the loop state and the audit record keep of it."""
+
+    trained: TrainedCandidate
+    registered: RegisteredRun
+    champion: ModelPointer | None  # the live version it was gated against
+    champion_mae: float | None
+    outcome: GateOutcome
+    gate_tags: dict[str, str]
+
+    def record(self, config: RetrainConfig) -> dict[str, Any]:
+        return {
+            "verdict": self.outcome.verdict,
+            "promoted": self.outcome.promoted,
+            "version": self.registered.version,
+            "run_id": self.registered.run_id,
+            "champion_version": None if self.champion is None else self.champion.version,
+            "metrics": {
+                "challenger_holdout_rmse": self.trained.rmse,
+                "challenger_holdout_mae": self.trained.mae,
+                "champion_holdout_rmse": self.outcome.champion_rmse,
+                "champion_holdout_mae": self.champion_mae,
+                "gate_margin": config.gate_margin,
+                "fit_seconds": round(self.trained.fit_seconds, 2),
+                "n_trees": self.trained.n_trees,
+                "parity_max_abs_diff": self.trained.parity_max_abs_diff,
+            },
+            "gate_tags": self.gate_tags,
+        }
+
+
 def retrain(trigger: Trigger, ports: Ports, config: RetrainConfig, now: datetime, actor: str) -> Decision:
     base = record_base(trigger, config, now, actor)
     state = read_state(ports.models)
@@ -94,6 +126,24 @@ def _retrain_locked(
         return record_decision(ports, now, DecisionKind.SKIPPED, {**base, "verdict": verdict, "data": data})
     split = split_holdout(rides, config.holdout_fraction)
     data.update(_split_summary(split, config.holdout_fraction))
+    retrained = _train_and_gate(trigger, ports, config, now, split, data)
+    _remember(ports.models, state, now, retrained)
+    record = {
+        **base,
+        **retrained.record(config),
+        "data": data,
+        "mlflow": "registered"
+        if ports.tracker is not None
+        else "not configured (MLFLOW_TRACKING_URI unset): S3 only",
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    kind = DecisionKind.PROMOTED if retrained.outcome.promoted else DecisionKind.REFUSED
+    return record_decision(ports, now, kind, record, retrained.registered.version)
+
+
+def _train_and_gate(
+    trigger: Trigger, ports: Ports, config: RetrainConfig, now: datetime, split: Split, data: dict[str, Any]
+) -> Retrained:
     params = ModelParams(**{**ModelParams().as_dict(), **trigger.params})
     meta = {
         "model_name": config.model_name,
@@ -108,24 +158,7 @@ def _retrain_locked(
     registered = register(ports, config, now, trained, run_log)
     registry = LoopRegistry(ports)
     outcome = _gate(trigger, ports, config, registry, trained, registered, split.holdout)
-    _remember(ports.models, state, now, registered.version, live, outcome)
-    record = {
-        **base,
-        "verdict": outcome.verdict,
-        "promoted": outcome.promoted,
-        "version": registered.version,
-        "run_id": registered.run_id,
-        "champion_version": None if live is None else live.version,
-        "data": data,
-        "metrics": _record_metrics(config, trained, outcome, champion_mae),
-        "gate_tags": registry.tags,
-        "mlflow": "registered"
-        if ports.tracker is not None
-        else "not configured (MLFLOW_TRACKING_URI unset): S3 only",
-        "seconds": round(time.perf_counter() - started, 2),
-    }
-    kind = DecisionKind.PROMOTED if outcome.promoted else DecisionKind.REFUSED
-    return record_decision(ports, now, kind, record, registered.version)
+    return Retrained(trained, registered, live, champion_mae, outcome, registry.tags)
 
 
 def _rows(rides: LabelledRides) -> Rows:
@@ -210,36 +243,15 @@ def _gate(
     return GateOutcome(True, verdict, True, decision.champion_rmse)
 
 
-def _remember(
-    store: Store,
-    state: dict[str, Any],
-    now: datetime,
-    version: str,
-    live: ModelPointer | None,
-    outcome: GateOutcome,
-) -> None:
+def _remember(store: Store, state: dict[str, Any], now: datetime, retrained: Retrained) -> None:
     """The loop state: the cooldown's clock and, on promotion, what a rollback would go back to."""
+    version, champion = retrained.registered.version, retrained.champion
     state = {**state, "last_retrain_at": utc_iso(now), "last_retrain_version": version}
-    if outcome.promoted:
+    if retrained.outcome.promoted:
         state["last_promotion"] = {
             "version": version,
-            "previous_version": None if live is None else live.version,
+            "previous_version": None if champion is None else champion.version,
             "promoted_at": utc_iso(now),
-            "forced": outcome.forced,
+            "forced": retrained.outcome.forced,
         }
     write_state(store, state)
-
-
-def _record_metrics(
-    config: RetrainConfig, trained: TrainedCandidate, outcome: GateOutcome, champion_mae: float | None
-) -> dict[str, Any]:
-    return {
-        "challenger_holdout_rmse": trained.rmse,
-        "challenger_holdout_mae": trained.mae,
-        "champion_holdout_rmse": outcome.champion_rmse,
-        "champion_holdout_mae": champion_mae,
-        "gate_margin": config.gate_margin,
-        "fit_seconds": round(trained.fit_seconds, 2),
-        "n_trees": trained.n_trees,
-        "parity_max_abs_diff": trained.parity_max_abs_diff,
-    }
