@@ -22,12 +22,6 @@ from trip_core.pointer import ModelPointer
 
 
 @dataclass(frozen=True)
-class RegisteredRun:
-    version: str
-    run_id: str
-
-
-@dataclass(frozen=True)
 class RunLog:
     """What the MLflow run of a candidate records."""
 
@@ -87,15 +81,15 @@ def register(
     now: datetime,
     trained: TrainedCandidate,
     run: RunLog,
-) -> RegisteredRun:
+) -> RegisteredVersion:
     """A new version of the candidate: an MLflow run + registered version, or the next S3 number."""
     name = f"loop-{now:%Y%m%dT%H%M%S}"
     if ports.tracker is None:
-        return RegisteredRun(next_s3_version(ports.models), name)
+        return RegisteredVersion(next_s3_version(ports.models), name)
     run_id = ports.tracker.start_run(name, run.params, run.tags)
     _upload_artifacts(ports.tracker, run_id, trained)
     ports.tracker.finish_run(run_id, run.metrics)
-    return RegisteredRun(
+    return RegisteredVersion(
         ports.tracker.register_version(config.model_name, run_id, {"run_id": run_id}), run_id
     )
 

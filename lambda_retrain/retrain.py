@@ -25,7 +25,6 @@ from lambda_retrain.labelled import LabelledRides, load_labelled
 from lambda_retrain.ports import Ports, Store
 from lambda_retrain.registry import (
     LoopRegistry,
-    RegisteredRun,
     RunLog,
     live_pointer,
     register,
@@ -33,7 +32,7 @@ from lambda_retrain.registry import (
 )
 from lambda_retrain.triggers import Trigger
 from training import metrics
-from training.gate import GateConfig, gate_and_publish
+from training.gate import GateConfig, RegisteredVersion, gate_and_publish
 from training.model import ModelParams
 from training.pipeline import Rows, TrainedCandidate, train_candidate
 from training.publish import publish_live
@@ -63,7 +62,7 @@ class Retrained:
     """A gated challenger: what the loop state and the audit record keep of it."""
 
     trained: TrainedCandidate
-    registered: RegisteredRun
+    registered: RegisteredVersion
     champion: ModelPointer | None  # the live version it was gated against
     champion_mae: float | None
     outcome: GateOutcome
@@ -222,7 +221,7 @@ def _gate(
     config: RetrainConfig,
     registry: LoopRegistry,
     trained: TrainedCandidate,
-    registered: RegisteredRun,
+    registered: RegisteredVersion,
     holdout: LabelledRides,
 ) -> GateOutcome:
     decision = gate_and_publish(
