@@ -51,6 +51,13 @@ class LabelledRides:
         )
 
 
+@dataclass(frozen=True)
+class Actuals:
+    durations: dict[str, float]  # by ride id
+    objects: int
+    skipped: int  # lines that are not an actual
+
+
 def _hours(start: datetime, end: datetime) -> list[datetime]:
     hour = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     out = []
@@ -111,13 +118,6 @@ def _capture_batches(
             batches.append(batch)
     batches.sort(key=lambda b: b.captured_at)
     return batches, malformed
-
-
-@dataclass(frozen=True)
-class Actuals:
-    durations: dict[str, float]  # by ride id
-    objects: int
-    skipped: int  # lines that are not an actual
 
 
 def _actual_durations(capture: Store, start: datetime, end: datetime) -> Actuals:
