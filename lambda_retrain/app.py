@@ -1,4 +1,4 @@
-"""Retrain Lambda: thin handler over lambda_retrain.loop (SNS alarm notifications, or a direct invoke).
+"""Retrain Lambda: thin handler over lambda_retrain.loop.handle (SNS alarm notifications, or a direct invoke).
 
 Direct: {"action": "retrain" | "rollback_check", "reason": "...", "skip_cooldown": false,
          "force_promote": false, "params": {"max_iter": 30}}
@@ -11,8 +11,9 @@ from typing import Any
 
 from lambda_retrain.aws import S3Store
 from lambda_retrain.config import RetrainConfig
-from lambda_retrain.loop import Ports, handle
+from lambda_retrain.loop import handle
 from lambda_retrain.mlflow_rest import MlflowRest
+from lambda_retrain.ports import Ports
 from trip_core.observability import logger
 
 CONFIG = RetrainConfig.from_env()  # fails the cold start when misconfigured

@@ -28,9 +28,7 @@ from trip_core.contracts import (
     parse_utc,
     utc_iso,
 )
-from trip_core.features import compute_features
-
-# The training target's bounds (training/data.py MIN_/MAX_DURATION_MINUTES; that module needs pandas).
+from trip_core.features import FEATURE_NAMES, compute_features
 
 
 @dataclass
@@ -51,6 +49,13 @@ class LabelledRides:
         return LabelledRides(
             self.features[mask], self.target[mask], self.served[mask], self.versions[mask], self.pickup[mask]
         )
+
+
+@dataclass(frozen=True)
+class Actuals:
+    durations: dict[str, float]  # by ride id
+    objects: int
+    skipped: int  # lines that are not an actual
 
 
 def _hours(start: datetime, end: datetime) -> list[datetime]:
@@ -75,12 +80,35 @@ def load_labelled(
     keep_batch: Callable[[CaptureBatch], bool] | None = None,
 ) -> LabelledRides:
     """Labelled rides captured in [start, end); `keep_batch` narrows further (e.g. one model version)."""
-    capture_keys = [
+    batches, malformed = _capture_batches(capture, start, end, keep_batch)
+    actuals = _actual_durations(capture, start, end)
+    ordered = _join(batches, actuals.durations)
+    result = _rides(ordered)
+    result.summary = {
+        "window": {"start": utc_iso(start), "end": utc_iso(end)},
+        "capture_objects": len(batches),
+        "capture_objects_malformed": malformed,
+        "actuals_objects": actuals.objects,
+        "actuals_lines_skipped": actuals.skipped,
+        "captured_predictions": sum(len(batch) for batch in batches),
+        "actuals": len(actuals.durations),
+        "labelled_rows": len(ordered),
+        "served_versions": sorted({str(r[7]) for r in ordered}),
+        "pickup_range": [str(result.pickup.min()), str(result.pickup.max())] if ordered else None,
+    }
+    return result
+
+
+def _capture_batches(
+    capture: Store, start: datetime, end: datetime, keep_batch: Callable[[CaptureBatch], bool] | None
+) -> tuple[list[CaptureBatch], int]:
+    """The capture batches of [start, end) in capture order, and how many objects were malformed."""
+    keys = [
         key for hour in _hours(start, end) for key in capture.list_keys(hour_prefix(CAPTURE_PREFIX, hour))
     ]
     batches: list[CaptureBatch] = []
     malformed = 0
-    for _key, body in _fetch(capture, capture_keys):
+    for _key, body in _fetch(capture, keys):
         try:
             batch = decode_capture(body)
         except RecordFormatError:
@@ -89,26 +117,29 @@ def load_labelled(
         if start <= parse_utc(batch.captured_at) < end and (keep_batch is None or keep_batch(batch)):
             batches.append(batch)
     batches.sort(key=lambda b: b.captured_at)
+    return batches, malformed
 
-    day, last_day = (
-        start.astimezone(UTC).date() - timedelta(days=1),
-        end.astimezone(UTC).date() + timedelta(days=1),
-    )
-    actual_keys: list[str] = []
+
+def _actual_durations(capture: Store, start: datetime, end: datetime) -> Actuals:
+    day = start.astimezone(UTC).date() - timedelta(days=1)
+    last_day = end.astimezone(UTC).date() + timedelta(days=1)
+    keys: list[str] = []
     while day <= last_day:
-        actual_keys.extend(capture.list_keys(day_prefix(ACTUALS_PREFIX, day)))
+        keys.extend(capture.list_keys(day_prefix(ACTUALS_PREFIX, day)))
         day += timedelta(days=1)
     durations: dict[str, float] = {}
     skipped = 0
-    for _key, body in _fetch(capture, actual_keys):
+    for _key, body in _fetch(capture, keys):
         actuals, bad = decode_actuals(body)
         skipped += bad
         durations.update((str(a.ride_id), a.duration_minutes) for a in actuals)
+    return Actuals(durations, len(keys), skipped)
 
+
+def _join(batches: list[CaptureBatch], durations: dict[str, float]) -> list[tuple[Any, ...]]:
+    """Captured rides with an actual duration in the training bounds, ordered by pickup time."""
     rows: dict[str, tuple[Any, ...]] = {}  # by ride id: the latest capture wins (a ride sent twice)
-    captured = 0
     for batch in batches:
-        captured += len(batch)
         for i, ride_id in enumerate(batch.ride_id):
             duration = durations.get(str(ride_id))
             if duration is None or not MIN_DURATION_MINUTES <= duration <= MAX_DURATION_MINUTES:
@@ -123,7 +154,10 @@ def load_labelled(
                 batch.prediction[i],
                 batch.model_version,
             )
-    ordered = sorted(rows.values(), key=lambda r: (r[0], r[1]))
+    return sorted(rows.values(), key=lambda r: (r[0], r[1]))
+
+
+def _rides(ordered: list[tuple[Any, ...]]) -> LabelledRides:
     pickup = np.array([r[0] for r in ordered], dtype="datetime64[s]")
     features = (
         compute_features(
@@ -133,25 +167,12 @@ def load_labelled(
             pickup,
         )
         if ordered
-        else np.zeros((0, 12))
+        else np.zeros((0, len(FEATURE_NAMES)))
     )
-    result = LabelledRides(
+    return LabelledRides(
         features=features,
         target=np.array([r[5] for r in ordered], dtype=np.float64),
         served=np.array([r[6] for r in ordered], dtype=np.float64),
         versions=np.array([r[7] for r in ordered], dtype=object),
         pickup=pickup,
     )
-    result.summary = {
-        "window": {"start": utc_iso(start), "end": utc_iso(end)},
-        "capture_objects": len(batches),
-        "capture_objects_malformed": malformed,
-        "actuals_objects": len(actual_keys),
-        "actuals_lines_skipped": skipped,
-        "captured_predictions": captured,
-        "actuals": len(durations),
-        "labelled_rows": len(ordered),
-        "served_versions": sorted({str(r[7]) for r in ordered}),
-        "pickup_range": [str(pickup.min()), str(pickup.max())] if ordered else None,
-    }
-    return result

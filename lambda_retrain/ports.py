@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 
@@ -24,3 +25,10 @@ class Tracker(Protocol):
     def register_version(self, model_name: str, run_id: str, tags: dict[str, str]) -> str: ...
     def set_version_tags(self, model_name: str, version: str, tags: dict[str, str]) -> None: ...
     def set_alias(self, model_name: str, alias: str, version: str) -> None: ...
+
+
+@dataclass
+class Ports:
+    models: Store
+    capture: Store
+    tracker: Tracker | None = None

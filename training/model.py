@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import sklearn
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.model_selection import KFold
@@ -54,28 +53,9 @@ def as_frame(features: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(features, columns=list(FEATURE_NAMES))
 
 
-def _target_encoder(params: ModelParams) -> TargetEncoder:
-    """The same shuffled K-fold cross-fitting on scikit-learn 1.7 (the retraining Lambda's wheel: an int
-    `cv` plus shuffle/random_state) and 1.8+ (a splitter; shuffle/random_state deprecated)."""
-    folds = KFold(params.encoder_folds, shuffle=True, random_state=params.random_state)
-    if sklearn_version() >= (1, 8):
-        return TargetEncoder(target_type="continuous", cv=folds)
-    legacy: Any = TargetEncoder  # keyword arguments that only scikit-learn < 1.8 accepts
-    return legacy(
-        target_type="continuous",
-        cv=params.encoder_folds,
-        shuffle=True,
-        random_state=params.random_state,
-    )
-
-
-def sklearn_version() -> tuple[int, int]:
-    major, minor = sklearn.__version__.split(".")[:2]
-    return int(major), int(minor)
-
-
 def build_model(params: ModelParams) -> Pipeline:
-    encoder = _target_encoder(params)
+    folds = KFold(params.encoder_folds, shuffle=True, random_state=params.random_state)
+    encoder = TargetEncoder(target_type="continuous", cv=folds)
     trees = HistGradientBoostingRegressor(
         max_iter=params.max_iter,
         learning_rate=params.learning_rate,

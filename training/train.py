@@ -1,8 +1,9 @@
 """`python -m training.train --train FILE [FILE ...] --valid FILE [--out DIR]`
 
-Loads the months, fits the model, exports the serving bundle (checked for parity with the sklearn
-model), builds the reference profile, logs and registers the run in MLflow, then gates it against
-the alias holder and, on promotion, moves the alias and publishes the live pointer to S3.
+Loads the months, turns them into a candidate with training.pipeline (fit, parity-checked serving
+bundle, reference profile of the validation month, scores), logs and registers the run in MLflow,
+then gates it against the alias holder and, on promotion, moves the alias and publishes the live
+pointer to S3.
 """
 
 from __future__ import annotations
@@ -13,24 +14,16 @@ import logging
 import os
 import time
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from training import data as data_mod
-from training import metrics, model, tracking
-from training.export import export_bundle
-from training.gate import Candidate, GateConfig, gate_and_publish
+from training import metrics, model, pipeline, tracking
+from training.gate import GateConfig, GateDecision, gate_and_publish
 from training.publish import S3ObjectStore
-from trip_core.bundle import load_bundle
-from trip_core.contracts import (
-    BUNDLE_FILENAME,
-    DEFAULT_MODEL_NAME,
-    PARITY_TOLERANCE_MINUTES,
-    PRODUCTION_ALIAS,
-    PROFILE_FILENAME,
-)
-from trip_core.features import MONITORED_FEATURES, feature_column
-from trip_core.profile import build_reference_profile
+from trip_core.contracts import BUNDLE_FILENAME, DEFAULT_MODEL_NAME, PRODUCTION_ALIAS, PROFILE_FILENAME
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger("training")
 
@@ -68,117 +61,127 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     started = time.perf_counter()
     params = model.ModelParams(max_iter=args.max_iter)
+    train_months, valid_month = load_data(args)
+    train = frame_rows(data_mod.concat(train_months))
+    valid = frame_rows(valid_month.frame)
+    log.info("fitting on %d rows", len(train))
+    trained = pipeline.train_candidate(train, valid, params, bundle_meta(args, params))
+    log.info(
+        "fitted %d trees in %.1f s; validation RMSE %.3f, MAE %.3f; bundle %d bytes, parity %.2e min",
+        trained.n_trees,
+        trained.fit_seconds,
+        trained.rmse,
+        trained.mae,
+        len(trained.bundle),
+        trained.parity_max_abs_diff,
+    )
+    write_outputs(args.out, trained)
+    run = track(
+        args, params, trained, train, valid, [*(("train", m) for m in train_months), ("valid", valid_month)]
+    )
+    decision = gate_and_publish(
+        trained.candidate(args.model_name, run.version, run.run_id),
+        tracking.MlflowRegistry(),
+        S3ObjectStore(args.models_bucket) if args.models_bucket else None,
+        valid.features,
+        valid.target,
+        GateConfig(alias=args.alias, margin=args.margin, absolute_bound=args.absolute_bound),
+    )
+    summary = summarise(args, run, trained, decision, (len(train), len(valid)))
+    summary["seconds"] = round(time.perf_counter() - started, 1)
+    print(json.dumps(summary))
+    return summary
 
+
+def summarise(
+    args: argparse.Namespace,
+    run: tracking.TrackedRun,
+    trained: pipeline.TrainedCandidate,
+    decision: GateDecision,
+    rows: tuple[int, int],
+) -> dict[str, object]:
+    """The one JSON line the CLI prints (infra/loop_demo.py and the Makefile read it)."""
+    return {
+        "model": args.model_name,
+        "version": run.version,
+        "run_id": run.run_id,
+        "rows_train": rows[0],
+        "rows_valid": rows[1],
+        "rmse": round(trained.rmse, 4),
+        "mae": round(trained.mae, 4),
+        "promoted": decision.promote,
+        "verdict": decision.verdict,
+        "bundle": str(args.out / BUNDLE_FILENAME),
+        "bundle_bytes": len(trained.bundle),
+        "parity_max_abs_diff": trained.parity_max_abs_diff,
+    }
+
+
+def load_data(args: argparse.Namespace) -> tuple[list[data_mod.MonthData], data_mod.MonthData]:
     log.info("loading %d training month(s) and the validation month", len(args.train))
     train_months = data_mod.load_months(args.train)
     valid_month = data_mod.load_month(args.valid)
     for month in [*train_months, valid_month]:
         log.info("  %s: %d rows read, %d kept", month.source, month.rows_read, month.rows)
-    train = data_mod.concat(train_months)
-    x_train, y_train = data_mod.frame_features(train), train["duration"].to_numpy()
-    x_valid, y_valid = data_mod.frame_features(valid_month.frame), valid_month.frame["duration"].to_numpy()
+    return train_months, valid_month
 
-    log.info("fitting on %d rows", len(y_train))
-    fit_started = time.perf_counter()
-    fitted = model.fit(x_train, y_train, params)
-    fit_seconds = time.perf_counter() - fit_started
-    pred = model.predict(fitted, x_valid)
-    scores = {"rmse": metrics.rmse(pred, y_valid), "mae": metrics.mae(pred, y_valid)}
-    log.info(
-        "fitted %d trees in %.1f s; validation RMSE %.3f, MAE %.3f",
-        fitted[-1].n_iter_,
-        fit_seconds,
-        *scores.values(),
-    )
 
-    bundle_bytes = export_bundle(
-        fitted,
-        {
-            "model_name": args.model_name,
-            "train_files": args.train,
-            "valid_file": args.valid,
-            "validation": scores,
-            "params": params.as_dict(),
-        },
-    )
-    bundle = load_bundle(bundle_bytes)
-    bundle_pred = bundle.predict(x_valid)
-    parity = float(np.max(np.abs(bundle_pred - pred)))
-    if parity > PARITY_TOLERANCE_MINUTES:
-        raise RuntimeError(
-            f"bundle predictions differ from the model by {parity} min (> {PARITY_TOLERANCE_MINUTES})"
-        )
-    log.info("bundle: %d bytes, parity max |diff| %.2e min", len(bundle_bytes), parity)
+def frame_rows(frame: pd.DataFrame) -> pipeline.Rows:
+    return pipeline.Rows(data_mod.frame_features(frame), frame["duration"].to_numpy())
 
-    profile = build_reference_profile(
-        {name: feature_column(x_valid, name) for name in MONITORED_FEATURES}, bundle_pred
-    )
-    profile_bytes = json.dumps(profile, sort_keys=True).encode()
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / BUNDLE_FILENAME).write_bytes(bundle_bytes)
-    (args.out / PROFILE_FILENAME).write_bytes(profile_bytes)
 
+def bundle_meta(args: argparse.Namespace, params: model.ModelParams) -> dict[str, object]:
+    return {
+        "model_name": args.model_name,
+        "train_files": args.train,
+        "valid_file": args.valid,
+        "params": params.as_dict(),
+    }
+
+
+def write_outputs(out: Path, trained: pipeline.TrainedCandidate) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / BUNDLE_FILENAME).write_bytes(trained.bundle)
+    (out / PROFILE_FILENAME).write_bytes(trained.profile)
+
+
+def track(
+    args: argparse.Namespace,
+    params: model.ModelParams,
+    trained: pipeline.TrainedCandidate,
+    train: pipeline.Rows,
+    valid: pipeline.Rows,
+    months: list[tuple[str, data_mod.MonthData]],
+) -> tracking.TrackedRun:
+    """One MLflow run of the candidate, registered as a new version of the model."""
+    all_metrics = {
+        "rmse": trained.rmse,
+        "mae": trained.mae,
+        **metrics.per_borough(trained.predictions, valid.target, valid.features),
+        "parity_max_abs_diff": trained.parity_max_abs_diff,
+        "fit_seconds": trained.fit_seconds,
+        "bundle_bytes": float(len(trained.bundle)),
+        "n_trees": float(trained.n_trees),
+        "rows_train": float(len(train)),
+        "rows_valid": float(len(valid)),
+    }
     files = [
         {"role": role, "source": m.source, "sha256": m.sha256, "rows_read": m.rows_read, "rows": m.rows}
-        for role, m in [*(("train", m) for m in train_months), ("valid", valid_month)]
+        for role, m in months
     ]
-    all_metrics = {
-        **scores,
-        **metrics.per_borough(pred, y_valid, x_valid),
-        "parity_max_abs_diff": parity,
-        "fit_seconds": fit_seconds,
-        "bundle_bytes": float(len(bundle_bytes)),
-        "n_trees": float(fitted[-1].n_iter_),
-        "rows_train": float(len(y_train)),
-        "rows_valid": float(len(y_valid)),
-    }
-    uri = tracking.configure()
-    log.info("tracking to %s", uri)
+    log.info("tracking to %s", tracking.configure())
     run = tracking.log_training_run(
         model_name=args.model_name,
-        model=fitted,
-        valid_features=x_valid,
+        model=trained.model,
+        valid_features=valid.features,
         params={**params.as_dict(), "train_files": ",".join(args.train), "valid_file": args.valid},
         metrics=all_metrics,
         data={"files": files},
         out_dir=args.out,
-        bundle_sha256=bundle.sha256,
+        bundle_sha256=trained.bundle_sha256,
     )
     log.info("registered %s version %s (run %s)", args.model_name, run.version, run.run_id)
-    decision = gate_and_publish(
-        Candidate(
-            model_name=args.model_name,
-            version=run.version,
-            run_id=run.run_id,
-            bundle=bundle_bytes,
-            profile=profile_bytes,
-            rmse=scores["rmse"],
-            mae=scores["mae"],
-            bundle_sha256=bundle.sha256,
-        ),
-        tracking.MlflowRegistry(),
-        S3ObjectStore(args.models_bucket) if args.models_bucket else None,
-        x_valid,
-        y_valid,
-        GateConfig(alias=args.alias, margin=args.margin, absolute_bound=args.absolute_bound),
-    )
-    summary: dict[str, object] = {
-        "model": args.model_name,
-        "version": run.version,
-        "run_id": run.run_id,
-        "rows_train": len(y_train),
-        "rows_valid": len(y_valid),
-        "rmse": round(scores["rmse"], 4),
-        "mae": round(scores["mae"], 4),
-        "promoted": decision.promote,
-        "verdict": decision.verdict,
-        "bundle": str(args.out / BUNDLE_FILENAME),
-        "bundle_bytes": len(bundle_bytes),
-        "parity_max_abs_diff": parity,
-        "seconds": round(time.perf_counter() - started, 1),
-    }
-    print(json.dumps(summary))
-    return summary
+    return run
 
 
 if __name__ == "__main__":

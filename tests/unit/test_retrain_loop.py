@@ -12,8 +12,11 @@ import pytest
 from infra.audit_table import main as audit_table
 from lambda_retrain.audit import read_audit
 from lambda_retrain.config import RetrainConfig
-from lambda_retrain.loop import Ports, acquire_lock, handle, triggers_from_event
-from lambda_retrain.ports import Store
+from lambda_retrain.guards import acquire_lock
+from lambda_retrain.loop import handle
+from lambda_retrain.ports import Ports, Store
+from lambda_retrain.rollback import Judgement, RollbackResult, rollback_check
+from lambda_retrain.triggers import direct_trigger, triggers_from_event
 from tests.doubles.retrain import MemoryStore
 from training.export import export_bundle
 from training.gate import GateConfig
@@ -173,7 +176,10 @@ def test_drift_alarm_retrains_and_promotes_a_better_challenger(drifted: tuple[Po
     live = ModelPointer.from_json(mem(ports.models).objects[LIVE_POINTER_KEY])
     assert live.version == decision["version"] == "10" and tracker.aliases["production"] == "10"
     assert {live.bundle_key, live.profile_key, "serving/versions/10.json"} <= set(mem(ports.models).objects)
-    assert json.loads(mem(ports.models).objects[live.profile_key])["n_rows"] == decision["data"]["train_rows"]
+    # the reference profile is out of sample: the holdout rows the challenger was gated on
+    assert (
+        json.loads(mem(ports.models).objects[live.profile_key])["n_rows"] == decision["data"]["holdout_rows"]
+    )
     assert decision["data"]["holdout_rows"] == 300 and decision["data"]["labelled_rows"] == 1500
     assert tracker.versions["10"]["gate.promoted"] == "true"
     assert tracker.versions["10"]["loop.last_decision"] == "promoted"
@@ -335,3 +341,17 @@ def test_scheduled_check_rolls_back_a_bad_promotion_without_an_alarm(
     assert decision["kind"] == "rollback"
     assert read_audit(ports.models)[-1]["trigger"]["source"] == "schedule"
     assert ModelPointer.from_json(mem(ports.models).objects[LIVE_POINTER_KEY]).version == good["version"]
+
+
+def test_a_rollback_check_without_a_loop_promotion_says_so_explicitly(
+    drifted: tuple[Ports, FakeTracker],
+) -> None:
+    ports, _ = drifted
+    trigger = direct_trigger(direct(action="rollback_check"))
+    result = rollback_check(trigger, ports, CONFIG, NOW, "t")
+    assert result == RollbackResult(Judgement.NO_RECENT_PROMOTION)
+    (kept,) = handle(direct(action="rollback_check"), ports, CONFIG, NOW, "t")["decisions"]
+    assert (
+        kept["kind"] == "rollback_kept"
+        and kept["verdict"] == "kept: no loop promotion within the rollback window"
+    )

@@ -1,0 +1,152 @@
+"""The rollback policy (MAE-ratio ALARM within ROLLBACK_WINDOW_HOURS of a loop promotion, the schedule,
+or a direct invoke): on the labelled rides the promoted version served since its promotion
+(>= MIN_ROLLBACK_ROWS), its MAE (what it served) vs the previous version's bundle MAE on the same
+rides; worse -> the live pointer goes back to serving/versions/<previous>.json."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Any
+
+from lambda_retrain.audit import Decision, DecisionKind, read_state, record_base, record_decision, write_state
+from lambda_retrain.config import RetrainConfig
+from lambda_retrain.labelled import LabelledRides, load_labelled
+from lambda_retrain.ports import Ports
+from lambda_retrain.registry import live_pointer, version_pointer
+from lambda_retrain.triggers import Source, Trigger
+from training import metrics
+from training.publish import publish_live
+from trip_core.bundle import load_bundle
+from trip_core.contracts import parse_utc, utc_iso
+from trip_core.observability import logger
+from trip_core.pointer import ModelPointer
+
+
+class Judgement(Enum):
+    DECIDED = "decided"  # kept or rolled back, audited
+    NO_RECENT_PROMOTION = "no loop promotion within the rollback window"
+    WAITING_FOR_RIDES = "too few rides served yet"  # the next scheduled check judges
+    ALREADY_KEPT = "kept by an earlier scheduled check"  # the schedule records a kept promotion once
+
+
+@dataclass(frozen=True)
+class RollbackResult:
+    judgement: Judgement
+    decision: Decision | None = None  # set when DECIDED
+
+
+@dataclass(frozen=True)
+class Judged:
+    """The promotion under judgement and the rides its version served."""
+
+    live: ModelPointer
+    previous: ModelPointer
+    previous_bundle: bytes
+    rides: LabelledRides
+    promotion: dict[str, Any]
+    state: dict[str, Any]
+
+
+def rollback_check(
+    trigger: Trigger, ports: Ports, config: RetrainConfig, now: datetime, actor: str
+) -> RollbackResult:
+    state = read_state(ports.models)
+    promotion = state.get("last_promotion") or {}
+    live = live_pointer(ports.models)
+    if live is None or not _within_window(promotion, live, now, config):
+        return RollbackResult(Judgement.NO_RECENT_PROMOTION)
+    base = record_base(trigger, config, now, actor)
+    previous = version_pointer(ports.models, str(promotion["previous_version"]))
+    previous_body = None if previous is None else ports.models.get(previous.bundle_key)
+    if previous is None or previous_body is None:
+        verdict = "kept: previous version's pointer/bundle missing"
+        record = {**base, "verdict": verdict, "live_version": live.version}
+        return _decided(record_decision(ports, now, DecisionKind.ROLLBACK_KEPT, record, live.version))
+    since = parse_utc(str(promotion["promoted_at"]))
+    rides = load_labelled(
+        ports.capture, since, now + timedelta(seconds=1), keep_batch=lambda b: b.model_version == live.version
+    )
+    base.update(live_version=live.version, previous_version=previous.version, data=dict(rides.summary))
+    if len(rides) < config.min_rollback_rows:
+        if trigger.source == Source.SCHEDULE:
+            logger.info(f"rollback check: {len(rides)} rows served by {live.version}, waiting for more")
+            return RollbackResult(Judgement.WAITING_FOR_RIDES)
+        verdict = (
+            f"kept: {len(rides)} labelled rows served by {live.version}"
+            f" < MIN_ROLLBACK_ROWS {config.min_rollback_rows}"
+        )
+        return _decided(
+            record_decision(
+                ports, now, DecisionKind.ROLLBACK_KEPT, {**base, "verdict": verdict}, live.version
+            )
+        )
+    judged = Judged(live, previous, previous_body, rides, promotion, state)
+    return _judge(trigger, ports, config, now, base, judged)
+
+
+def _within_window(
+    promotion: dict[str, Any], live: ModelPointer, now: datetime, config: RetrainConfig
+) -> bool:
+    """The live version is a loop promotion, not rolled back yet, promoted recently enough to judge."""
+    return (
+        promotion.get("version") == live.version
+        and bool(promotion.get("previous_version"))
+        and not promotion.get("rolled_back_at")
+        and now - parse_utc(str(promotion["promoted_at"])) <= timedelta(hours=config.rollback_window_hours)
+    )
+
+
+def _decided(decision: Decision) -> RollbackResult:
+    return RollbackResult(Judgement.DECIDED, decision)
+
+
+def _judge(
+    trigger: Trigger, ports: Ports, config: RetrainConfig, now: datetime, base: dict[str, Any], judged: Judged
+) -> RollbackResult:
+    rides, live, previous = judged.rides, judged.live, judged.previous
+    live_mae = metrics.mae(rides.served, rides.target)
+    previous_mae = metrics.mae(load_bundle(judged.previous_bundle).predict(rides.features), rides.target)
+    base["metrics"] = {"live_mae": live_mae, "previous_mae": previous_mae, "rows": len(rides)}
+    compared = f"{live.version} MAE {live_mae:.3f} vs previous {previous.version} MAE {previous_mae:.3f}"
+    if live_mae > previous_mae:
+        return _decided(_roll_back(ports, config, now, base, judged, compared))
+    if trigger.source == Source.SCHEDULE:
+        if judged.promotion.get("kept_by_schedule_at"):
+            logger.info(f"rollback check: {live.version} still not worse ({compared})")
+            return RollbackResult(Judgement.ALREADY_KEPT)
+        judged.state["last_promotion"] = {**judged.promotion, "kept_by_schedule_at": utc_iso(now)}
+        write_state(ports.models, judged.state)
+    verdict = f"kept: {compared} on the same rides (not worse)"
+    return _decided(
+        record_decision(ports, now, DecisionKind.ROLLBACK_KEPT, {**base, "verdict": verdict}, live.version)
+    )
+
+
+def _roll_back(
+    ports: Ports, config: RetrainConfig, now: datetime, base: dict[str, Any], judged: Judged, compared: str
+) -> Decision:
+    live, previous = judged.live, judged.previous
+    publish_live(ports.models, replace(previous, published_at=utc_iso(now)))
+    record = {**base, "mlflow": _move_alias_back(ports, config, previous.version)}
+    state = judged.state
+    state["last_promotion"] = {**judged.promotion, "rolled_back_at": utc_iso(now)}
+    state["last_rollback"] = {"from": live.version, "to": previous.version, "at": utc_iso(now)}
+    write_state(ports.models, state)
+    record["verdict"] = f"rolled back: {compared} on the same rides (worse)"
+    record["version"] = previous.version
+    return record_decision(ports, now, DecisionKind.ROLLBACK, record, live.version)
+
+
+def _move_alias_back(ports: Ports, config: RetrainConfig, version: str) -> str:
+    """How MLflow's alias followed; the pointer is what serving reads, so MLflow failing must not stop
+    (or undo) the rollback."""
+    if ports.tracker is None:
+        return "not configured"
+    try:
+        ports.tracker.set_alias(config.model_name, config.alias, version)
+    except Exception as exc:
+        logger.warning(f"MLflow alias back to {version} failed: {exc}")
+        return f"alias not moved: {exc}"[:500]
+    return f"alias {config.alias} -> {version}"
