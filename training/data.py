@@ -23,11 +23,12 @@ from trip_core.contracts import (
     MAX_TRIP_DISTANCE_MILES,
     MIN_DURATION_MINUTES,
     MIN_TRIP_DISTANCE_MILES,
+    TLC_PICKUP_COLUMN,
 )
 from trip_core.features import compute_features
 from trip_core.zones import zone_table
 
-PICKUP = "lpep_pickup_datetime"
+PICKUP = TLC_PICKUP_COLUMN
 DROPOFF = "lpep_dropoff_datetime"
 
 # Needed column -> (accepted arrow type test, human name of the expected type, pandas dtype after alignment)
