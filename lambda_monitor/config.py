@@ -1,4 +1,4 @@
-"""The monitor's configuration, read once at cold start from the environment (docs/architecture.md)."""
+"""The monitor's configuration (trip_core.config: read once at cold start, fails fast)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from trip_core.config import EnvReader
 from trip_core.contracts import METRICS_NAMESPACE
-
-
-class ConfigError(RuntimeError):
-    """The environment does not configure the monitor; raised at cold start."""
 
 
 @dataclass(frozen=True)
@@ -26,26 +23,17 @@ class MonitorConfig:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> MonitorConfig:
-        env = os.environ if environ is None else environ
-        missing = [
-            name for name in ("MODELS_BUCKET", "CAPTURE_BUCKET", "REJECTED_BUCKET") if not env.get(name)
-        ]
-        if missing:
-            raise ConfigError(f"monitor needs environment variable(s) {', '.join(missing)}")
-        try:
-            config = cls(
-                models_bucket=env["MODELS_BUCKET"],
-                capture_bucket=env["CAPTURE_BUCKET"],
-                rejected_bucket=env["REJECTED_BUCKET"],
-                min_predictions=int(env.get("MIN_PREDICTIONS", "200")),
-                min_actuals=int(env.get("MIN_ACTUALS", "50")),
-                drift_threshold=float(env.get("DRIFT_THRESHOLD", "0.1")),
-                metrics_namespace=env.get("METRICS_NAMESPACE", METRICS_NAMESPACE) or METRICS_NAMESPACE,
-            )
-        except ValueError as error:
-            raise ConfigError(f"bad monitor setting: {error}") from error
-        if config.min_predictions < 1 or config.min_actuals < 1:
-            raise ConfigError("MIN_PREDICTIONS and MIN_ACTUALS must be at least 1")
-        if not 0 < config.drift_threshold < 1:
-            raise ConfigError(f"DRIFT_THRESHOLD must be in (0, 1), got {config.drift_threshold}")
+        read = EnvReader(os.environ if environ is None else environ, "monitor")
+        config = cls(
+            models_bucket=read.required("MODELS_BUCKET"),
+            capture_bucket=read.required("CAPTURE_BUCKET"),
+            rejected_bucket=read.required("REJECTED_BUCKET"),
+            min_predictions=read.integer("MIN_PREDICTIONS", cls.min_predictions, low=1),
+            min_actuals=read.integer("MIN_ACTUALS", cls.min_actuals, low=1),
+            drift_threshold=read.number(
+                "DRIFT_THRESHOLD", cls.drift_threshold, low=0.0, high=1.0, open_=True
+            ),
+            metrics_namespace=read.text("METRICS_NAMESPACE", METRICS_NAMESPACE),
+        )
+        read.check()
         return config

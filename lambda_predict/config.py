@@ -1,18 +1,14 @@
-"""Typed configuration, read once at cold start; fails fast naming every missing or bad variable."""
+"""The predict function's configuration (trip_core.config: read once at cold start, fails fast)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from trip_core.config import EnvReader
 from trip_core.contracts import LIVE_POINTER_KEY, version_pointer_key
 
 DEFAULT_POINTER_TTL_SECONDS = 60.0
-
-
-class ConfigError(ValueError):
-    """The Lambda's environment is incomplete or malformed."""
 
 
 @dataclass(frozen=True)
@@ -38,41 +34,18 @@ class PredictConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> PredictConfig:
-        problems: list[str] = []
-
-        def required(name: str) -> str:
-            value = env.get(name, "").strip()
-            if not value:
-                problems.append(f"{name} is not set")
-            return value
-
-        models_bucket = required("MODELS_BUCKET")
-        predictions_stream = required("PREDICTIONS_STREAM")
-        capture_bucket = required("CAPTURE_BUCKET")
-        rejected_bucket = required("REJECTED_BUCKET")
-        pointer_key = env.get("MODEL_POINTER_KEY", "").strip() or LIVE_POINTER_KEY
-        pin = env.get("MODEL_VERSION_PIN", "").strip() or None
+        read = EnvReader(env, "predict")
+        pin = read.optional("MODEL_VERSION_PIN")
         if pin is not None and ("/" in pin or len(pin) > 128):
-            problems.append(f"MODEL_VERSION_PIN must be a version name without '/', got {pin!r}")
-        ttl_text = env.get("POINTER_TTL_SECONDS", "").strip()
-        ttl = DEFAULT_POINTER_TTL_SECONDS
-        if ttl_text:
-            try:
-                ttl = float(ttl_text)
-            except ValueError:
-                ttl = math.nan
-            if not math.isfinite(ttl) or ttl < 0:
-                problems.append(
-                    f"POINTER_TTL_SECONDS must be a non-negative number of seconds, got {ttl_text!r}"
-                )
-        if problems:
-            raise ConfigError("invalid predict configuration: " + "; ".join(problems))
-        return cls(
-            models_bucket=models_bucket,
-            predictions_stream=predictions_stream,
-            capture_bucket=capture_bucket,
-            rejected_bucket=rejected_bucket,
-            model_pointer_key=pointer_key,
+            read.problem(f"MODEL_VERSION_PIN must be a version name without '/', got {pin!r}")
+        config = cls(
+            models_bucket=read.required("MODELS_BUCKET"),
+            predictions_stream=read.required("PREDICTIONS_STREAM"),
+            capture_bucket=read.required("CAPTURE_BUCKET"),
+            rejected_bucket=read.required("REJECTED_BUCKET"),
+            model_pointer_key=read.text("MODEL_POINTER_KEY", LIVE_POINTER_KEY),
             model_version_pin=pin,
-            pointer_ttl_seconds=ttl,
+            pointer_ttl_seconds=read.number("POINTER_TTL_SECONDS", DEFAULT_POINTER_TTL_SECONDS, low=0.0),
         )
+        read.check()
+        return config

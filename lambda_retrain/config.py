@@ -1,4 +1,5 @@
-"""Settings of the retraining function, read once at cold start (docs/architecture.md, Closed loop)."""
+"""The retrain function's configuration (trip_core.config: read once at cold start, fails fast;
+docs/architecture.md, Closed loop)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from trip_core.config import EnvReader
 from trip_core.contracts import DEFAULT_EXPERIMENT, DEFAULT_MODEL_NAME, PRODUCTION_ALIAS
 
 
@@ -31,33 +33,27 @@ class RetrainConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RetrainConfig:
-        env = os.environ if env is None else env
-
-        def names(key: str) -> tuple[str, ...]:
-            return tuple(n.strip() for n in env.get(key, "").split(",") if n.strip())
-
-        missing = [k for k in ("MODELS_BUCKET", "CAPTURE_BUCKET") if not env.get(k)]
-        if missing:
-            raise ValueError(f"missing environment variable(s): {', '.join(missing)}")
+        read = EnvReader(os.environ if env is None else env, "retrain")
         config = cls(
-            models_bucket=env["MODELS_BUCKET"],
-            capture_bucket=env["CAPTURE_BUCKET"],
-            model_name=env.get("MODEL_NAME", cls.model_name),
-            lookback_hours=float(env.get("RETRAIN_LOOKBACK_HOURS", cls.lookback_hours)),
-            holdout_fraction=float(env.get("HOLDOUT_FRACTION", cls.holdout_fraction)),
-            min_labelled_rows=int(env.get("MIN_LABELLED_ROWS", cls.min_labelled_rows)),
-            cooldown_minutes=float(env.get("RETRAIN_COOLDOWN_MINUTES", cls.cooldown_minutes)),
-            lock_lease_seconds=int(env.get("LOCK_LEASE_SECONDS", cls.lock_lease_seconds)),
-            gate_margin=float(env.get("GATE_MARGIN", cls.gate_margin)),
-            gate_absolute_bound=float(env.get("GATE_ABSOLUTE_BOUND", cls.gate_absolute_bound)),
-            rollback_window_hours=float(env.get("ROLLBACK_WINDOW_HOURS", cls.rollback_window_hours)),
-            min_rollback_rows=int(env.get("MIN_ROLLBACK_ROWS", cls.min_rollback_rows)),
-            retrain_alarms=names("RETRAIN_ALARMS"),
-            rollback_alarms=names("ROLLBACK_ALARMS"),
-            mlflow_tracking_uri=env.get("MLFLOW_TRACKING_URI") or None,
-            mlflow_experiment=env.get("MLFLOW_EXPERIMENT_NAME", cls.mlflow_experiment),
-            alias=env.get("MODEL_ALIAS", cls.alias),
+            models_bucket=read.required("MODELS_BUCKET"),
+            capture_bucket=read.required("CAPTURE_BUCKET"),
+            model_name=read.text("MODEL_NAME", cls.model_name),
+            lookback_hours=read.number("RETRAIN_LOOKBACK_HOURS", cls.lookback_hours, low=0.0),
+            holdout_fraction=read.number(
+                "HOLDOUT_FRACTION", cls.holdout_fraction, low=0.0, high=1.0, open_=True
+            ),
+            min_labelled_rows=read.integer("MIN_LABELLED_ROWS", cls.min_labelled_rows, low=1),
+            cooldown_minutes=read.number("RETRAIN_COOLDOWN_MINUTES", cls.cooldown_minutes, low=0.0),
+            lock_lease_seconds=read.integer("LOCK_LEASE_SECONDS", cls.lock_lease_seconds, low=1),
+            gate_margin=read.number("GATE_MARGIN", cls.gate_margin, low=0.0),
+            gate_absolute_bound=read.number("GATE_ABSOLUTE_BOUND", cls.gate_absolute_bound, low=0.0),
+            rollback_window_hours=read.number("ROLLBACK_WINDOW_HOURS", cls.rollback_window_hours, low=0.0),
+            min_rollback_rows=read.integer("MIN_ROLLBACK_ROWS", cls.min_rollback_rows, low=1),
+            retrain_alarms=read.names("RETRAIN_ALARMS"),
+            rollback_alarms=read.names("ROLLBACK_ALARMS"),
+            mlflow_tracking_uri=read.optional("MLFLOW_TRACKING_URI"),
+            mlflow_experiment=read.text("MLFLOW_EXPERIMENT_NAME", cls.mlflow_experiment),
+            alias=read.text("MODEL_ALIAS", cls.alias),
         )
-        if not 0.0 < config.holdout_fraction < 1.0:
-            raise ValueError("HOLDOUT_FRACTION must be in (0, 1)")
+        read.check()
         return config

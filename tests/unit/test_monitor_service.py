@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import pytest
 
-from lambda_monitor.config import ConfigError, MonitorConfig
+from lambda_monitor.config import MonitorConfig
 from lambda_monitor.ports import Ports
 from lambda_monitor.service import resolve_window, run_event
 from lambda_monitor.window import Window, hour_prefixes
@@ -23,6 +23,7 @@ from tests.doubles.monitor import (
 )
 from tests.monitor_months import capture_batches, month_columns, reference_profile_dict, take, valid_rows
 from trip_core.capture import Actual
+from trip_core.config import ConfigError
 from trip_core.pointer import ModelPointer
 
 NOW = datetime(2023, 3, 6, 15, 0, 5, tzinfo=UTC)

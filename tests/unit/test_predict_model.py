@@ -7,10 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from lambda_predict.config import ConfigError, PredictConfig
+from lambda_predict.config import PredictConfig
 from lambda_predict.model_provider import ModelLoadError, ModelProvider
 from tests.doubles.predict import InMemoryObjects, publish, tiny_bundle
 from trip_core.bundle import load_bundle
+from trip_core.config import ConfigError
 
 
 class Clock:
