@@ -10,10 +10,10 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 
 from trip_core.capture import CaptureBatch
-from trip_core.contracts import hour_prefix
+from trip_core.contracts import FEATURE_INPUTS, hour_prefix
 from trip_core.features import compute_features, feature_column
 from trip_core.profile import PREDICTION_COLUMN, column_kinds, valid_mask
-from trip_core.zones import zone_table
+from trip_core.validity import known_zones, pickup_known
 
 
 @dataclass(frozen=True)
@@ -128,39 +128,24 @@ class CurrentColumns:
 
 def current_columns(rows: VersionRows) -> CurrentColumns:
     """MONITORED_FEATURES + prediction of the rows, through the same feature code as training."""
-    table = zone_table()
-    known = np.zeros(table.max_location_id + 1, dtype=bool)
-    known[sorted(table.location_ids)] = True
-
-    def known_ids(ids: np.ndarray) -> np.ndarray:
-        finite = np.isfinite(ids) & (ids >= 0) & (ids <= table.max_location_id) & (ids == np.floor(ids))
-        ok = finite.copy()
-        ok[finite] = known[ids[finite].astype(np.int64)]
-        return ok
-
-    pu_ok = known_ids(rows.pu_location_id)
-    do_ok = known_ids(rows.do_location_id)
-    time_ok = ~np.isnat(rows.pickup_datetime)
+    pu_ok = known_zones(rows.pu_location_id)
+    do_ok = known_zones(rows.do_location_id)
+    time_ok = pickup_known(rows.pickup_datetime)
     matrix = compute_features(
         np.where(pu_ok, rows.pu_location_id, 0).astype(np.int64),
         np.where(do_ok, rows.do_location_id, 0).astype(np.int64),
         rows.trip_distance,
         np.where(time_ok, rows.pickup_datetime, np.datetime64(0, "s")),
     )
-    input_ok = {
-        "PULocationID": pu_ok,
-        "DOLocationID": do_ok,
-        "pu_borough": pu_ok,
-        "do_borough": do_ok,
-        "pickup_hour": time_ok,
-        "pickup_weekday": time_ok,
-    }
+    # The distance's range is judged by valid_mask with the other columns' ranges.
+    input_ok = {"PULocationID": pu_ok, "DOLocationID": do_ok, "pickup_datetime": time_ok}
     valid: dict[str, np.ndarray] = {}
     missing: dict[str, int] = {}
     problem = np.zeros(len(rows), dtype=bool)
     for name, kind in column_kinds().items():
         values = rows.prediction if name == PREDICTION_COLUMN else feature_column(matrix, name)
-        values = np.where(input_ok[name], values, np.nan) if name in input_ok else values
+        source_ok = input_ok.get(FEATURE_INPUTS.get(name, ""))
+        values = values if source_ok is None else np.where(source_ok, values, np.nan)
         mask = valid_mask(name, kind, values)
         valid[name] = values[mask]
         missing[name] = int(mask.size - mask.sum())

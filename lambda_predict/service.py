@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import numpy as np
+import orjson
 
 from lambda_predict.delivery import RetryPolicy, deliver
 from lambda_predict.model_provider import LoadedModel, ModelProvider
@@ -77,17 +78,22 @@ def _parse_record(
     return _Record(shard_id, str(kinesis["sequenceNumber"]), times[0], kinesis.get("data") or "", times[1])
 
 
-def _json_ride_id(ride_id: int | str) -> str:
-    """json.dumps of a validated ride id; an int (never a bool here) is its own decimal text."""
-    return str(ride_id) if type(ride_id) is int else json.dumps(ride_id)
-
-
 def prediction_record(model: LoadedModel, ride_id: int | str, minutes: float) -> dict[str, Any]:
+    """The answer to one ride: returned by a direct invoke, put (encoded) on the predictions stream."""
     return {
         "model": model.name,
         "version": model.version,
         "prediction": {"ride_duration": minutes, "ride_id": ride_id},
     }
+
+
+def encode_prediction(record: dict[str, Any]) -> bytes:
+    """The stream's JSON of a prediction record. orjson keeps a batch within its 1 ms budget; an integer
+    ride id beyond 64 bits (valid up to MAX_RIDE_ID_LENGTH digits) is beyond orjson, so json encodes it."""
+    try:
+        return orjson.dumps(record)
+    except orjson.JSONEncodeError:
+        return json.dumps(record).encode()
 
 
 _UNIX_EPOCH_ORDINAL = 719_163  # date(1970, 1, 1).toordinal()
@@ -150,49 +156,68 @@ class PredictService:
         records = [_parse_record(r, arrivals) for r in raw_records]
         shard_id, first_seq = records[0].shard_id, records[0].sequence_number
 
-        valid: list[tuple[_Record, ValidRide]] = []
-        rejections: list[Rejection] = []
-        append = valid.append
-        for rec in records:
-            result = validate_record_data(rec.data, rec.local_arrival)
-            if type(result) is ValidRide:
-                append((rec, result))
-                continue
-            if isinstance(result, ValidRide):
-                valid.append((rec, result))
-            else:
-                rejections.append(self._rejection(rec, result))
-
+        valid, rejections = self._validate(records)
         minutes = _predict(model, [ride for _, ride in valid]) if valid else np.empty(0)
-        finite = np.isfinite(minutes)
-        if not finite.all():
-            for (rec, _), ok in zip(valid, finite, strict=True):
-                if not ok:
-                    rejections.append(
-                        self._rejection(rec, [FieldError("prediction", "model returned a non-finite value")])
-                    )
-            valid = [item for item, ok in zip(valid, finite, strict=True) if ok]
-            minutes = minutes[finite]
+        valid, minutes = self._drop_non_finite(valid, minutes, rejections)
 
         if rejections:
             self._store_rejections(rejections, processed_at, shard_id, first_seq, outcome)
 
         delivered = self._deliver(model, valid, minutes, outcome)
         if delivered:
-            rides = [valid[i][1] for i in delivered]
-            batch = self._capture_batch(model, rides, minutes[delivered], processed_at)
             key = capture_key(processed_at, shard_id, first_seq)
-            try:
-                self._captures.put(key, encode_capture(batch))
-            except Exception as exc:
-                logger.error(
-                    "capture write failed; records will be retried", extra={"key": key, "error": repr(exc)}
-                )
-                for i in delivered:
-                    outcome.retry[valid[i][0].sequence_number] = f"capture write failed: {exc!r}"
-            else:
-                outcome.predicted = len(delivered)
+            delivered_rides = [valid[i] for i in delivered]
+            self._capture(model, delivered_rides, minutes[delivered], processed_at, key, outcome)
         return outcome
+
+    def _validate(
+        self, records: Sequence[_Record]
+    ) -> tuple[list[tuple[_Record, ValidRide]], list[Rejection]]:
+        valid: list[tuple[_Record, ValidRide]] = []
+        rejections: list[Rejection] = []
+        append = valid.append
+        for rec in records:
+            result = validate_record_data(rec.data, rec.local_arrival)
+            if isinstance(result, ValidRide):
+                append((rec, result))
+            else:
+                rejections.append(self._rejection(rec, result))
+        return valid, rejections
+
+    def _drop_non_finite(
+        self, valid: list[tuple[_Record, ValidRide]], minutes: np.ndarray, rejections: list[Rejection]
+    ) -> tuple[list[tuple[_Record, ValidRide]], np.ndarray]:
+        """Rides the model answered NaN or infinity for become rejections with that reason."""
+        finite = np.isfinite(minutes)
+        if finite.all():
+            return valid, minutes
+        reason = [FieldError("prediction", "model returned a non-finite value")]
+        rejections.extend(
+            self._rejection(rec, reason) for (rec, _), ok in zip(valid, finite, strict=True) if not ok
+        )
+        return [item for item, ok in zip(valid, finite, strict=True) if ok], minutes[finite]
+
+    def _capture(
+        self,
+        model: LoadedModel,
+        delivered: list[tuple[_Record, ValidRide]],
+        minutes: np.ndarray,
+        processed_at: datetime,
+        key: str,
+        outcome: BatchOutcome,
+    ) -> None:
+        """One capture object for the delivered rides; if it cannot be written they are all retried."""
+        batch = self._capture_batch(model, [ride for _, ride in delivered], minutes, processed_at)
+        try:
+            self._captures.put(key, encode_capture(batch))
+        except Exception as exc:
+            logger.error(
+                "capture write failed; records will be retried", extra={"key": key, "error": repr(exc)}
+            )
+            for rec, _ in delivered:
+                outcome.retry[rec.sequence_number] = f"capture write failed: {exc!r}"
+        else:
+            outcome.predicted = len(delivered)
 
     @staticmethod
     def _rejection(rec: _Record, reasons: Sequence[FieldError]) -> Rejection:
@@ -236,14 +261,8 @@ class PredictService:
         """PutRecords every prediction; -> indices into `valid` that were delivered."""
         if not valid:
             return []
-        # The prediction record, formatted by hand: json.dumps per record is most of a 1 ms budget.
-        name, version = json.dumps(model.name), json.dumps(model.version)
-        prefix = f'{{"model": {name}, "version": {version}, "prediction": {{"ride_duration": '
         entries = [
-            PutEntry(
-                str(ride.ride_id),
-                f'{prefix}{value!r}, "ride_id": {_json_ride_id(ride.ride_id)}}}}}'.encode(),
-            )
+            PutEntry(str(ride.ride_id), encode_prediction(prediction_record(model, ride.ride_id, value)))
             for (_, ride), value in zip(valid, minutes.tolist(), strict=True)
         ]
         kwargs = {"sleep": self._sleep} if self._sleep is not None else {}

@@ -23,11 +23,12 @@ from trip_core.contracts import (
     MAX_TRIP_DISTANCE_MILES,
     MIN_DURATION_MINUTES,
     MIN_TRIP_DISTANCE_MILES,
+    TLC_PICKUP_COLUMN,
 )
 from trip_core.features import compute_features
-from trip_core.zones import zone_table
+from trip_core.validity import distance_in_bounds, known_zones
 
-PICKUP = "lpep_pickup_datetime"
+PICKUP = TLC_PICKUP_COLUMN
 DROPOFF = "lpep_dropoff_datetime"
 
 # Needed column -> (accepted arrow type test, human name of the expected type, pandas dtype after alignment)
@@ -114,13 +115,12 @@ def _clean(frame: pd.DataFrame, month: str | None) -> pd.DataFrame:
     pickup_month = frame[PICKUP].dt.strftime("%Y-%m")
     if month is None and len(frame):
         month = str(pickup_month.mode().iloc[0])
-    zones = zone_table()
     keep = (
         duration.between(MIN_DURATION_MINUTES, MAX_DURATION_MINUTES)
         & (pickup_month == month)
-        & frame["trip_distance"].between(MIN_TRIP_DISTANCE_MILES, MAX_TRIP_DISTANCE_MILES)
-        & frame["PULocationID"].isin(zones.location_ids)
-        & frame["DOLocationID"].isin(zones.location_ids)
+        & distance_in_bounds(frame["trip_distance"])
+        & known_zones(frame["PULocationID"].to_numpy())
+        & known_zones(frame["DOLocationID"].to_numpy())
     )
     out = frame.loc[keep].astype({"PULocationID": "int64", "DOLocationID": "int64"})
     out["duration"] = duration[keep]

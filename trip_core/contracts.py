@@ -7,7 +7,9 @@ Standard library only: the prediction function imports it at cold start.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Any
 
 # ------------------------------------------------------------------------------------ names
 DEFAULT_MODEL_NAME = "trip-duration"
@@ -38,6 +40,48 @@ FEATURE_INPUTS: dict[str, str] = {
     "pickup_hour": "pickup_datetime",
     "pickup_weekday": "pickup_datetime",
 }
+
+
+# ------------------------------------------------------------------------------------ input ride
+# The TLC files' pickup column (green taxis): the ride's `pickup_datetime` on the wire.
+TLC_PICKUP_COLUMN = "lpep_pickup_datetime"
+
+
+@dataclass(frozen=True, slots=True)
+class RideRequest:
+    """One ride as a client sends it (docs/architecture.md, "Input ride"): build rides here, not by hand.
+
+    `pickup_datetime` is New York local time (naive, as in the TLC files); None leaves it out of the
+    payload, and serving then uses the arrival or invoke time.
+    """
+
+    ride_id: int | str
+    pu_location_id: int
+    do_location_id: int
+    trip_distance: float
+    pickup_datetime: datetime | None = None
+
+    def to_payload(self) -> dict[str, Any]:
+        """The wire JSON object: `{"ride": {...}, "ride_id": ...}`."""
+        ride: dict[str, Any] = {
+            "PULocationID": self.pu_location_id,
+            "DOLocationID": self.do_location_id,
+            "trip_distance": self.trip_distance,
+        }
+        if self.pickup_datetime is not None:
+            ride["pickup_datetime"] = self.pickup_datetime.isoformat(timespec="seconds")
+        return {"ride": ride, "ride_id": self.ride_id}
+
+    @classmethod
+    def from_row(cls, ride_id: int | str, row: Any) -> RideRequest:
+        """From a TLC row with attribute access (`DataFrame.itertuples()`, or a pandas Series)."""
+        return cls(
+            ride_id=ride_id,
+            pu_location_id=int(row.PULocationID),
+            do_location_id=int(row.DOLocationID),
+            trip_distance=float(row.trip_distance),
+            pickup_datetime=getattr(row, TLC_PICKUP_COLUMN),
+        )
 
 
 # ------------------------------------------------------------------------------------ time

@@ -20,8 +20,8 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from trip_core.contracts import MAX_TRIP_DISTANCE_MILES
-from trip_core.zones import zone_table
+from trip_core.contracts import MAX_TRIP_DISTANCE_MILES, MIN_TRIP_DISTANCE_MILES
+from trip_core.validity import distance_in_bounds, is_known_zone
 
 NEW_YORK = ZoneInfo("America/New_York")
 MAX_RIDE_ID_LENGTH = 64
@@ -162,7 +162,7 @@ def _check_location(ride: dict[str, Any], name: str, errors: list[FieldError]) -
             errors.append(FieldError(name, f"must be an integer, got {excerpt(value)}"))
             return None
         value = int(value)
-    if value not in zone_table().location_ids:
+    if not is_known_zone(value):
         errors.append(FieldError(name, f"{excerpt(value)} is not in the taxi-zone table"))
         return None
     return value
@@ -181,15 +181,15 @@ def _check_distance(ride: dict[str, Any], errors: list[FieldError]) -> float | N
     if not math.isfinite(distance):
         errors.append(FieldError(name, f"must be finite, got {distance!r}"))
         return None
-    if distance < 0:
+    if distance_in_bounds(distance):
+        return distance
+    if distance < MIN_TRIP_DISTANCE_MILES:
         errors.append(FieldError(name, f"must not be negative, got {distance!r}"))
-        return None
-    if distance > MAX_TRIP_DISTANCE_MILES:
+    else:
         errors.append(
             FieldError(name, f"must be at most {MAX_TRIP_DISTANCE_MILES:g} miles, got {distance!r}")
         )
-        return None
-    return distance
+    return None
 
 
 def _check_pickup(ride: dict[str, Any], errors: list[FieldError]) -> datetime | None:
@@ -218,36 +218,42 @@ def _check_pickup(ride: dict[str, Any], errors: list[FieldError]) -> datetime | 
 def _fast_valid_ride(payload: Any, fallback_time: datetime) -> ValidRide | None:
     """The common well-formed ride (int ids, float/int distance, no or a plain ISO pickup) accepted
     with exact-type checks only; None sends the payload to the full checks, which name every problem.
-    Accepts exactly what the full checks accept for these types and builds the same ValidRide."""
+    Applies the same rules (trip_core.validity) and builds the same ValidRide as the full checks."""
     if type(payload) is not dict:
         return None
     ride = payload.get("ride")
     ride_id = payload.get("ride_id")
     if type(ride) is not dict or type(ride_id) is not int or not -_ID_BOUND < ride_id < _ID_BOUND:
         return None
-    pu, do, distance = ride.get("PULocationID"), ride.get("DOLocationID"), ride.get("trip_distance")
-    ids = zone_table().location_ids
-    if type(pu) is not int or type(do) is not int or pu not in ids or do not in ids:
+    pu, do = ride.get("PULocationID"), ride.get("DOLocationID")
+    if type(pu) is not int or type(do) is not int or not is_known_zone(pu) or not is_known_zone(do):
         return None
-    if type(distance) is float:
-        if not 0.0 <= distance <= MAX_TRIP_DISTANCE_MILES:  # also False for NaN
-            return None
-    elif type(distance) is int and 0 <= distance <= MAX_TRIP_DISTANCE_MILES:
-        distance = float(distance)
-    else:
+    distance = _fast_distance(ride.get("trip_distance"))
+    if distance is None:
         return None
     pickup = ride.get("pickup_datetime")
     if pickup is None:
         return ValidRide(ride_id, pu, do, distance, to_new_york_naive(fallback_time), False)
-    if type(pickup) is not str or len(pickup) > MAX_DATETIME_LENGTH:
+    moment = _fast_pickup(pickup)
+    return None if moment is None else ValidRide(ride_id, pu, do, distance, moment, True)
+
+
+def _fast_distance(value: Any) -> float | None:
+    """An exact int or float in bounds, as a float; None for anything the full checks must judge."""
+    if type(value) is float or type(value) is int:
+        return float(value) if distance_in_bounds(value) else None
+    return None
+
+
+def _fast_pickup(value: Any) -> datetime | None:
+    """A plain (naive) ISO string's datetime; None for anything the full checks must judge or convert."""
+    if type(value) is not str or len(value) > MAX_DATETIME_LENGTH:
         return None
     try:
-        moment = datetime.fromisoformat(pickup)
+        moment = datetime.fromisoformat(value)
     except ValueError:
         return None
-    if moment.tzinfo is not None:
-        return None  # conversion errors are reported by the full checks
-    return ValidRide(ride_id, pu, do, distance, moment, True)
+    return moment if moment.tzinfo is None else None
 
 
 _ID_BOUND = 10 ** (MAX_RIDE_ID_LENGTH - 1)  # |ride_id| below it: at most MAX_RIDE_ID_LENGTH characters

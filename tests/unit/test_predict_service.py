@@ -16,7 +16,7 @@ import pytest
 from lambda_predict.delivery import RetryPolicy
 from lambda_predict.handler import handle
 from lambda_predict.model_provider import ModelProvider
-from lambda_predict.service import PredictService
+from lambda_predict.service import PredictService, encode_prediction, prediction_record
 from tests.doubles.predict import InMemoryObjects, InMemoryStream, publish, tiny_bundle
 from trip_core.bundle import load_bundle
 from trip_core.capture import decode_capture, decode_rejected
@@ -342,3 +342,14 @@ def test_direct_invoke_with_bad_input_returns_reasons(world: World, payload: Any
 def test_direct_invoke_still_answers_when_capture_fails(world: World) -> None:
     world.captures.down = True
     assert handle(good(9), Context(), world.service)["prediction"] == {"ride_duration": 8.0, "ride_id": 9}
+
+
+@pytest.mark.parametrize("ride_id", [256, -7, "ride-257", 'quote " and \u00e9', 10**40])
+@pytest.mark.parametrize("minutes", [8.0, 0.01, 12.35, 1e-05, 59.99])
+def test_stream_record_is_the_prediction_record(ride_id: int | str, minutes: float) -> None:
+    """The bytes put on the stream decode to the direct-invoke record (and to what json.dumps gave)."""
+    model = type("Model", (), {"name": "trip-duration", "version": "3"})()
+    record = prediction_record(model, ride_id, minutes)
+    encoded = encode_prediction(record)
+    assert json.loads(encoded) == record == json.loads(json.dumps(record))
+    assert json.loads(encoded)["prediction"]["ride_duration"] == minutes

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trip_core.contracts import MAX_TRIP_DISTANCE_MILES
+from trip_core.contracts import MAX_TRIP_DISTANCE_MILES, RideRequest
 from trip_core.rides import (
     MAX_RIDE_ID_LENGTH,
     FieldError,
@@ -27,9 +27,10 @@ ARRIVAL = datetime(2023, 3, 6, 19, 30, 2, tzinfo=UTC)  # 14:30:02 in New York (E
 
 
 def ride(**fields: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {"PULocationID": 130, "DOLocationID": 205, "trip_distance": 3.66}
-    body.update(fields)
-    return {"ride": body, "ride_id": 256}
+    """The course's example ride, with `fields` of its `ride` object replaced (possibly by bad values)."""
+    payload = RideRequest(256, 130, 205, 3.66).to_payload()
+    payload["ride"].update(fields)
+    return payload
 
 
 def b64(data: bytes | str) -> str:

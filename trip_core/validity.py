@@ -1,0 +1,47 @@
+"""The rules of a valid ride input, defined once: serving (one ride, trip_core.rides), training
+(whole months, training.data) and the monitor (captured columns, lambda_monitor.window) apply them.
+
+Each rule takes a scalar or a numpy array, so a single ride and a column are judged the same way.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+from trip_core.contracts import MAX_TRIP_DISTANCE_MILES, MIN_TRIP_DISTANCE_MILES
+from trip_core.zones import zone_table
+
+
+def distance_in_bounds(miles: Any) -> Any:
+    """True where the distance lies in the app's range (NaN is not)."""
+    return (miles >= MIN_TRIP_DISTANCE_MILES) & (miles <= MAX_TRIP_DISTANCE_MILES)
+
+
+def is_known_zone(location_id: int) -> bool:
+    """One integer LocationID: is it in the taxi-zone table?"""
+    return location_id in zone_table().location_ids
+
+
+@cache
+def _known_by_id() -> np.ndarray:
+    table = zone_table()
+    known = np.zeros(table.max_location_id + 1, dtype=bool)
+    known[sorted(table.location_ids)] = True
+    return known
+
+
+def known_zones(ids: np.ndarray) -> np.ndarray:
+    """A column of LocationIDs (ints or floats): True where the value is an id in the zone table."""
+    ids = np.asarray(ids, dtype=np.float64)
+    in_range = np.isfinite(ids) & (ids >= 0) & (ids <= len(_known_by_id()) - 1) & (ids == np.floor(ids))
+    ok = in_range.copy()
+    ok[in_range] = _known_by_id()[ids[in_range].astype(np.int64)]
+    return ok
+
+
+def pickup_known(pickups: np.ndarray) -> np.ndarray:
+    """A datetime64 column: True where the pickup time was parsed (not NaT)."""
+    return ~np.isnat(pickups)
