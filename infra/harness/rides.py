@@ -8,12 +8,14 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from trip_core.bundle import ServingBundle
+from trip_core.contracts import RideRequest
 from trip_core.features import compute_features
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,13 +30,10 @@ OK_RIDE: dict[str, Any] = {
 
 
 def ride_payload(
-    ride_id: int | str, pu: int, do: int, distance: float, pickup: str | None = None
+    ride_id: int | str, pu: int, do: int, distance: float, pickup: datetime | None = None
 ) -> dict[str, Any]:
     """The input-ride payload; without `pickup` the service uses the record's arrival time."""
-    ride: dict[str, Any] = {"PULocationID": pu, "DOLocationID": do, "trip_distance": distance}
-    if pickup is not None:
-        ride["pickup_datetime"] = pickup
-    return {"ride": ride, "ride_id": ride_id}
+    return RideRequest(ride_id, pu, do, distance, pickup).to_payload()
 
 
 @dataclass
@@ -65,7 +64,7 @@ def real_rides(month: str | Path, count: int, seed: int, id_base: int) -> list[R
                     int(row.PULocationID),
                     int(row.DOLocationID),
                     float(row.trip_distance),
-                    getattr(row, PICKUP).isoformat(timespec="seconds"),
+                    getattr(row, PICKUP),
                 )
             ).encode(),
             good=True,

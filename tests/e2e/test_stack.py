@@ -154,7 +154,7 @@ def test_capture_objects_in_s3(stack: Stack, run: Run) -> None:
 
 def test_direct_invoke_answers_prediction_or_error(stack: Stack) -> None:
     pointer, bundle = live_model(stack)
-    good = ride_payload(42, 130, 205, 3.66, "2023-03-06T14:30:00")
+    good = ride_payload(42, 130, 205, 3.66, datetime(2023, 3, 6, 14, 30))
     answer, error = stack.invoke_raw("PredictFunctionName", good)
     assert error is None, answer
     assert answer == {
@@ -236,7 +236,7 @@ def test_alarm_fires_on_drifted_traffic_and_notifies(
             int(rng.choice(zones)),
             int(rng.choice(zones)),
             float(np.round(rng.uniform(40, 60), 2)),
-            f"2023-03-05T03:{int(rng.integers(0, 60)):02d}:00",
+            datetime(2023, 3, 5, 3, int(rng.integers(0, 60))),
         )
         for i in range(DRIFTED_RIDES)
     ]
