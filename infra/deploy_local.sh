@@ -15,8 +15,10 @@ if [[ ${1:-} == delete ]]; then
   exit
 fi
 t0=$(date +%s.%N)
-# build dir outside the tree's .aws-sam so a user's own `sam build` is not clobbered
-$SAM build --template-file template.yaml --build-dir .state/sam-build --cached --cache-dir .state/sam-cache
+# build dir outside the tree's .aws-sam so a user's own `sam build` is not clobbered. No --cached: SAM
+# would key its cache on each CodeUri folder, which does not hold trip_core (and it caches no makefile
+# build anyway); build_function.sh caches the installed requirements itself, so a rebuild only copies.
+$SAM build --template-file template.yaml --build-dir .state/sam-build
 t1=$(date +%s.%N)
 # local parameter overrides: fast alarm periods for tests, fast monitor schedule is left to the caller
 $SAM deploy --template-file .state/sam-build/template.yaml --stack-name "$STACK_NAME" --region us-east-1 \

@@ -18,63 +18,38 @@ import json
 import random
 import statistics
 import time
-from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from infra.demo import (
-    VALID_MONTH,
-    PredictionsConsumer,
-    Ride,
-    live_pointer,
-    make_rides,
-    pct,
-    rejections_since,
-    start_services,
-    stream_rides,
-    train,
-    wait_until,
-    warm_up,
-)
+from infra.demo import VALID_MONTH, train_demo_model
+from infra.harness.poll import wait_quietly
+from infra.harness.rides import Ride, bad_record, real_rides
+from infra.harness.scenario import percentile, start_services, stream_with_bar, warm_up
+from infra.harness.stack import Stack, now_s
+from infra.harness.streams import PredictionsConsumer
 
-
-class CountingDict(dict[Any, Any]):
-    """The consumer's ride_id -> prediction map, counting every copy that came out."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.copies: Counter[Any] = Counter()
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        self.copies[key] += 1
-        super().__setitem__(key, value)
+MUTATIONS = [
+    lambda r: {**r, "trip_distance": True},
+    lambda r: {**r, "trip_distance": -1.0},
+    lambda r: {**r, "trip_distance": 1e9},
+    lambda r: {**r, "PULocationID": 999},
+    lambda r: {**r, "DOLocationID": "130"},
+    lambda r: {k: v for k, v in r.items() if k != "PULocationID"},
+    lambda r: {**r, "pickup_datetime": "not a date"},
+    lambda r: {**r, "trip_distance": None},
+]
 
 
 def bad_records(rides: list[Ride], share: float, seed: int, id_base: int) -> list[Ride]:
-    """`share` of len(rides) bad records: mutations of real rides and arbitrary bytes."""
+    """`share` of len(rides) bad records: mutations of real rides and, every ninth, arbitrary bytes."""
     rng = random.Random(seed)
-    mutations = [
-        lambda r: {**r, "trip_distance": True},
-        lambda r: {**r, "trip_distance": -1.0},
-        lambda r: {**r, "trip_distance": 1e9},
-        lambda r: {**r, "PULocationID": 999},
-        lambda r: {**r, "DOLocationID": "130"},
-        lambda r: {k: v for k, v in r.items() if k != "PULocationID"},
-        lambda r: {**r, "pickup_datetime": "not a date"},
-        lambda r: {**r, "trip_distance": None},
-    ]
     out = []
     for i in range(max(1, round(len(rides) * share))):
-        ride_id = id_base + i
-        if i % (len(mutations) + 1) == len(mutations):
-            payload = rng.randbytes(rng.randint(1, 64))
+        if i % (len(MUTATIONS) + 1) == len(MUTATIONS):
+            payload: Any = rng.randbytes(rng.randint(1, 64))
         else:
-            source = json.loads(rng.choice(rides).payload)["ride"]
-            payload = json.dumps(
-                {"ride": mutations[i % (len(mutations) + 1)](source), "ride_id": ride_id}
-            ).encode()
-        out.append(Ride(ride_id, payload, good=False))
+            payload = {"ride": MUTATIONS[i % (len(MUTATIONS) + 1)](rng.choice(rides).fields())}
+        out.append(bad_record(id_base + i, payload))
     return out
 
 
@@ -98,59 +73,63 @@ class LoadResult:
         return self.predicted + self.rejected == self.sent and self.lost == 0
 
 
-def run_load(outputs: dict[str, str], rides: int, bad_share: float, rate: float, seed: int) -> LoadResult:
-    """Stream the rides through the deployed stack and account for every one."""
-    run_id = int(time.time())
-    good = [r for r in make_rides(VALID_MONTH, rides, seed, id_base=run_id * 100_000) if r.good]
-    bad = bad_records(good, bad_share, seed, id_base=run_id * 100_000 + 90_000)
-    everything = good + bad
-    random.Random(seed).shuffle(everything)
-    good_ids = {r.ride_id for r in good}
-    bad_payloads = {base64.b64encode(r.payload).decode() for r in bad}
-
-    received = CountingDict()
-    consumer = PredictionsConsumer(outputs["PredictionsStreamName"], received=received)
-    consumer.thread.start()
-    run_start = datetime.now(UTC).replace(microsecond=0)
-    sent_at = stream_rides(everything, outputs["RidesStreamName"], rate, consumer)
-    wait_until(lambda: good_ids <= received.keys(), 120 + len(everything) / 20, "predictions")
-
-    def my_rejections() -> list[dict[str, Any]]:
-        found = rejections_since(outputs["RejectedBucketName"], run_start)
-        return [r for r in found if r["raw_base64"] in bad_payloads or _ride_id(r) in good_ids]
-
-    rejections = wait_until(lambda: (r := my_rejections()) and len(r) >= len(bad) and r, 90, "rejections")
-    rejections = rejections or my_rejections()
-    time.sleep(2)  # a last look for late duplicates before stopping the reader
-    consumer.stop.set()
-    consumer.thread.join(timeout=5)
-
-    predicted_ids = received.keys() & good_ids
-    rejected_payloads = {r["raw_base64"] for r in rejections}
-    latencies = [(received[i].arrival - sent_at[i]) * 1000 for i in predicted_ids]
-    last_out = max((received[i].arrival for i in predicted_ids), default=time.time())
-    first_in = min(sent_at.values())
-    return LoadResult(
-        sent=len(everything),
-        sent_good=len(good),
-        sent_bad=len(bad),
-        predicted=len(predicted_ids),
-        rejected=len(rejected_payloads & bad_payloads),
-        lost=len(good_ids - predicted_ids) + len(bad_payloads - rejected_payloads),
-        duplicated=sum(n - 1 for i, n in received.copies.items() if i in good_ids),
-        wrongly_rejected=sum(1 for r in rejections if _ride_id(r) in good_ids),
-        wrongly_predicted=len(received.keys() & {r.ride_id for r in bad}),
-        latency_p50_ms=statistics.median(latencies) if latencies else float("nan"),
-        latency_p95_ms=pct(latencies, 95) if latencies else float("nan"),
-        throughput_rides_per_s=len(everything) / max(last_out - first_in, 1e-6),
-    )
-
-
 def _ride_id(rejection: dict[str, Any]) -> Any:
     try:
         return json.loads(base64.b64decode(rejection["raw_base64"]))["ride_id"]
     except Exception:
         return None
+
+
+def run_load(stack: Stack, rides: int, bad_share: float, rate: float, seed: int) -> LoadResult:
+    """Stream the rides through the deployed stack and account for every one."""
+    id_base = int(time.time()) * 100_000
+    good = real_rides(VALID_MONTH, rides, seed, id_base)
+    bad = bad_records(good, bad_share, seed, id_base=id_base + 90_000)
+    everything = good + bad
+    random.Random(seed).shuffle(everything)
+    good_ids = {r.ride_id for r in good}
+    bad_payloads = {base64.b64encode(r.payload).decode() for r in bad}
+
+    def my_rejections() -> list[dict[str, Any]]:
+        found = stack.rejections_since(start)
+        return [r for r in found if r["raw_base64"] in bad_payloads or _ride_id(r) in good_ids]
+
+    consumer = PredictionsConsumer(stack["PredictionsStreamName"]).start()
+    start = now_s()
+    sent_at = stream_with_bar(everything, stack, rate, consumer)
+    wait_quietly(lambda: good_ids <= consumer.received.keys(), 120 + len(everything) / 20)
+    wait_quietly(lambda: len(my_rejections()) >= len(bad), 90)
+    consumer.stop(linger=2)  # a last look for late duplicates
+    return account(consumer, sent_at, good_ids, {r.ride_id for r in bad}, bad_payloads, my_rejections())
+
+
+def account(
+    consumer: PredictionsConsumer,
+    sent_at: dict[Any, float],
+    good_ids: set[Any],
+    bad_ids: set[Any],
+    bad_payloads: set[str],
+    rejections: list[dict[str, Any]],
+) -> LoadResult:
+    received = consumer.received
+    predicted_ids = received.keys() & good_ids
+    rejected_payloads = {r["raw_base64"] for r in rejections}
+    latencies = [(received[i].arrival - sent_at[i]) * 1000 for i in predicted_ids]
+    last_out = max((received[i].arrival for i in predicted_ids), default=time.time())
+    return LoadResult(
+        sent=len(good_ids) + len(bad_ids),
+        sent_good=len(good_ids),
+        sent_bad=len(bad_ids),
+        predicted=len(predicted_ids),
+        rejected=len(rejected_payloads & bad_payloads),
+        lost=len(good_ids - predicted_ids) + len(bad_payloads - rejected_payloads),
+        duplicated=sum(n - 1 for i, n in consumer.seen.items() if i in good_ids),
+        wrongly_rejected=sum(1 for r in rejections if _ride_id(r) in good_ids),
+        wrongly_predicted=len(received.keys() & bad_ids),
+        latency_p50_ms=statistics.median(latencies) if latencies else float("nan"),
+        latency_p95_ms=percentile(latencies, 95) if latencies else float("nan"),
+        throughput_rides_per_s=(len(good_ids) + len(bad_ids)) / max(last_out - min(sent_at.values()), 1e-6),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -161,13 +140,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="print the figures as bench JSON lines")
     args = parser.parse_args(argv)
-    outputs = start_services()["outputs"]
-    try:
-        live_pointer(outputs)
-    except Exception:
-        train(outputs)
-    warm_up(outputs)
-    result = run_load(outputs, args.rides, args.bad_share, args.rate, args.seed)
+    stack, _ = start_services()
+    if not stack.has_live():
+        train_demo_model(stack)
+    warm_up(stack)
+    result = run_load(stack, args.rides, args.bad_share, args.rate, args.seed)
     if args.json:
         for metric, value, unit in (
             (f"e2e_latency_p50_{args.rides}_rides", result.latency_p50_ms, "ms"),

@@ -9,12 +9,13 @@ import os
 
 import pytest
 
+from infra.harness.stack import Stack
 from infra.load_test import run_load
 
 pytestmark = pytest.mark.localstack
 
 
-def test_every_ride_is_predicted_or_rejected_once(stack: dict[str, str]) -> None:
+def test_every_ride_is_predicted_or_rejected_once(stack: Stack) -> None:
     result = run_load(stack, int(os.environ.get("LOAD_RIDES", "1000")), bad_share=0.01, rate=400, seed=7)
     print(f"\nload: {result}")
     assert result.sent == result.sent_good + result.sent_bad

@@ -14,7 +14,6 @@ with RetrainCooldownMinutes=0, a small MinLabelledRows, PointerTtlSeconds=5 and 
 
 from __future__ import annotations
 
-import functools
 import json
 import time
 from collections import Counter
@@ -24,55 +23,28 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from botocore.config import Config
 
-from infra.aws import client
-from lambda_retrain.audit import read_audit
-from lambda_retrain.aws import S3Store
-from tests.e2e.conftest import StreamReader, poll, put_rides
-from trip_core.capture import Actual, encode_actuals
-from trip_core.contracts import LIVE_POINTER_KEY, LOOP_LOCK_KEY
-from trip_core.pointer import ModelPointer
+from infra.harness.poll import poll
+from infra.harness.rides import real_rides
+from infra.harness.stack import Stack
+from infra.harness.streams import StreamReader
+from tests.e2e.conftest import put_rides
+from trip_core.capture import Actual
+from trip_core.contracts import LOOP_LOCK_KEY
 
 pytestmark = pytest.mark.localstack
 
 ROOT = Path(__file__).resolve().parents[2]
 MONTH = ROOT / "data" / "green_tripdata_2023-03.parquet"
 FIRST, SECOND, THIRD, FOURTH = 600, 300, 300, 300  # rides per step (MinLabelledRows=300 in run.sh)
-Aws = Callable[[str], Any]
-
-
-@functools.cache
-def month_rides() -> list[tuple[dict[str, Any], float]]:
-    """(ride payload without id, actual minutes) of real 2023-03 rides, in pickup order; disjoint slices."""
-    from training.data import PICKUP, load_month
-
-    frame = load_month(str(MONTH)).frame.sample(n=FIRST + SECOND + THIRD + FOURTH, random_state=11)
-    return [
-        (
-            {
-                "PULocationID": int(r.PULocationID),
-                "DOLocationID": int(r.DOLocationID),
-                "trip_distance": float(r.trip_distance),
-                "pickup_datetime": getattr(r, PICKUP).isoformat(timespec="seconds"),
-            },
-            round(float(r.duration), 3),
-        )
-        for r in frame.sort_values(PICKUP).itertuples(index=False)
-    ]
-
-
-def retrain_client() -> Any:
-    """A retrain answers after seconds to minutes: long read timeout, never a retried (repeated) invoke."""
-    return client("lambda", config=Config(read_timeout=600, retries={"max_attempts": 0}))
 
 
 class Loop:
-    def __init__(self, aws: Aws, stack: dict[str, str]) -> None:
-        self.aws, self.stack = aws, stack
-        self.models = S3Store(stack["ModelsBucketName"], aws("s3"))
-        self.lam = retrain_client()
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
         self.id_base = int(time.time()) * 100_000 + 70_000
+        # real 2023-03 rides in pickup order, served in disjoint slices
+        self.rides = real_rides(MONTH, FIRST + SECOND + THIRD + FOURTH, seed=11, id_base=self.id_base)
         self.offset = 0
 
     def wait_until_idle(self, quiet_checks: int = 3) -> None:
@@ -82,46 +54,34 @@ class Loop:
 
         def settled() -> bool:
             nonlocal quiet
-            quiet = quiet + 1 if self.models.get(LOOP_LOCK_KEY) is None else 0
+            quiet = quiet + 1 if self.stack.models.get(LOOP_LOCK_KEY) is None else 0
             return quiet >= quiet_checks
 
         poll(settled, timeout=600, interval=1.0, what="no retrain in flight")
 
     def live(self) -> str:
-        body = self.models.get(LIVE_POINTER_KEY)
-        assert body is not None
-        return ModelPointer.from_json(body).version
+        return self.stack.live().version
 
     def retrain(self, **payload: Any) -> dict[str, Any]:
-        response = self.lam.invoke(
-            FunctionName=self.stack["RetrainFunctionName"],
-            Payload=json.dumps({"skip_cooldown": True, **payload}).encode(),
-        )
-        answer: dict[str, Any] = json.loads(response["Payload"].read())
-        assert not response.get("FunctionError"), answer
+        answer, error = self.stack.invoke_raw("RetrainFunctionName", {"skip_cooldown": True, **payload})
+        assert not error, answer
         assert len(answer["decisions"]) == 1, answer
         decision: dict[str, Any] = answer["decisions"][0]
         return decision
 
     def served_by(self, version: str) -> str | None:
         """The predict function's direct-invoke answer names `version` (its pointer cache expired)."""
-        response = self.aws("lambda").invoke(
-            FunctionName=self.stack["PredictFunctionName"],
-            Payload=json.dumps({"ride": month_rides()[0][0], "ride_id": "e2e-loop-probe"}).encode(),
-        )
-        answer = json.loads(response["Payload"].read())
+        probe = {"ride": self.rides[0].fields(), "ride_id": "e2e-loop-probe"}
+        answer, _ = self.stack.invoke_raw("PredictFunctionName", probe)
         return version if answer.get("version") == version else None
 
     def serve(self, count: int) -> dict[Any, list[dict[str, Any]]]:
         """The next `count` rides through the streams, their actuals sent; ride_id -> prediction records."""
-        chunk = month_rides()[self.offset : self.offset + count]
-        rides: list[dict[str, Any]] = [
-            {"ride": r, "ride_id": self.id_base + self.offset + i} for i, (r, _) in enumerate(chunk)
-        ]
+        chunk = self.rides[self.offset : self.offset + count]
         self.offset += count
-        ids = {r["ride_id"] for r in rides}
-        reader = StreamReader(self.aws("kinesis"), self.stack["PredictionsStreamName"])
-        put_rides(self.aws, self.stack["RidesStreamName"], rides)
+        ids = {r.ride_id for r in chunk}
+        reader = StreamReader(self.stack["PredictionsStreamName"])
+        put_rides(self.stack, [json.loads(r.payload) for r in chunk])
         poll(
             lambda: ids <= {r["prediction"]["ride_id"] for r in reader.read()},
             timeout=120,
@@ -131,17 +91,16 @@ class Loop:
         for record in reader.records:
             if record["prediction"]["ride_id"] in ids:
                 out.setdefault(record["prediction"]["ride_id"], []).append(record)
-        actuals = encode_actuals(Actual(int(r["ride_id"]), d) for r, (_, d) in zip(rides, chunk, strict=True))
-        key = f"actuals/dt={datetime.now(UTC):%Y-%m-%d}/e2e-loop-{self.id_base + self.offset}.jsonl"
-        self.aws("s3").put_object(Bucket=self.stack["CaptureBucketName"], Key=key, Body=actuals)
+        actuals = [Actual(int(r.ride_id), r.duration) for r in chunk if r.duration is not None]
+        self.stack.send_actuals(actuals, f"e2e-loop-{self.id_base + self.offset}")
         return out
 
     def audit_since(self, since: datetime) -> list[dict[str, Any]]:
-        return [r for r in read_audit(self.models) if r["time"] >= since.strftime("%Y-%m-%dT%H:%M:%SZ")]
+        return self.stack.audit_since(since)
 
 
-def test_alarm_retrain_promote_serve_gate_refusal_rollback(aws: Aws, stack: dict[str, str]) -> None:
-    loop = Loop(aws, stack)
+def test_alarm_retrain_promote_serve_gate_refusal_rollback(aws: Callable[[str], Any], stack: Stack) -> None:
+    loop = Loop(stack)
     loop.wait_until_idle()
     champion = loop.live()
 

@@ -18,11 +18,14 @@ from typing import Any
 import numpy as np
 import pytest
 
+from infra.harness.poll import poll
+from infra.harness.rides import OK_RIDE, bad_record, predict_in_process, real_rides, ride_payload
+from infra.harness.stack import Stack
+from infra.harness.streams import StreamReader
 from lambda_predict.service import PREDICTION_DECIMALS
-from tests.e2e.conftest import StreamReader, poll, put_rides
-from trip_core.bundle import ServingBundle, load_bundle
-from trip_core.capture import decode_capture, decode_rejected
-from trip_core.features import compute_features
+from tests.e2e.conftest import put_rides
+from trip_core.bundle import ServingBundle
+from trip_core.contracts import utc_iso
 from trip_core.pointer import ModelPointer
 
 pytestmark = pytest.mark.localstack
@@ -38,115 +41,31 @@ TOLERANCE = (
 Aws = Callable[[str], Any]
 
 
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def ride(ride_id: int, pu: int, do: int, distance: float, pickup: str) -> dict[str, Any]:
-    return {
-        "ride": {
-            "PULocationID": pu,
-            "DOLocationID": do,
-            "trip_distance": distance,
-            "pickup_datetime": pickup,
-        },
-        "ride_id": ride_id,
-    }
-
-
-def real_rides(count: int, id_base: int) -> list[dict[str, Any]]:
-    from training.data import PICKUP, load_month
-
-    frame = load_month(str(MONTH)).frame.sample(n=count, random_state=7)
-    return [
-        ride(
-            id_base + i,
-            int(r.PULocationID),
-            int(r.DOLocationID),
-            float(r.trip_distance),
-            getattr(r, PICKUP).isoformat(timespec="seconds"),
-        )
-        for i, r in enumerate(frame.itertuples(index=False))
-    ]
+def month_rides(count: int, id_base: int) -> list[dict[str, Any]]:
+    return [json.loads(r.payload) for r in real_rides(MONTH, count, seed=7, id_base=id_base)]
 
 
 def bad_payloads(id_base: int) -> list[tuple[bytes, str]]:
     """(record data, the field its rejection must name)."""
-    ok = {
-        "PULocationID": 130,
-        "DOLocationID": 205,
-        "trip_distance": 3.66,
-        "pickup_datetime": "2023-03-06T14:30:00",
-    }
     items: list[tuple[Any, str]] = [
         (f"not json {id_base}".encode(), "data"),
-        ({"ride": {**ok, "trip_distance": True}}, "trip_distance"),
-        ({"ride": {**ok, "PULocationID": 999}}, "PULocationID"),
-        ({"ride": {**ok, "trip_distance": -1.0}}, "trip_distance"),
-        ({"ride": {k: v for k, v in ok.items() if k != "DOLocationID"}}, "DOLocationID"),
-        ({"ride": {**ok, "pickup_datetime": "not a date"}}, "pickup_datetime"),
+        ({"ride": {**OK_RIDE, "trip_distance": True}}, "trip_distance"),
+        ({"ride": {**OK_RIDE, "PULocationID": 999}}, "PULocationID"),
+        ({"ride": {**OK_RIDE, "trip_distance": -1.0}}, "trip_distance"),
+        ({"ride": {k: v for k, v in OK_RIDE.items() if k != "DOLocationID"}}, "DOLocationID"),
+        ({"ride": {**OK_RIDE, "pickup_datetime": "not a date"}}, "pickup_datetime"),
     ]
-    out = []
-    for i, (payload, field) in enumerate(items):
-        data = (
-            payload
-            if isinstance(payload, bytes)
-            else json.dumps({**payload, "ride_id": id_base + i}).encode()
-        )
-        out.append((data, field))
-    return out
+    return [(bad_record(id_base + i, payload).payload, field) for i, (payload, field) in enumerate(items)]
 
 
-def live_model(aws: Aws, stack: dict[str, str]) -> tuple[ModelPointer, ServingBundle]:
-    s3, bucket = aws("s3"), stack["ModelsBucketName"]
-    pointer = ModelPointer.from_json(
-        s3.get_object(Bucket=bucket, Key=stack["ModelPointerKey"])["Body"].read()
-    )
-    data = s3.get_object(Bucket=bucket, Key=pointer.bundle_key)["Body"].read()
-    return pointer, load_bundle(data, expected_sha256=pointer.bundle_sha256)
+def live_model(stack: Stack) -> tuple[ModelPointer, ServingBundle]:
+    pointer = stack.live()
+    return pointer, stack.bundle(pointer)
 
 
 def in_process(bundle: ServingBundle, rides: list[dict[str, Any]]) -> dict[int, float]:
-    features = compute_features(
-        np.array([r["ride"]["PULocationID"] for r in rides]),
-        np.array([r["ride"]["DOLocationID"] for r in rides]),
-        np.array([r["ride"]["trip_distance"] for r in rides], dtype=np.float64),
-        np.array([r["ride"]["pickup_datetime"] for r in rides], dtype="datetime64[s]"),
-    )
-    minutes = np.round(bundle.predict(features), PREDICTION_DECIMALS)
+    minutes = np.round(predict_in_process(bundle, [r["ride"] for r in rides]), PREDICTION_DECIMALS)
     return {r["ride_id"]: float(m) for r, m in zip(rides, minutes, strict=True)}
-
-
-def rejections_since(aws: Aws, bucket: str, since: datetime) -> list[dict[str, Any]]:
-    s3, found = aws("s3"), []
-    for day in sorted({since.date(), datetime.now(UTC).date()}):
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"rejected/dt={day}/"):
-            for obj in page.get("Contents", []):
-                for r in decode_rejected(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()):
-                    arrival = datetime.fromisoformat(r.arrival_time.replace("Z", "+00:00"))
-                    if arrival >= since - timedelta(seconds=2):
-                        found.append(r.to_json())
-    return found
-
-
-def captured_since(aws: Aws, bucket: str, since: datetime) -> dict[Any, float]:
-    """ride_id -> captured prediction, over capture objects captured at or after `since`."""
-    s3 = aws("s3")
-    found: dict[Any, float] = {}
-    for day in sorted({since.date(), datetime.now(UTC).date()}):
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"captures/dt={day}/"):
-            for obj in page.get("Contents", []):
-                batch = decode_capture(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())
-                if datetime.fromisoformat(batch.captured_at.replace("Z", "+00:00")) >= since - timedelta(
-                    seconds=2
-                ):
-                    found.update(zip(batch.ride_id, batch.prediction, strict=True))
-    return found
-
-
-def invoke(aws: Aws, function: str, payload: Any) -> tuple[dict[str, Any], str | None]:
-    response = aws("lambda").invoke(FunctionName=function, Payload=json.dumps(payload).encode())
-    return json.loads(response["Payload"].read()), response.get("FunctionError")
 
 
 @dataclass
@@ -159,14 +78,14 @@ class Run:
 
 
 @pytest.fixture(scope="module")
-def run(aws: Aws, stack: dict[str, str]) -> Run:
+def run(aws: Aws, stack: Stack) -> Run:
     """Good rides of a real month and bad ones on the rides stream; everything that came out."""
     id_base = int(time.time()) * 100_000
-    good = real_rides(GOOD_RIDES, id_base)
+    good = month_rides(GOOD_RIDES, id_base)
     bad = bad_payloads(id_base + GOOD_RIDES)
-    reader = StreamReader(aws("kinesis"), stack["PredictionsStreamName"])  # LATEST, before putting
+    reader = StreamReader(stack["PredictionsStreamName"])  # LATEST, before putting
     started = datetime.now(UTC).replace(microsecond=0)
-    put_rides(aws, stack["RidesStreamName"], good)
+    put_rides(stack, good)
     response = aws("kinesis").put_records(
         StreamName=stack["RidesStreamName"],
         Records=[{"Data": data, "PartitionKey": str(i)} for i, (data, _) in enumerate(bad)],
@@ -181,7 +100,7 @@ def run(aws: Aws, stack: dict[str, str]) -> Run:
     predictions = {r["prediction"]["ride_id"]: r for r in reader.records if r["prediction"]["ride_id"] in ids}
 
     def all_rejected() -> list[dict[str, Any]] | None:
-        found = rejections_since(aws, stack["RejectedBucketName"], started)
+        found = stack.rejections_since(started)
         return found if len(found) >= len(bad) else None
 
     rejected = poll(
@@ -192,8 +111,8 @@ def run(aws: Aws, stack: dict[str, str]) -> Run:
     return Run(started, good, bad, predictions, rejected)
 
 
-def test_stream_predictions_equal_in_process_bundle(aws: Aws, stack: dict[str, str], run: Run) -> None:
-    pointer, bundle = live_model(aws, stack)
+def test_stream_predictions_equal_in_process_bundle(stack: Stack, run: Run) -> None:
+    pointer, bundle = live_model(stack)
     expected = in_process(bundle, run.good)
     assert set(run.predictions) == set(expected)
     for ride_id, record in run.predictions.items():
@@ -219,9 +138,9 @@ def test_bad_rides_in_rejected_store_with_reasons_none_lost(run: Run) -> None:
     assert len(run.good) + len(run.bad) == len(run.predictions) + len(mine)  # none lost
 
 
-def test_capture_objects_in_s3(aws: Aws, stack: dict[str, str], run: Run) -> None:
+def test_capture_objects_in_s3(stack: Stack, run: Run) -> None:
     def all_captured() -> dict[Any, float] | None:
-        found = captured_since(aws, stack["CaptureBucketName"], run.started)
+        found = stack.captured_since(run.started)
         return found if set(run.predictions) <= set(found) else None
 
     captured = poll(
@@ -233,10 +152,10 @@ def test_capture_objects_in_s3(aws: Aws, stack: dict[str, str], run: Run) -> Non
         assert round(captured[ride_id], PREDICTION_DECIMALS) == record["prediction"]["ride_duration"]
 
 
-def test_direct_invoke_answers_prediction_or_error(aws: Aws, stack: dict[str, str]) -> None:
-    pointer, bundle = live_model(aws, stack)
-    good = ride(42, 130, 205, 3.66, "2023-03-06T14:30:00")
-    answer, error = invoke(aws, stack["PredictFunctionName"], good)
+def test_direct_invoke_answers_prediction_or_error(stack: Stack) -> None:
+    pointer, bundle = live_model(stack)
+    good = ride_payload(42, 130, 205, 3.66, datetime(2023, 3, 6, 14, 30))
+    answer, error = stack.invoke_raw("PredictFunctionName", good)
     assert error is None, answer
     assert answer == {
         "model": pointer.model_name,
@@ -247,19 +166,18 @@ def test_direct_invoke_answers_prediction_or_error(aws: Aws, stack: dict[str, st
         },
     }
     bad = {"ride": {"PULocationID": 130, "DOLocationID": 205, "trip_distance": "far"}, "ride_id": 43}
-    answer, error = invoke(aws, stack["PredictFunctionName"], bad)
+    answer, error = stack.invoke_raw("PredictFunctionName", bad)
     assert error is None, answer  # a bad ride is an answer, not a function error
     assert answer["error"] == "invalid ride"
     assert [r["field"] for r in answer["reasons"]] == ["trip_distance"]
 
 
-def test_monitor_publishes_metrics(aws: Aws, stack: dict[str, str], run: Run) -> None:
-    pointer, _ = live_model(aws, stack)
+def test_monitor_publishes_metrics(aws: Aws, stack: Stack, run: Run) -> None:
+    pointer, _ = live_model(stack)
     end = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
-    summary, error = invoke(
-        aws,
-        stack["MonitorFunctionName"],
-        {"window_start": iso(run.started - timedelta(seconds=2)), "window_end": iso(end)},
+    summary, error = stack.invoke_raw(
+        "MonitorFunctionName",
+        {"window_start": utc_iso(run.started - timedelta(seconds=2)), "window_end": utc_iso(end)},
     )
     assert error is None, summary
     assert summary["prediction_count"] >= len(run.good)
@@ -306,31 +224,30 @@ def test_monitor_publishes_metrics(aws: Aws, stack: dict[str, str], run: Run) ->
 
 
 def test_alarm_fires_on_drifted_traffic_and_notifies(
-    aws: Aws, stack: dict[str, str], alarm_inbox: Callable[[], list[dict[str, Any]]]
+    aws: Aws, stack: Stack, alarm_inbox: Callable[[], list[dict[str, Any]]]
 ) -> None:
     """Rides unlike the reference (Sunday 3 am, 40-60 miles, Staten Island zones) -> drift -> ALARM -> SNS."""
     rng = np.random.default_rng(1)
     id_base = int(time.time()) * 100_000 + 50_000
     zones = [5, 6, 23, 44, 84, 99, 109, 110, 115, 118]  # Staten Island: green cabs rarely go there
     drifted = [
-        ride(
+        ride_payload(
             id_base + i,
             int(rng.choice(zones)),
             int(rng.choice(zones)),
             float(np.round(rng.uniform(40, 60), 2)),
-            f"2023-03-05T03:{int(rng.integers(0, 60)):02d}:00",
+            datetime(2023, 3, 5, 3, int(rng.integers(0, 60))),
         )
         for i in range(DRIFTED_RIDES)
     ]
-    reader = StreamReader(aws("kinesis"), stack["PredictionsStreamName"])
+    reader = StreamReader(stack["PredictionsStreamName"])
     started = datetime.now(UTC).replace(microsecond=0)
-    put_rides(aws, stack["RidesStreamName"], drifted)
+    put_rides(stack, drifted)
     reader.wait_for(DRIFTED_RIDES, timeout=120)
     end = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
-    summary, error = invoke(
-        aws,
-        stack["MonitorFunctionName"],
-        {"window_start": iso(started - timedelta(seconds=1)), "window_end": iso(end)},
+    summary, error = stack.invoke_raw(
+        "MonitorFunctionName",
+        {"window_start": utc_iso(started - timedelta(seconds=1)), "window_end": utc_iso(end)},
     )
     assert error is None, summary
     report = json.loads(

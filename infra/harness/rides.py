@@ -1,0 +1,103 @@
+"""Rides for the scenarios: real rides of a month, deliberately bad records, and the model's own answer.
+
+`ride_payload` is the one place a ride payload (docs/architecture.md, "Input ride") is built.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trip_core.bundle import ServingBundle
+from trip_core.contracts import RideRequest
+from trip_core.features import compute_features
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# a valid ride the bad records are mutations of
+OK_RIDE: dict[str, Any] = {
+    "PULocationID": 130,
+    "DOLocationID": 205,
+    "trip_distance": 3.66,
+    "pickup_datetime": "2023-03-06T14:30:00",
+}
+
+
+def ride_payload(
+    ride_id: int | str, pu: int, do: int, distance: float, pickup: datetime | None = None
+) -> dict[str, Any]:
+    """The input-ride payload; without `pickup` the service uses the record's arrival time."""
+    return RideRequest(ride_id, pu, do, distance, pickup).to_payload()
+
+
+@dataclass
+class Ride:
+    ride_id: Any
+    payload: bytes
+    good: bool
+    duration: float | None = None  # actual minutes (good rides)
+
+    def fields(self) -> dict[str, Any]:
+        """The payload's ride object (good rides)."""
+        ride: dict[str, Any] = json.loads(self.payload)["ride"]
+        return ride
+
+
+def real_rides(month: str | Path, count: int, seed: int, id_base: int) -> list[Ride]:
+    """`count` real rides of `month` (cleaned like training), sampled with `seed`, in pickup order."""
+    from training.data import PICKUP, load_month
+
+    frame = load_month(str(ROOT / month)).frame
+    sample = frame.sample(n=min(count, len(frame)), random_state=seed).sort_values(PICKUP)
+    return [
+        Ride(
+            ride_id=id_base + i,
+            payload=json.dumps(
+                ride_payload(
+                    id_base + i,
+                    int(row.PULocationID),
+                    int(row.DOLocationID),
+                    float(row.trip_distance),
+                    getattr(row, PICKUP),
+                )
+            ).encode(),
+            good=True,
+            duration=round(float(row.duration), 3),
+        )
+        for i, row in enumerate(sample.itertuples(index=False))
+    ]
+
+
+def bad_record(ride_id: int, payload: Any) -> Ride:
+    """A record the service must reject: bytes as they are, a dict payload with its ride_id added."""
+    if isinstance(payload, dict):
+        payload = {**payload, "ride_id": ride_id}
+    data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    return Ride(ride_id, data, good=False)
+
+
+def mixed_in(rides: list[Ride], bad: list[Ride], seed: int) -> list[Ride]:
+    """`rides` with the `bad` records inserted at random places (the good ones keep their order)."""
+    out = list(rides)
+    rng = random.Random(seed)
+    for record in bad:
+        out.insert(rng.randrange(len(out) + 1), record)
+    return out
+
+
+def predict_in_process(bundle: ServingBundle, rides: list[dict[str, Any]]) -> np.ndarray:
+    """What `bundle` predicts for these ride objects (the `ride` of a payload), in minutes."""
+    features = compute_features(
+        np.array([r["PULocationID"] for r in rides]),
+        np.array([r["DOLocationID"] for r in rides]),
+        np.array([r["trip_distance"] for r in rides], dtype=np.float64),
+        np.array([r["pickup_datetime"] for r in rides], dtype="datetime64[s]"),
+    )
+    predicted: np.ndarray = bundle.predict(features)
+    return predicted

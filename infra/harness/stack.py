@@ -1,0 +1,152 @@
+"""The deployed stack as the scenarios see it: its outputs, the live model, invokes, the monitor, actuals,
+the rejected and captured rides, alarms, the loop's audit. S3 keys and times come from trip_core.contracts."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from botocore.config import Config
+
+from infra.aws import STACK_NAME, client, stack_outputs
+from lambda_retrain.audit import read_audit
+from lambda_retrain.aws import S3Store
+from trip_core.bundle import ServingBundle, load_bundle
+from trip_core.capture import Actual, decode_capture, decode_rejected, encode_actuals
+from trip_core.contracts import (
+    ACTUALS_PREFIX,
+    CAPTURE_PREFIX,
+    LIVE_POINTER_KEY,
+    REJECTED_PREFIX,
+    day_prefix,
+    parse_utc,
+    utc_iso,
+    version_pointer_key,
+)
+from trip_core.pointer import ModelPointer
+
+# a retrain answers after seconds to minutes: a long read timeout, and never a retried (repeated) invoke
+LONG_INVOKE = Config(read_timeout=900, retries={"max_attempts": 0})
+RECENT = timedelta(minutes=5)  # objects older than this before `since` are not opened
+
+
+class InvokeError(RuntimeError):
+    """A function answered with a FunctionError."""
+
+
+def now_s() -> datetime:
+    """Now in UTC, whole seconds (window bounds and `since` marks)."""
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def _days(since: datetime) -> list[date]:
+    return sorted({since.astimezone(UTC).date(), datetime.now(UTC).date()})
+
+
+@dataclass
+class Stack:
+    outputs: dict[str, str]
+    models: S3Store = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.models = S3Store(self.outputs["ModelsBucketName"], client("s3"))
+        self.lam = client("lambda", config=LONG_INVOKE)
+
+    @classmethod
+    def deployed(cls, name: str = STACK_NAME) -> Stack:
+        return cls(stack_outputs(name))
+
+    def __getitem__(self, output: str) -> str:
+        return self.outputs[output]
+
+    # ------------------------------------------------------------------ models
+    def live(self) -> ModelPointer:
+        body = self.models.get(LIVE_POINTER_KEY)
+        assert body is not None, f"no live model pointer in s3://{self['ModelsBucketName']}"
+        return ModelPointer.from_json(body)
+
+    def has_live(self) -> bool:
+        return self.models.get(LIVE_POINTER_KEY) is not None
+
+    def pointer(self, version: str) -> ModelPointer:
+        body = self.models.get(version_pointer_key(version))
+        assert body is not None, f"no pointer of version {version}"
+        return ModelPointer.from_json(body)
+
+    def bundle(self, pointer: ModelPointer) -> ServingBundle:
+        data = self.models.get(pointer.bundle_key)
+        assert data is not None, f"no bundle {pointer.bundle_key}"
+        return load_bundle(data, expected_sha256=pointer.bundle_sha256)
+
+    def audit_since(self, since: datetime) -> list[dict[str, Any]]:
+        return [r for r in read_audit(self.models) if parse_utc(r["time"]) >= since]
+
+    # ------------------------------------------------------------------ functions
+    def invoke_raw(self, output: str, payload: Any) -> tuple[Any, str | None]:
+        """(answer, FunctionError or None) of the function named by stack output `output`."""
+        response = self.lam.invoke(FunctionName=self[output], Payload=json.dumps(payload).encode())
+        return json.loads(response["Payload"].read() or b"null"), response.get("FunctionError")
+
+    def invoke(self, output: str, payload: Any) -> Any:
+        answer, error = self.invoke_raw(output, payload)
+        if error:
+            raise InvokeError(f"{self[output]} failed: {json.dumps(answer)[:2000]}")
+        return answer
+
+    def monitor(self, start: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Run the monitor over start .. now (+1 s); (its event, its answer)."""
+        end = now_s() + timedelta(seconds=1)
+        event = {"window_start": utc_iso(start), "window_end": utc_iso(end)}
+        return event, self.invoke("MonitorFunctionName", event)
+
+    def report(self, key: str) -> dict[str, Any]:
+        report: dict[str, Any] = json.loads(self.get("CaptureBucketName", key))
+        return report
+
+    def get(self, bucket_output: str, key: str) -> bytes:
+        body: bytes = client("s3").get_object(Bucket=self[bucket_output], Key=key)["Body"].read()
+        return body
+
+    # ------------------------------------------------------------------ data in and out
+    def send_actuals(self, actuals: list[Actual], name: str) -> str:
+        """The actual durations as an actuals object of today; returns its key."""
+        key = f"{day_prefix(ACTUALS_PREFIX, datetime.now(UTC))}{name}.jsonl"
+        client("s3").put_object(Bucket=self["CaptureBucketName"], Key=key, Body=encode_actuals(actuals))
+        return key
+
+    def _recent_objects(self, bucket_output: str, prefix: str, since: datetime) -> list[bytes]:
+        s3, bucket, found = client("s3"), self[bucket_output], []
+        for day in _days(since):
+            for page in s3.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=day_prefix(prefix, day)
+            ):
+                for obj in page.get("Contents", []):
+                    if obj["LastModified"] >= since - RECENT:
+                        found.append(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())
+        return found
+
+    def rejections_since(self, since: datetime) -> list[dict[str, Any]]:
+        """Rejections (architecture.md, rejected-rides object) that arrived at or after `since` (-2 s)."""
+        return [
+            r.to_json()
+            for body in self._recent_objects("RejectedBucketName", REJECTED_PREFIX, since)
+            for r in decode_rejected(body)
+            if parse_utc(r.arrival_time) >= since - timedelta(seconds=2)
+        ]
+
+    def captured_since(self, since: datetime) -> dict[Any, float]:
+        """ride_id -> captured prediction, over capture objects captured at or after `since` (-2 s)."""
+        found: dict[Any, float] = {}
+        for body in self._recent_objects("CaptureBucketName", CAPTURE_PREFIX, since):
+            batch = decode_capture(body)
+            if parse_utc(batch.captured_at) >= since - timedelta(seconds=2):
+                found.update(zip(batch.ride_id, batch.prediction, strict=True))
+        return found
+
+    def alarm(self, output: str) -> dict[str, Any]:
+        """The alarm named by stack output `output`."""
+        found = client("cloudwatch").describe_alarms(AlarmNames=[self[output]])["MetricAlarms"]
+        alarm: dict[str, Any] = found[0]
+        return alarm
