@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from lambda_monitor.config import MonitorConfig
@@ -13,7 +15,7 @@ BUCKETS = {"MODELS_BUCKET": "m", "CAPTURE_BUCKET": "c", "REJECTED_BUCKET": "r", 
 
 
 @pytest.mark.parametrize("config", [PredictConfig, MonitorConfig, RetrainConfig])
-def test_every_function_fails_with_the_one_error_naming_the_variable(config: type) -> None:
+def test_every_function_fails_with_the_one_error_naming_the_variable(config: Any) -> None:
     with pytest.raises(ConfigError, match="MODELS_BUCKET is not set"):
         config.from_env({k: v for k, v in BUCKETS.items() if k != "MODELS_BUCKET"})
 
