@@ -10,6 +10,7 @@ from typing import Any
 
 from lambda_monitor.ports import MetricDatum
 from lambda_monitor.window import Window, hour_prefixes
+from trip_core.batching import limited_batches
 from trip_core.capture import CaptureBatch, decode_actuals, decode_capture, decode_rejected
 from trip_core.contracts import (
     ACTUALS_PREFIX,
@@ -139,20 +140,11 @@ def _datum_json(datum: MetricDatum) -> dict[str, Any]:
 
 def metric_batches(data: Sequence[MetricDatum]) -> list[list[dict[str, Any]]]:
     """PutMetricData MetricData lists within the per-call limits (1000 items, 1 MB request)."""
-    batches: list[list[dict[str, Any]]] = []
-    current: list[dict[str, Any]] = []
-    size = 0
-    for datum in data:
-        item = _datum_json(datum)
-        item_size = len(json.dumps(item, default=str)) * 2  # query-protocol encoding is more verbose
-        if current and (len(current) >= MAX_METRICS_PER_CALL or size + item_size > BYTES_BUDGET):
-            batches.append(current)
-            current, size = [], 0
-        current.append(item)
-        size += item_size
-    if current:
-        batches.append(current)
-    return batches
+
+    def size_of(item: dict[str, Any]) -> int:
+        return len(json.dumps(item, default=str)) * 2  # query-protocol encoding is more verbose
+
+    return limited_batches([_datum_json(d) for d in data], size_of, MAX_METRICS_PER_CALL, BYTES_BUDGET)
 
 
 class CloudWatchMetrics:

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from lambda_predict.ports import PredictionSink, PutEntry
+from trip_core.batching import limited_batches
 from trip_core.observability import logger
 
 MAX_RECORDS_PER_CALL = 500
@@ -23,19 +24,10 @@ class RetryPolicy:
 
 
 def _chunks(entries: Sequence[PutEntry], indices: Sequence[int]) -> list[list[int]]:
-    chunks: list[list[int]] = []
-    current: list[int] = []
-    size = 0
-    for i in indices:
-        entry_size = len(entries[i].data) + len(entries[i].partition_key.encode())
-        if current and (len(current) == MAX_RECORDS_PER_CALL or size + entry_size > MAX_BYTES_PER_CALL):
-            chunks.append(current)
-            current, size = [], 0
-        current.append(i)
-        size += entry_size
-    if current:
-        chunks.append(current)
-    return chunks
+    def size_of(i: int) -> int:
+        return len(entries[i].data) + len(entries[i].partition_key.encode())
+
+    return limited_batches(indices, size_of, MAX_RECORDS_PER_CALL, MAX_BYTES_PER_CALL)
 
 
 def deliver(
