@@ -29,7 +29,6 @@ t2=$(date +%s.%N)
 printf 'sam build %.1f s, sam deploy %.1f s\n' "$(echo "$t1 - $t0" | bc)" "$(echo "$t2 - $t1" | bc)"
 .venv/bin/python - "$STACK_NAME" <<'PY'
 import sys
-sys.path.insert(0, ".")
 from infra.aws import client, stack_outputs
 outputs = stack_outputs(sys.argv[1])
 for k in sorted(outputs):

@@ -83,3 +83,13 @@ def test_one_python_for_the_venv_the_local_lambdas_and_the_runtime() -> None:
     pinned = re.search(r"^PROJECT_PYTHON=(3\.\d+)\.\d+$", (ROOT / "infra/venvs.sh").read_text(), re.M)
     assert pinned, "infra/venvs.sh pins no PROJECT_PYTHON"
     assert runtimes == {pinned.group(1)} == {f"{sys.version_info.major}.{sys.version_info.minor}"}
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_traced_functions_ship_the_xray_sdk(function: str) -> None:
+    """With `Tracing: Active`, Powertools imports the X-Ray SDK at cold start in Lambda (not under the local
+    executor, which disables tracing): the zip must carry it."""
+    if "Tracing: Active" not in (ROOT / "template.yaml").read_text():
+        pytest.skip("tracing is off")
+    requirements = (ROOT / function / "requirements.txt").read_text()
+    assert re.search(r"^aws-lambda-powertools\[tracer\]==", requirements, re.M), requirements
