@@ -46,10 +46,11 @@ from lambda_predict.handler import handle  # noqa: F401  (Powertools Logger/Metr
 from tests.doubles.predict import InMemoryObjects
 from lambda_predict.model_provider import ModelProvider
 from trip_core.bundle import load_bundle
+from trip_core.contracts import LIVE_POINTER_KEY
 bucket = InMemoryObjects({{k: open(os.path.join({bundle_dir!r}, k.replace('/', '__')), 'rb').read()
                           for k in {keys!r}}})
 s3, kinesis = aws_clients()
-provider = ModelProvider(bucket, "serving/live.json", load_bundle, ttl_seconds=60)
+provider = ModelProvider(bucket, LIVE_POINTER_KEY, load_bundle, ttl_seconds=60)
 provider.load_initial()
 print("BENCH", time.perf_counter() - started)
 if {first_prediction!r}:  # cold start to first prediction, then peak memory over a 500-record batch
@@ -194,11 +195,12 @@ def bench_warm(bundle: bytes, n_records: int = 100) -> float:
     from lambda_predict.service import PredictService
     from tests.doubles.predict import InMemoryObjects, InMemoryStream, publish
     from trip_core.bundle import load_bundle
+    from trip_core.contracts import LIVE_POINTER_KEY
     from trip_core.observability import logger, metrics, tracer
 
     models = InMemoryObjects()
     publish(models, "1", bundle)
-    provider = ModelProvider(models, "serving/live.json", load_bundle, ttl_seconds=60)
+    provider = ModelProvider(models, LIVE_POINTER_KEY, load_bundle, ttl_seconds=60)
     provider.load_initial()
     service = PredictService(provider, InMemoryStream(), InMemoryObjects(), InMemoryObjects())
 
