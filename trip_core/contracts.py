@@ -8,7 +8,7 @@ Standard library only: the prediction function imports it at cold start.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 # ------------------------------------------------------------------------------------ names
@@ -27,6 +27,19 @@ MIN_TRIP_DISTANCE_MILES = 0.0
 MAX_TRIP_DISTANCE_MILES = 100.0
 # A registered bundle must reproduce the fitted model to within this, on every validation row.
 PARITY_TOLERANCE_MINUTES = 1e-3
+
+# An actual duration a client reports outside [0, MAX_ACTUAL_MINUTES] (or not finite) is impossible: the
+# monitor rejects it with its reason and never averages it in (docs/architecture.md, "Actuals").
+MAX_ACTUAL_MINUTES = 24 * 60.0
+
+# ------------------------------------------------------------------------------------ event time
+# The monitor's windows are defined by pickup time (event time), so a replay at any speed, a backfill
+# and live traffic give the same verdicts. A window [end - MONITOR_WINDOW, end) is evaluated every
+# MONITOR_STEP, once LATE_ALLOWANCE has passed after its end: captures are partitioned by pickup hour,
+# actuals by the hour they were reported, and actuals reported up to end + LATE_ALLOWANCE count.
+MONITOR_WINDOW = timedelta(hours=24)
+MONITOR_STEP = timedelta(hours=1)
+LATE_ALLOWANCE = timedelta(hours=1)
 
 # ------------------------------------------------------------------------------------ inputs -> features
 # Which input of a ride each monitored or derived feature is computed from: a ride whose input is
@@ -161,6 +174,11 @@ def capture_key(processed_at: datetime, shard_id: str, first_sequence_number: st
 def rejected_key(processed_at: datetime, shard_id: str, first_sequence_number: str) -> str:
     name = f"{_safe(shard_id)}_{_safe(first_sequence_number)}"
     return f"{REJECTED_PREFIX}{hour_partition(processed_at)}/{name}.json"
+
+
+def actuals_key(reported_at: datetime, name: str) -> str:
+    """Where a client writes actual durations: the UTC hour it reports them in, JSON lines."""
+    return f"{ACTUALS_PREFIX}{hour_partition(reported_at)}/{_safe(name)}.jsonl"
 
 
 def report_key(window_end: datetime, extension: str) -> str:
