@@ -42,11 +42,17 @@ bench-quick: install  ## in-process figures only (CI proves they still run; neve
 clean:  ## remove what the project built locally (venvs, state, build output)
 	rm -rf .venv .venvs .state .aws-sam artifacts mlruns mlflow.db bench-results.jsonl
 
-.PHONY: train
+.PHONY: train replay
 # Trains on the committed 2023-01 + 2023-02, validates on 2023-03, registers and gates (promotes if better).
 train: install
 	$(PY) -m training.train --train data/green_tripdata_2023-01.parquet data/green_tripdata_2023-02.parquet \
 		--valid data/green_tripdata_2023-03.parquet
+
+# Time-ordered replay on a simulated clock, in-process over moto (docs/replay.md); e.g.
+# make replay REPLAY_ARGS="--train data/green_tripdata_2021-01.parquet --valid data/green_tripdata_2021-02.parquet \
+#   --replay data/green_tripdata_2023-03.parquet"
+replay: install
+	$(PY) -m infra.replay $(REPLAY_ARGS)
 
 # ---------------------------------------------------------------- local stack (infra/, see infra/README.md)
 .PHONY: localstack-venv sam-venv localstack-up localstack-down localstack-status mlflow-up mlflow-down \

@@ -1,0 +1,97 @@
+"""The template's alarm rules evaluated on the metrics the monitor published, over simulated time, the way
+CloudWatch does: a statistic per period, M of the N most recent periods breaching, missing data treated as
+the rule says. A period is judged once it is over (at the first evaluation at or after its end), on the
+datapoints published by then."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+
+from infra.replay.template import AlarmRule
+from lambda_monitor.ports import MetricDatum
+
+ALARM, OK, INSUFFICIENT = "ALARM", "OK", "INSUFFICIENT_DATA"
+
+COMPARISONS: dict[str, Callable[[float, float], bool]] = {
+    "GreaterThanOrEqualToThreshold": operator.ge,
+    "GreaterThanThreshold": operator.gt,
+    "LessThanThreshold": operator.lt,
+    "LessThanOrEqualToThreshold": operator.le,
+}
+STATISTICS: dict[str, Callable[[list[float]], float]] = {
+    "Maximum": max,
+    "Minimum": min,
+    "Sum": sum,
+    "Average": lambda values: float(np.mean(values)),
+    "SampleCount": len,
+}
+
+
+@dataclass(frozen=True)
+class Published:
+    """A datum and the simulated time it was put (its timestamp may be earlier: the window's end)."""
+
+    at: datetime
+    datum: MetricDatum
+
+    @property
+    def timestamp(self) -> datetime:
+        return self.datum.timestamp or self.at
+
+
+@dataclass(frozen=True)
+class AlarmHistory:
+    rule: AlarmRule
+    states: list[tuple[datetime, str]]  # the state after each evaluation
+
+    def first_alarm(self) -> datetime | None:
+        return next((at for at, state in self.states if state == ALARM), None)
+
+    def in_alarm(self, at: datetime) -> bool:
+        return any(when == at and state == ALARM for when, state in self.states)
+
+
+def _rule_points(rule: AlarmRule, points: Sequence[Published]) -> list[tuple[datetime, int, float]]:
+    """(published at, period index, value) of the rule's metric, in publication order."""
+    found = [
+        (p.at, int(p.timestamp.timestamp()) // rule.period_seconds, float(p.datum.value))
+        for p in points
+        if p.datum.name == rule.metric and tuple(sorted(p.datum.dimensions)) == rule.dimensions
+    ]
+    return sorted(found, key=lambda item: item[0])
+
+
+def next_state(rule: AlarmRule, window: Sequence[float | None], state: str) -> str:
+    """The state after one evaluation of the N most recent periods (None = no datapoint)."""
+    breaches = COMPARISONS[rule.comparison]
+    present = [value for value in window if value is not None]
+    treat = rule.treat_missing_data
+    if treat in ("ignore", "missing") and not present:
+        return state if treat == "ignore" else INSUFFICIENT
+    if treat == "breaching":
+        flags = [value is None or breaches(value, rule.threshold) for value in window]
+    else:
+        flags = [breaches(value, rule.threshold) for value in present]
+    return ALARM if sum(flags) >= rule.datapoints_to_alarm else OK
+
+
+def evaluate(rule: AlarmRule, points: Sequence[Published], times: Sequence[datetime]) -> AlarmHistory:
+    """The alarm's state at each evaluation time, on the datapoints published by then."""
+    ordered = _rule_points(rule, points)
+    grouped: dict[int, list[float]] = {}
+    taken, state, states = 0, INSUFFICIENT, []
+    for at in times:
+        while taken < len(ordered) and ordered[taken][0] <= at:
+            grouped.setdefault(ordered[taken][1], []).append(ordered[taken][2])
+            taken += 1
+        newest = int(at.timestamp()) // rule.period_seconds - 1  # the newest period that is over
+        periods = range(newest - rule.evaluation_periods + 1, newest + 1)
+        window = [STATISTICS[rule.statistic](grouped[p]) if p in grouped else None for p in periods]
+        state = next_state(rule, window, state)
+        states.append((at, state))
+    return AlarmHistory(rule, states)

@@ -1,0 +1,50 @@
+"""The replayed model: trained as `make train` trains it (training.pipeline, without MLflow), or a bundle
+directory (bundle.npz + reference_profile.json, what `make train --out` writes)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from training import data as data_mod
+from training import model, pipeline
+from training.train import bundle_meta, frame_rows, load_data, write_outputs
+from trip_core.bundle import load_bundle
+from trip_core.contracts import BUNDLE_FILENAME, DEFAULT_MODEL_NAME, PROFILE_FILENAME
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    bundle: bytes
+    profile: bytes
+    sha256: str
+    validation_rmse: float
+    validation_mae: float
+
+
+def train_model(
+    train: Sequence[str], valid: str, out: Path, max_iter: int = model.ModelParams.max_iter
+) -> ModelFiles:
+    """Fit, parity-check, profile (training.pipeline.train_candidate); the bundle directory goes to `out`."""
+    args = argparse.Namespace(train=list(train), valid=valid, model_name=DEFAULT_MODEL_NAME)
+    params = model.ModelParams(max_iter=max_iter)
+    train_months, valid_month = load_data(args)
+    trained = pipeline.train_candidate(
+        frame_rows(data_mod.concat(train_months)),
+        frame_rows(valid_month.frame),
+        params,
+        bundle_meta(args, params),
+    )
+    write_outputs(out, trained)
+    return ModelFiles(trained.bundle, trained.profile, trained.bundle_sha256, trained.rmse, trained.mae)
+
+
+def bundle_dir(path: Path) -> ModelFiles:
+    data = (path / BUNDLE_FILENAME).read_bytes()
+    bundle = load_bundle(data)
+    scores = bundle.meta["validation"]
+    return ModelFiles(
+        data, (path / PROFILE_FILENAME).read_bytes(), bundle.sha256, scores["rmse"], scores["mae"]
+    )

@@ -1,0 +1,80 @@
+"""One replay from traffic to findings: simulate, evaluate the alarms, tabulate, draw, write."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from infra.replay.alarms import AlarmHistory, evaluate
+from infra.replay.model import ModelFiles
+from infra.replay.picture import render_svg
+from infra.replay.results import WindowRow, interface_line, summary, table, window_row
+from infra.replay.simulation import Recorded, replay, stack_template
+from infra.replay.traffic import Traffic
+from trip_core.contracts import MONITOR_STEP
+
+DEFAULT_BATCH_MINUTES = 5.0  # the longest batching window a Kinesis event source mapping allows
+
+
+@dataclass(frozen=True)
+class Outcome:
+    traffic: Traffic
+    recorded: Recorded
+    rows: list[WindowRow]
+    histories: list[AlarmHistory]
+    line: dict[str, Any]  # the Interface's JSON line
+    wall_seconds: float
+
+    @property
+    def origin(self) -> datetime:
+        """Where alarm delays count from: the injection, else the first ride."""
+        start = self.traffic.injected_at if self.traffic.injected_at is not None else self.traffic.first_ride
+        return datetime.fromtimestamp(start, UTC)
+
+    def alarm_hours(self, suffix: str) -> float | None:
+        """first_alarm_hours of the alarm whose name ends with `suffix` (the stage prefix varies)."""
+        found = [v for name, v in self.line["alarms"].items() if name.endswith(suffix)]
+        return found[0]["first_alarm_hours"] if found else None
+
+
+def run_replay(traffic: Traffic, files: ModelFiles, batch_minutes: float = DEFAULT_BATCH_MINUTES) -> Outcome:
+    template = stack_template()
+    recorded, wall = replay(traffic, files, template, batch_minutes)
+    rules = template.alarm_rules(template.function_environment("MonitorFunction")["METRICS_NAMESPACE"])
+    histories = [evaluate(rule, recorded.points, recorded.runs) for rule in rules]
+    rows = sorted((window_row(r, histories) for r in recorded.reports), key=lambda row: row.end)
+    outcome = Outcome(traffic, recorded, rows, histories, {}, wall)
+    outcome.line.update(interface_line(rows, histories, recorded.points, outcome.origin))
+    return outcome
+
+
+def write_picture(outcome: Outcome, path: Path, title: str) -> None:
+    ratio_rules = [h.rule.threshold for h in outcome.histories if h.rule.metric == "MAERatio"]
+    injected = outcome.traffic.injected_at
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        render_svg(
+            outcome.rows,
+            outcome.histories,
+            MONITOR_STEP,
+            ratio_rules[0] if ratio_rules else None,
+            None if injected is None else datetime.fromtimestamp(injected, UTC),
+            title,
+        )
+    )
+
+
+def report_lines(outcome: Outcome) -> list[str]:
+    """The per-window table, the summary and, last, the JSON line."""
+    minutes = outcome.wall_seconds / 60
+    days = (outcome.traffic.end - outcome.traffic.first_ride) / timedelta(days=1).total_seconds()
+    return [
+        *table(outcome.rows),
+        "",
+        *summary(outcome.rows, outcome.histories, outcome.recorded.counts),
+        f"replayed {days:.1f} simulated days in {minutes:.1f} min wall time",
+        json.dumps(outcome.line),
+    ]

@@ -1,0 +1,277 @@
+"""The replay itself: moto S3/Kinesis/CloudWatch behind the real boto3 adapters, the prediction service fed
+Kinesis-shaped batches of the traffic on the simulated clock, the client's actuals written hourly under
+actuals_key, and the monitor's scheduled run (lambda_monitor.service.run_event) at every simulated hour."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import numpy as np
+from moto import mock_aws
+
+from infra.replay.alarms import Published
+from infra.replay.model import ModelFiles
+from infra.replay.template import TEMPLATE, Template
+from infra.replay.traffic import Traffic
+from lambda_monitor.aws import aws_ports
+from lambda_monitor.config import MonitorConfig
+from lambda_monitor.ports import MetricDatum, Ports
+from lambda_monitor.service import run_event
+from lambda_predict.adapters import KinesisPredictionSink, S3BlobStore, S3ModelSource
+from lambda_predict.model_provider import ModelProvider
+from lambda_predict.service import PredictService
+from training.publish import S3ObjectStore, publish_live, publish_version
+from trip_core.bundle import load_bundle
+from trip_core.capture import Actual, encode_actuals
+from trip_core.contracts import (
+    DEFAULT_MODEL_NAME,
+    MONITOR_STEP,
+    REPORTS_PREFIX,
+    actuals_key,
+    bundle_key,
+    profile_key,
+    utc_iso,
+)
+from trip_core.observability import logger
+from trip_core.pointer import ModelPointer
+
+BUCKETS = {
+    "ModelsBucket": "replay-models",
+    "CaptureBucket": "replay-capture",
+    "RejectedBucket": "replay-rejected",
+}
+PREDICTIONS_STREAM = "replay-predictions"
+SHARD_ID = "shardId-000000000000"
+MODEL_VERSION = "1"
+CLIENT = "replay-client"  # the actuals objects' name
+# The HTML report's history chart (no verdict depends on it): each run reads that many days of reports, the
+# replay's hot spot at 7 days; the replay draws its own picture of the whole run.
+HISTORY_DAYS = 1
+FAKE_ENV = {
+    "AWS_ACCESS_KEY_ID": "replay",
+    "AWS_SECRET_ACCESS_KEY": "replay",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+class SimulatedClock:
+    def __init__(self, start: datetime) -> None:
+        self.moment = start
+
+    def now(self) -> datetime:
+        return self.moment
+
+
+@dataclass
+class Recorded:
+    """What the monitor published and reported, as it did it."""
+
+    points: list[Published] = field(default_factory=list)
+    reports: list[dict[str, Any]] = field(default_factory=list)
+    runs: list[datetime] = field(default_factory=list)
+    counts: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(("sent", "predicted", "rejected", "actuals"), 0)
+    )
+
+
+class RecordingMetrics:
+    """The real CloudWatch adapter, and a copy of every datum with the simulated time it was put."""
+
+    def __init__(self, inner: Any, clock: SimulatedClock, recorded: Recorded) -> None:
+        self.inner, self.clock, self.recorded = inner, clock, recorded
+
+    def put(self, data: Sequence[MetricDatum]) -> None:
+        self.inner.put(data)
+        self.recorded.points.extend(Published(self.clock.now(), datum) for datum in data)
+
+
+class RecordingReports:
+    """The real S3 report store, and a copy of every JSON report."""
+
+    def __init__(self, inner: Any, recorded: Recorded) -> None:
+        self.inner, self.recorded = inner, recorded
+
+    def put(self, key: str, body: bytes, content_type: str) -> None:
+        self.inner.put(key, body, content_type)
+        if key.startswith(REPORTS_PREFIX) and key.endswith(".json"):
+            self.recorded.reports.append(json.loads(body))
+
+    def reports_since(self, since: datetime) -> list[dict[str, Any]]:
+        return list(self.inner.reports_since(since))
+
+
+@contextmanager
+def simulated_aws() -> Iterator[dict[str, Any]]:
+    """moto clients with the stack's buckets and predictions stream; the environment restored after."""
+    saved = {name: os.environ.get(name) for name in [*FAKE_ENV, "AWS_ENDPOINT_URL"]}
+    os.environ.update(FAKE_ENV)
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    try:
+        with mock_aws():
+            clients = {name: boto3.client(name) for name in ("s3", "kinesis", "cloudwatch")}
+            for bucket in BUCKETS.values():
+                clients["s3"].create_bucket(Bucket=bucket)
+            clients["kinesis"].create_stream(StreamName=PREDICTIONS_STREAM, ShardCount=1)
+            yield clients
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def publish_model(s3: Any, files: ModelFiles, at: datetime) -> None:
+    """The model as training publishes a promoted version: bundle, profile, version and live pointers."""
+    pointer = ModelPointer(
+        model_name=load_bundle(files.bundle).model_name or DEFAULT_MODEL_NAME,
+        version=MODEL_VERSION,
+        bundle_key=bundle_key(DEFAULT_MODEL_NAME, MODEL_VERSION),
+        bundle_sha256=files.sha256,
+        profile_key=profile_key(DEFAULT_MODEL_NAME, MODEL_VERSION),
+        validation_rmse=files.validation_rmse,
+        validation_mae=files.validation_mae,
+        run_id="replay",
+        published_at=utc_iso(at),
+    )
+    store = S3ObjectStore(BUCKETS["ModelsBucket"], s3)
+    publish_version(store, pointer, files.bundle, files.profile)
+    publish_live(store, pointer)
+
+
+def kinesis_record(payload: bytes, sequence: int, arrival: float) -> dict[str, Any]:
+    """One record of a Lambda Kinesis event, as the event source mapping delivers it."""
+    number = str(sequence)
+    return {
+        "kinesis": {
+            "kinesisSchemaVersion": "1.0",
+            "sequenceNumber": number,
+            "data": base64.b64encode(payload).decode(),
+            "approximateArrivalTimestamp": arrival,
+        },
+        "eventSource": "aws:kinesis",
+        "eventID": f"{SHARD_ID}:{number}",
+    }
+
+
+def predict_service(clients: dict[str, Any], template: Template, clock: SimulatedClock) -> PredictService:
+    s3 = clients["s3"]
+    models = ModelProvider(
+        S3ModelSource(s3, BUCKETS["ModelsBucket"]),
+        template.function_environment("PredictFunction").get("MODEL_POINTER_KEY", "serving/live.json"),
+        load_bundle,
+        ttl_seconds=float(template.parameter("PointerTtlSeconds")),
+    )
+    return PredictService(
+        models,
+        KinesisPredictionSink(clients["kinesis"], PREDICTIONS_STREAM),
+        S3BlobStore(s3, BUCKETS["CaptureBucket"], "application/json", content_encoding="gzip"),
+        S3BlobStore(s3, BUCKETS["RejectedBucket"], "application/json"),
+        now=clock.now,
+    )
+
+
+def monitor_ports(
+    clients: dict[str, Any], config: MonitorConfig, clock: SimulatedClock, recorded: Recorded
+) -> Ports:
+    ports: Ports = aws_ports(config, s3=clients["s3"], cloudwatch=clients["cloudwatch"])
+    ports.metrics = RecordingMetrics(ports.metrics, clock, recorded)
+    ports.reports = RecordingReports(ports.reports, recorded)
+    return ports
+
+
+def stack_template(path: Path = TEMPLATE) -> Template:
+    """template.yaml with the replay's buckets standing for the stack's."""
+    return Template.load(path, refs=BUCKETS)
+
+
+def _utc(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+@dataclass
+class Replayer:
+    traffic: Traffic
+    service: PredictService
+    ports: Ports
+    config: MonitorConfig
+    s3: Any
+    clock: SimulatedClock
+    recorded: Recorded
+    batch_size: int
+    step: timedelta
+    sent: int = 0
+
+    def send(self, until: float) -> None:
+        """The rides sent before `until`, as Kinesis batches of at most batch_size, processed now."""
+        upto = int(np.searchsorted(self.traffic.sent_at, until, side="left"))
+        for first in range(self.sent, upto, self.batch_size):
+            last = min(first + self.batch_size, upto)
+            records = [
+                kinesis_record(self.traffic.payload[i], 10**20 + i, float(self.traffic.sent_at[i]))
+                for i in range(first, last)
+            ]
+            outcome = self.service.process_batch(records)
+            self.recorded.counts["predicted"] += outcome.predicted
+            self.recorded.counts["rejected"] += outcome.rejected
+        self.sent = max(self.sent, upto)
+        self.recorded.counts["sent"] = self.sent
+
+    def report_actuals(self, hour: datetime) -> None:
+        """The client's actuals reported in [hour, hour + 1 h), one object under that hour's key."""
+        t = self.traffic
+        start, end = hour.timestamp(), (hour + MONITOR_STEP).timestamp()
+        mask = (t.reported_at >= start) & (t.reported_at < end)
+        actuals = [
+            Actual(int(r), float(d)) for r, d in zip(t.ride_id[mask], t.duration_minutes[mask], strict=True)
+        ]
+        self.recorded.counts["actuals"] += len(actuals)
+        if actuals:
+            self.s3.put_object(
+                Bucket=BUCKETS["CaptureBucket"], Key=actuals_key(hour, CLIENT), Body=encode_actuals(actuals)
+            )
+
+    def run(self) -> None:
+        """From day1's first hour to the first monitor run at or after the traffic's end."""
+        hour = _utc(self.traffic.first_ride).replace(minute=0, second=0, microsecond=0)
+        while hour.timestamp() < self.traffic.end + MONITOR_STEP.total_seconds():
+            tick = hour
+            hour += MONITOR_STEP
+            while tick < hour:
+                tick += self.step
+                self.clock.moment = tick
+                self.send(tick.timestamp())
+            self.report_actuals(hour - MONITOR_STEP)
+            run_event({"source": "aws.events"}, self.ports, self.config, hour)
+            self.recorded.runs.append(hour)
+
+
+def replay(
+    traffic: Traffic, files: ModelFiles, template: Template, batch_minutes: float
+) -> tuple[Recorded, float]:
+    """(what the monitor published and reported, wall seconds of the replay)."""
+    started = time.perf_counter()
+    clock, recorded = SimulatedClock(_utc(traffic.first_ride)), Recorded()
+    logger.setLevel("ERROR")  # a rejected ride is a warning log line each: thousands in a month
+    config = replace(
+        MonitorConfig.from_env(template.function_environment("MonitorFunction")), history_days=HISTORY_DAYS
+    )
+    with simulated_aws() as clients:
+        publish_model(clients["s3"], files, clock.now())
+        service = predict_service(clients, template, clock)
+        ports = monitor_ports(clients, config, clock, recorded)
+        batch = int(template.parameter("BatchSize"))
+        step = timedelta(minutes=batch_minutes)
+        replayer = Replayer(traffic, service, ports, config, clients["s3"], clock, recorded, batch, step)
+        replayer.run()
+    return recorded, time.perf_counter() - started
