@@ -5,8 +5,10 @@ the course's implementation and with Evidently, and writes bench-results.jsonl w
 {"metric","value","unit","reference","ratio"} (reference = the paired figure, ratio = ours / reference),
 then prints a table. Benchmarks measure; they never assert a time.
 
-The full run also streams 1,000 rides through the stack on LocalStack (infra/load_test.py: started
-if needed and left running, like `make demo`; stop it with `make localstack-down mlflow-down`).
+The full run also replays the monitor's goal scenarios (benchmarks/bench_replay.py: whole months through
+the service's code on a simulated clock) and streams 1,000 rides through the stack on LocalStack
+(infra/load_test.py: started if needed and left running, like `make demo`; stop it with
+`make localstack-down mlflow-down`).
 --quick (CI): in-process figures only: no package installs, no Evidently venv, no LocalStack.
 """
 
@@ -159,6 +161,8 @@ def main() -> None:
     figures += model_quality()
     figures += run_script([python, "benchmarks/bench_monitor.py"], env)
     if not args.quick:
+        # issue 12's goal table: whole months replayed in-process on a simulated clock (minutes each)
+        figures += run_script([python, "benchmarks/bench_replay.py"], env)
         figures += evidently({f["metric"]: f for f in figures})
         # ride in -> prediction out through the stack on LocalStack (started if needed, left running)
         figures += run_script([python, "-m", "infra.load_test", "--rides", "1000", "--json"], env)

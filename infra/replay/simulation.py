@@ -51,6 +51,10 @@ BUCKETS = {
     "RejectedBucket": "replay-rejected",
 }
 PREDICTIONS_STREAM = "replay-predictions"
+# moto finds a shard's next sequence number by copying all its keys: a put costs O(records in the shard),
+# quadratic over a month of predictions on one shard (minutes of a month's replay). Nothing in the replay
+# reads that stream; spread over this many shards (partition key = ride id) the cost is negligible.
+PREDICTIONS_SHARDS = 16
 SHARD_ID = "shardId-000000000000"
 MODEL_VERSION = "1"
 CLIENT = "replay-client"  # the actuals objects' name
@@ -121,7 +125,7 @@ def simulated_aws() -> Iterator[dict[str, Any]]:
             clients = {name: boto3.client(name) for name in ("s3", "kinesis", "cloudwatch")}
             for bucket in BUCKETS.values():
                 clients["s3"].create_bucket(Bucket=bucket)
-            clients["kinesis"].create_stream(StreamName=PREDICTIONS_STREAM, ShardCount=1)
+            clients["kinesis"].create_stream(StreamName=PREDICTIONS_STREAM, ShardCount=PREDICTIONS_SHARDS)
             yield clients
     finally:
         for name, value in saved.items():
