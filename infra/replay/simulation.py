@@ -22,7 +22,7 @@ from moto import mock_aws
 from infra.replay.alarms import Published
 from infra.replay.model import ModelFiles
 from infra.replay.template import TEMPLATE, Template
-from infra.replay.traffic import Traffic
+from infra.replay.traffic import Traffic, actuals_reported, monitor_hours
 from lambda_monitor.aws import aws_ports
 from lambda_monitor.config import MonitorConfig
 from lambda_monitor.ports import MetricDatum, Ports
@@ -32,7 +32,7 @@ from lambda_predict.model_provider import ModelProvider
 from lambda_predict.service import PredictService
 from training.publish import S3ObjectStore, publish_live, publish_version
 from trip_core.bundle import load_bundle
-from trip_core.capture import Actual, encode_actuals
+from trip_core.capture import encode_actuals
 from trip_core.contracts import (
     DEFAULT_MODEL_NAME,
     MONITOR_STEP,
@@ -58,9 +58,9 @@ PREDICTIONS_SHARDS = 16
 SHARD_ID = "shardId-000000000000"
 MODEL_VERSION = "1"
 CLIENT = "replay-client"  # the actuals objects' name
-# The HTML report's history chart (no verdict depends on it): each run reads that many days of reports, the
-# replay's hot spot at 7 days; the replay draws its own picture of the whole run.
-HISTORY_DAYS = 1
+# The HTML report's history chart (no verdict depends on it): each run reads that many days of earlier
+# reports, the replay's hot spot (each report read through moto); the replay draws its own picture.
+HISTORY_DAYS = 0
 FAKE_ENV = {
     "AWS_ACCESS_KEY_ID": "replay",
     "AWS_SECRET_ACCESS_KEY": "replay",
@@ -232,29 +232,21 @@ class Replayer:
         self.recorded.counts["sent"] = self.sent
 
     def report_actuals(self, hour: datetime) -> None:
-        """The client's actuals reported in [hour, hour + 1 h), one object under that hour's key."""
-        t = self.traffic
-        start, end = hour.timestamp(), (hour + MONITOR_STEP).timestamp()
-        mask = (t.reported_at >= start) & (t.reported_at < end)
-        actuals = [
-            Actual(int(r), float(d)) for r, d in zip(t.ride_id[mask], t.duration_minutes[mask], strict=True)
-        ]
+        """The client's actuals reported in the hour, one object under that hour's key."""
+        actuals = actuals_reported(self.traffic, hour)
         self.recorded.counts["actuals"] += len(actuals)
         if actuals:
-            self.s3.put_object(
-                Bucket=BUCKETS["CaptureBucket"], Key=actuals_key(hour, CLIENT), Body=encode_actuals(actuals)
-            )
+            body = encode_actuals(actuals)
+            self.s3.put_object(Bucket=BUCKETS["CaptureBucket"], Key=actuals_key(hour, CLIENT), Body=body)
 
     def run(self) -> None:
-        """From day1's first hour to the first monitor run at or after the traffic's end."""
-        hour = _utc(self.traffic.first_ride).replace(minute=0, second=0, microsecond=0)
-        while hour.timestamp() < self.traffic.end + MONITOR_STEP.total_seconds():
-            tick = hour
-            hour += MONITOR_STEP
+        """Batches every --batch-minutes, then at each hour the hour's actuals and the monitor's run."""
+        tick = monitor_hours(self.traffic)[0] - MONITOR_STEP
+        for hour in monitor_hours(self.traffic):
             while tick < hour:
                 tick += self.step
-                self.clock.moment = tick
-                self.send(tick.timestamp())
+                self.clock.moment = min(tick, hour)
+                self.send(self.clock.moment.timestamp())
             self.report_actuals(hour - MONITOR_STEP)
             run_event({"source": "aws.events"}, self.ports, self.config, hour)
             self.recorded.runs.append(hour)

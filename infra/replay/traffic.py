@@ -16,14 +16,15 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
 from training.data import DROPOFF, PICKUP, month_from_name, read_bytes
-from trip_core.contracts import RideRequest
+from trip_core.capture import Actual
+from trip_core.contracts import MONITOR_STEP, RideRequest
 
 NEW_YORK = "America/New_York"
 INPUT_COLUMNS = [PICKUP, DROPOFF, "PULocationID", "DOLocationID", "trip_distance"]
@@ -69,6 +70,22 @@ class Traffic:
         return len(self.payload)
 
 
+def actuals_reported(traffic: Traffic, hour: datetime) -> list[Actual]:
+    """The actuals the client reports in [hour, hour + MONITOR_STEP), written together under that hour."""
+    start = hour.timestamp()
+    mask = (traffic.reported_at >= start) & (traffic.reported_at < start + MONITOR_STEP.total_seconds())
+    rows = zip(traffic.ride_id[mask], traffic.duration_minutes[mask], strict=True)
+    return [Actual(int(ride_id), float(minutes)) for ride_id, minutes in rows]
+
+
+def monitor_hours(traffic: Traffic) -> list[datetime]:
+    """The scheduled runs: every hour after the first ride's, up to the first at or after the end + a step."""
+    step = MONITOR_STEP.total_seconds()
+    first = traffic.first_ride // step * step
+    count = int(np.ceil((traffic.end - first) / step)) + 1
+    return [datetime.fromtimestamp(first + step * (k + 1), UTC) for k in range(count)]
+
+
 def utc_seconds(local: pd.Series) -> np.ndarray:
     """New York naive datetimes -> UTC epoch seconds (float)."""
     aware = local.dt.tz_localize(NEW_YORK, ambiguous=np.ones(len(local), bool), nonexistent="shift_forward")
@@ -90,8 +107,9 @@ def first_day(files: Sequence[str], frame: pd.DataFrame) -> datetime:
 
 
 def build_traffic(
-    files: Sequence[str], injections: Sequence[Injection] = (), days: int | None = None
+    files: Sequence[str], injections: Sequence[Injection] = (), days: int | None = None, first_id: int = 1
 ) -> Traffic:
+    """`first_id`: the first ride id (ids count up in sending order)."""
     frame = read_rows(files)
     day1 = first_day(files, frame)
     if days is not None:
@@ -106,7 +124,7 @@ def build_traffic(
         else:
             duration = np.where(picked_after, duration * injection.factor, duration)
     sent_at = utc_seconds(frame[PICKUP].clip(lower=pd.Timestamp(day1)))
-    ride_ids = np.arange(1, len(frame) + 1, dtype=np.int64)
+    ride_ids = np.arange(first_id, first_id + len(frame), dtype=np.int64)
     starts = [utc_seconds(pd.Series([pd.Timestamp(i.starts(day1))]))[0] for i in injections]
     end = utc_seconds(pd.Series([pd.Timestamp(day1 + timedelta(days=days))]))[0] if days else sent_at.max()
     return Traffic(
