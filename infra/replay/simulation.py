@@ -28,13 +28,13 @@ from lambda_monitor.config import MonitorConfig
 from lambda_monitor.ports import MetricDatum, Ports
 from lambda_monitor.service import run_event
 from lambda_predict.adapters import KinesisPredictionSink, S3BlobStore, S3ModelSource
+from lambda_predict.config import PredictConfig
 from lambda_predict.model_provider import ModelProvider
 from lambda_predict.service import PredictService
 from training.publish import S3ObjectStore, publish_live, publish_version
 from trip_core.bundle import load_bundle
 from trip_core.capture import encode_actuals
 from trip_core.contracts import (
-    DEFAULT_MODEL_NAME,
     MONITOR_STEP,
     REPORTS_PREFIX,
     actuals_key,
@@ -45,12 +45,13 @@ from trip_core.contracts import (
 from trip_core.observability import logger
 from trip_core.pointer import ModelPointer
 
-BUCKETS = {
+# What the stack's resources are called in the replay (template `Ref`s resolve to these)
+STACK_REFS = {
     "ModelsBucket": "replay-models",
     "CaptureBucket": "replay-capture",
     "RejectedBucket": "replay-rejected",
+    "PredictionsStream": "replay-predictions",
 }
-PREDICTIONS_STREAM = "replay-predictions"
 # moto finds a shard's next sequence number by copying all its keys: a put costs O(records in the shard),
 # quadratic over a month of predictions on one shard (minutes of a month's replay). Nothing in the replay
 # reads that stream; spread over this many shards (partition key = ride id) the cost is negligible.
@@ -123,9 +124,10 @@ def simulated_aws() -> Iterator[dict[str, Any]]:
     try:
         with mock_aws():
             clients = {name: boto3.client(name) for name in ("s3", "kinesis", "cloudwatch")}
-            for bucket in BUCKETS.values():
-                clients["s3"].create_bucket(Bucket=bucket)
-            clients["kinesis"].create_stream(StreamName=PREDICTIONS_STREAM, ShardCount=PREDICTIONS_SHARDS)
+            for bucket in ("ModelsBucket", "CaptureBucket", "RejectedBucket"):
+                clients["s3"].create_bucket(Bucket=STACK_REFS[bucket])
+            stream = STACK_REFS["PredictionsStream"]
+            clients["kinesis"].create_stream(StreamName=stream, ShardCount=PREDICTIONS_SHARDS)
             yield clients
     finally:
         for name, value in saved.items():
@@ -137,18 +139,19 @@ def simulated_aws() -> Iterator[dict[str, Any]]:
 
 def publish_model(s3: Any, files: ModelFiles, at: datetime) -> None:
     """The model as training publishes a promoted version: bundle, profile, version and live pointers."""
+    name = load_bundle(files.bundle).model_name
     pointer = ModelPointer(
-        model_name=load_bundle(files.bundle).model_name or DEFAULT_MODEL_NAME,
+        model_name=name,
         version=MODEL_VERSION,
-        bundle_key=bundle_key(DEFAULT_MODEL_NAME, MODEL_VERSION),
+        bundle_key=bundle_key(name, MODEL_VERSION),
         bundle_sha256=files.sha256,
-        profile_key=profile_key(DEFAULT_MODEL_NAME, MODEL_VERSION),
+        profile_key=profile_key(name, MODEL_VERSION),
         validation_rmse=files.validation_rmse,
         validation_mae=files.validation_mae,
         run_id="replay",
         published_at=utc_iso(at),
     )
-    store = S3ObjectStore(BUCKETS["ModelsBucket"], s3)
+    store = S3ObjectStore(STACK_REFS["ModelsBucket"], s3)
     publish_version(store, pointer, files.bundle, files.profile)
     publish_live(store, pointer)
 
@@ -169,18 +172,21 @@ def kinesis_record(payload: bytes, sequence: int, arrival: float) -> dict[str, A
 
 
 def predict_service(clients: dict[str, Any], template: Template, clock: SimulatedClock) -> PredictService:
+    """Wired as lambda_predict.bootstrap does, with the template's configuration, on the simulated clock."""
+    config = PredictConfig.from_env(template.function_environment("PredictFunction"))
     s3 = clients["s3"]
     models = ModelProvider(
-        S3ModelSource(s3, BUCKETS["ModelsBucket"]),
-        template.function_environment("PredictFunction").get("MODEL_POINTER_KEY", "serving/live.json"),
+        S3ModelSource(s3, config.models_bucket),
+        config.pointer_key,
         load_bundle,
-        ttl_seconds=float(template.parameter("PointerTtlSeconds")),
+        ttl_seconds=config.pointer_ttl_seconds,
+        pinned=config.pinned,
     )
     return PredictService(
         models,
-        KinesisPredictionSink(clients["kinesis"], PREDICTIONS_STREAM),
-        S3BlobStore(s3, BUCKETS["CaptureBucket"], "application/json", content_encoding="gzip"),
-        S3BlobStore(s3, BUCKETS["RejectedBucket"], "application/json"),
+        KinesisPredictionSink(clients["kinesis"], config.predictions_stream),
+        S3BlobStore(s3, config.capture_bucket, "application/json", content_encoding="gzip"),
+        S3BlobStore(s3, config.rejected_bucket, "application/json"),
         now=clock.now,
     )
 
@@ -195,8 +201,8 @@ def monitor_ports(
 
 
 def stack_template(path: Path = TEMPLATE) -> Template:
-    """template.yaml with the replay's buckets standing for the stack's."""
-    return Template.load(path, refs=BUCKETS)
+    """template.yaml with the replay's buckets and stream standing for the stack's."""
+    return Template.load(path, refs=STACK_REFS)
 
 
 def _utc(seconds: float) -> datetime:
@@ -237,7 +243,8 @@ class Replayer:
         self.recorded.counts["actuals"] += len(actuals)
         if actuals:
             body = encode_actuals(actuals)
-            self.s3.put_object(Bucket=BUCKETS["CaptureBucket"], Key=actuals_key(hour, CLIENT), Body=body)
+            bucket = self.config.capture_bucket
+            self.s3.put_object(Bucket=bucket, Key=actuals_key(hour, CLIENT), Body=body)
 
     def run(self) -> None:
         """Batches every --batch-minutes, then at each hour the hour's actuals and the monitor's run."""

@@ -28,7 +28,7 @@ from infra.replay.scenario import Outcome, run_replay
 from infra.replay.simulation import CLIENT, stack_template
 from infra.replay.traffic import Traffic, actuals_reported, build_traffic, monitor_hours
 from trip_core.capture import decode_capture, encode_actuals
-from trip_core.contracts import CAPTURE_PREFIX, MONITOR_STEP, actuals_key, day_prefix
+from trip_core.contracts import CAPTURE_PREFIX, MONITOR_STEP, actuals_key
 
 pytestmark = pytest.mark.localstack
 
@@ -70,23 +70,29 @@ def report_actuals(stack: Stack, traffic: Traffic) -> None:
         hour = run - MONITOR_STEP
         actuals = actuals_reported(traffic, hour)
         if actuals:
-            s3.put_object(Bucket=stack["CaptureBucketName"], Key=actuals_key(hour, CLIENT),
-                          Body=encode_actuals(actuals))  # fmt: skip
+            s3.put_object(
+                Bucket=stack["CaptureBucketName"], Key=actuals_key(hour, CLIENT), Body=encode_actuals(actuals)
+            )
 
 
-def captured(stack: Stack, traffic: Traffic) -> int:
-    """Captured rows of the replay's rides under the capture partitions of the replay's (UTC) days."""
-    s3, bucket, ids = client("s3"), stack["CaptureBucketName"], set(traffic.ride_id.tolist())
-    days = sorted({hour.date() for hour in monitor_hours(traffic)})
-    found = 0
-    for day in days:
-        for page in s3.get_paginator("list_objects_v2").paginate(
-            Bucket=bucket, Prefix=day_prefix(CAPTURE_PREFIX, day)
+class Captured:
+    """How many of the replay's rides the stack has captured, wherever their partition (a meter clock of
+    2009 is partitioned under its own hour); each capture object is read once."""
+
+    def __init__(self, stack: Stack, traffic: Traffic) -> None:
+        self.s3, self.bucket = client("s3"), stack["CaptureBucketName"]
+        self.ids = set(traffic.ride_id.tolist())
+        self.rows: dict[str, int] = {}
+
+    def count(self) -> int:
+        for page in self.s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=CAPTURE_PREFIX
         ):
             for item in page.get("Contents", []):
-                batch = decode_capture(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
-                found += sum(ride_id in ids for ride_id in batch.ride_id)
-    return found
+                if item["Key"] not in self.rows:
+                    body = self.s3.get_object(Bucket=self.bucket, Key=item["Key"])["Body"].read()
+                    self.rows[item["Key"]] = sum(r in self.ids for r in decode_capture(body).ride_id)
+        return sum(self.rows.values())
 
 
 @pytest.fixture(scope="module")
@@ -95,8 +101,8 @@ def on_stack(stack: Stack, traffic: Traffic, in_process: Outcome) -> dict[str, t
     send(stack, traffic)
     report_actuals(stack, traffic)
     expected = in_process.recorded.counts["predicted"]
-    poll(lambda: captured(stack, traffic) >= expected, timeout=300, interval=3,
-         what=f"{expected} captured rides under the replay days' capture partitions")  # fmt: skip
+    captured = Captured(stack, traffic)
+    poll(lambda: captured.count() >= expected, timeout=300, interval=3, what=f"{expected} captured rides")
     reports = sorted(in_process.recorded.reports, key=lambda r: r["window"]["end"])
     chosen = sorted({int(i) for i in np.linspace(0, len(reports) - 1, WINDOWS_COMPARED)})
     pairs = {}
