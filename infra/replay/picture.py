@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from infra.replay.alarms import ALARM, AlarmHistory
 from infra.replay.results import WindowRow, feature_names
 
-WIDTH, LEFT, RIGHT = 1400, 190, 20
+WIDTH, LEFT, RIGHT = 1400, 250, 20
 PLOT_WIDTH = WIDTH - LEFT - RIGHT
 SVG_NS = "http://www.w3.org/2000/svg"
 SCORES_HEIGHT, RATIO_HEIGHT, STRIP, LANE = 240, 120, 16, 16
@@ -41,6 +41,20 @@ class Axis:
         return LEFT + (WIDTH - LEFT - RIGHT) * (moment - self.start).total_seconds() / self.span
 
 
+def _runs(
+    rows: Sequence[WindowRow], get: Callable[[WindowRow], float | None]
+) -> list[list[tuple[WindowRow, float]]]:
+    """Consecutive windows that have a value: a line never bridges windows without one."""
+    runs: list[list[tuple[WindowRow, float]]] = [[]]
+    for row in rows:
+        value = get(row)
+        if value is None:
+            runs.append([])
+        else:
+            runs[-1].append((row, value))
+    return [run for run in runs if run]
+
+
 def _lines(
     rows: Sequence[WindowRow],
     axis: Axis,
@@ -58,12 +72,14 @@ def _lines(
     ]
     for k, (name, get) in enumerate(series.items()):
         colour = PALETTE[k % len(PALETTE)]
-        points = [
-            (axis.x(row.end), top + height * (1 - v / peak)) for row in rows if (v := get(row)) is not None
-        ]
-        if points:
-            coords = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+        for run in _runs(rows, get):
+            coords = " ".join(
+                f"{axis.x(row.end):.1f},{top + height * (1 - value / peak):.1f}" for row, value in run
+            )
             parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1" points="{coords}"/>')
+            if len(run) == 1:  # a lone window's value: a dot, a one-point line is not drawn
+                x, y = coords.split(",")
+                parts.append(f'<circle cx="{x}" cy="{y}" r="1.5" fill="{colour}"/>')
         parts.append(_rect(8, top + 4 + k * 14, 10, 10, colour))
         parts.append(_text(22, top + 13 + k * 14, name, 10))
     return parts
