@@ -1,7 +1,7 @@
 """The template's alarm rules evaluated on the metrics the monitor published, over simulated time, the way
 CloudWatch does: a statistic per period, M of the N most recent periods breaching, missing data treated as
-the rule says. A period is judged once it is over (at the first evaluation at or after its end), on the
-datapoints published by then."""
+the rule says. Evaluated after each monitor run on the datapoints published by then, the newest period
+being the one the evaluation time falls in (CloudWatch judges the current period on the data it has)."""
 
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ def evaluate(rule: AlarmRule, points: Sequence[Published], times: Sequence[datet
         while taken < len(ordered) and ordered[taken][0] <= at:
             grouped.setdefault(ordered[taken][1], []).append(ordered[taken][2])
             taken += 1
-        newest = int(at.timestamp()) // rule.period_seconds - 1  # the newest period that is over
+        newest = int(at.timestamp()) // rule.period_seconds
         periods = range(newest - rule.evaluation_periods + 1, newest + 1)
         window = [STATISTICS[rule.statistic](grouped[p]) if p in grouped else None for p in periods]
         state = next_state(rule, window, state)
