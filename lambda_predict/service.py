@@ -19,14 +19,13 @@ import orjson
 from lambda_predict.delivery import RetryPolicy, deliver
 from lambda_predict.model_provider import LoadedModel, ModelProvider
 from lambda_predict.ports import BlobStore, PredictionSink, PutEntry
-from trip_core.capture import CaptureBatch, Rejection, encode_capture, encode_rejected
+from trip_core.capture import CaptureBatch, Rejection, encode_capture, encode_rejected, pickup_hour_groups
 from trip_core.contracts import capture_key, rejected_key, utc_iso
 from trip_core.features import compute_features
 from trip_core.observability import logger
 from trip_core.rides import (
     FieldError,
     ValidRide,
-    new_york_to_utc,
     to_new_york_naive,
     validate_record_data,
     validate_ride,
@@ -131,17 +130,6 @@ def _features(rides: Sequence[ValidRide]) -> np.ndarray:
     )
 
 
-def by_pickup_hour(rides: Sequence[ValidRide]) -> list[tuple[datetime, np.ndarray]]:
-    """(UTC pickup hour, indices of its rides), oldest hour first: one capture object each, so the
-    monitor lists only the hours of its event-time window."""
-    hours = new_york_to_utc(_pickups(rides)).astype("datetime64[h]")
-    distinct, inverse = np.unique(hours, return_inverse=True)
-    return [
-        (distinct[k].astype(datetime).replace(tzinfo=UTC), np.flatnonzero(inverse == k))
-        for k in range(distinct.size)
-    ]
-
-
 def _predict(model: LoadedModel, rides: Sequence[ValidRide]) -> np.ndarray:
     minutes = np.asarray(model.predictor.predict(_features(rides)), dtype=np.float64)
     if minutes.shape != (len(rides),):
@@ -190,7 +178,7 @@ class PredictService:
         delivered = self._deliver(model, valid, minutes, outcome)
         if delivered:
             delivered_rides, delivered_minutes = [valid[i] for i in delivered], minutes[delivered]
-            for hour, rows in by_pickup_hour([ride for _, ride in delivered_rides]):
+            for hour, rows in pickup_hour_groups(_pickups([ride for _, ride in delivered_rides])):
                 key = capture_key(hour, shard_id, first_seq)
                 picked = [delivered_rides[i] for i in rows]
                 self._capture(model, picked, delivered_minutes[rows], processed_at, key, outcome)
@@ -330,7 +318,7 @@ class PredictService:
                 {"error": "model returned a non-finite prediction", "reasons": []}, model.version
             )
         batch = self._capture_batch(model, [result], minutes, invoked_at)
-        [(pickup_hour, _)] = by_pickup_hour([result])
+        [(pickup_hour, _)] = pickup_hour_groups(_pickups([result]))
         key = capture_key(pickup_hour, DIRECT_SHARD_ID, request_id)
         captured = True
         try:

@@ -87,8 +87,10 @@ def read_captures(
     batches = []
     for key, body in _fetch(source, capture_prefixes(start, end)):
         try:
-            batch = _within(decode_capture(body), start, end)
-        except ValueError as error:  # RecordFormatError, or a pickup that is not a datetime
+            decoded = decode_capture(body)
+            parse_utc(decoded.captured_at)  # late captures are told by it
+            batch = _within(decoded, start, end)
+        except ValueError as error:  # RecordFormatError, or a time that is not one
             problems.append(f"capture object {key}: {error}")
             continue
         if batch is not None:
