@@ -196,14 +196,18 @@ def say_drift(drift: dict[str, Any]) -> None:
 
 
 def say_quality(q: dict[str, Any], pointer: ModelPointer) -> None:
+    if not q:
+        return
+    low, high = q["domain_minutes"]
+    joined = f"{q['joined']} joined, {q['in_domain']} in {low:g}-{high:g} min"
     if q.get("mae") is not None:
         SAY(
-            f"  quality on actuals  {q['joined']} joined: MAE {q['mae']:.3f} (x{q['mae_ratio']:.2f} of "
+            f"  quality on actuals  {joined}: MAE {q['mae']:.3f} (x{q['mae_ratio']:.2f} of "
             f"validation {pointer.validation_mae:.3f}), RMSE {q['rmse']:.3f} (x{q['rmse_ratio']:.2f} of "
             f"{pointer.validation_rmse:.3f})"
         )
-    elif q:
-        SAY(f"  quality on actuals  {q.get('joined')} joined: too few, not published")
+    else:
+        SAY(f"  quality on actuals  {joined}: too few, not published")
 
 
 def say_report(report: dict[str, Any], pointer: ModelPointer) -> None:
@@ -211,6 +215,12 @@ def say_report(report: dict[str, Any], pointer: ModelPointer) -> None:
     SAY(
         f"monitor window        {window['start']} .. {window['end']}: {report['prediction_count']} "
         f"predictions, rejected {rej['count']} (share {rej['share'] or 0:.4f})"
+    )
+    actuals = report["actuals"]
+    rejected = ", ".join(f"{reason} {n}" for reason, n in actuals["rejected"].items() if n) or "none"
+    SAY(
+        f"actuals               {actuals['accepted']} accepted of {actuals['lines']} lines;"
+        f" rejected: {rejected}"
     )
     for version, result in sorted(report["versions"].items()):
         SAY(f"model version {version:7s} status {result['status']}")

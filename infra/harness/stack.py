@@ -16,10 +16,10 @@ from lambda_retrain.aws import S3Store
 from trip_core.bundle import ServingBundle, load_bundle
 from trip_core.capture import Actual, decode_capture, decode_rejected, encode_actuals
 from trip_core.contracts import (
-    ACTUALS_PREFIX,
     CAPTURE_PREFIX,
     LIVE_POINTER_KEY,
     REJECTED_PREFIX,
+    actuals_key,
     day_prefix,
     parse_utc,
     utc_iso,
@@ -96,7 +96,8 @@ class Stack:
         return answer
 
     def monitor(self, start: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Run the monitor over start .. now (+1 s); (its event, its answer)."""
+        """Backfill the monitor over pickups of start .. now (+1 s): the rides sent since `start` (they
+        were picked up when sent, streams.put_records); (its event, its answer)."""
         end = now_s() + timedelta(seconds=1)
         event = {"window_start": utc_iso(start), "window_end": utc_iso(end)}
         return event, self.invoke("MonitorFunctionName", event)
@@ -111,8 +112,8 @@ class Stack:
 
     # ------------------------------------------------------------------ data in and out
     def send_actuals(self, actuals: list[Actual], name: str) -> str:
-        """The actual durations as an actuals object of today; returns its key."""
-        key = f"{day_prefix(ACTUALS_PREFIX, datetime.now(UTC))}{name}.jsonl"
+        """The actual durations as one actuals object of the hour they are reported in; its key."""
+        key = actuals_key(datetime.now(UTC), name)
         client("s3").put_object(Bucket=self["CaptureBucketName"], Key=key, Body=encode_actuals(actuals))
         return key
 
