@@ -224,6 +224,28 @@ def test_mixed_batch_predicts_valid_and_stores_bad(world: World) -> None:
     assert decode_capture(next(iter(world.captures.objects.values()))).ride_id == [1, 2, 3, 4, 5]
 
 
+def test_a_batch_is_captured_per_pickup_hour_and_a_failed_hour_alone_is_retried(world: World) -> None:
+    """Pickups 08:50 and 09:10 New York (13:xx and 14:xx UTC): two objects of the same name; when the
+    14:00 one cannot be written only its rides are retried, and the retry overwrites, never adds."""
+    pickups = ["2023-03-06T08:50:00", "2023-03-06T09:10:00", "2023-03-06T08:55:00", "2023-03-06T09:20:00"]
+    records = [
+        kinesis_record(i, {**good(i), "ride": {**good(i)["ride"], "pickup_datetime": p}})
+        for i, p in enumerate(pickups)
+    ]
+    world.captures.refused = "hour=14/"
+    assert failures(handle(event(*records), None, world.service)) == ["1", "3"]
+    (early,) = world.captures.objects
+    assert early == f"captures/dt=2023-03-06/hour=13/{SHARD}_0.json.gz"
+    assert decode_capture(world.captures.objects[early]).ride_id == [0, 2]
+    world.captures.refused = None
+    assert failures(handle(event(*records), None, world.service)) == []  # Lambda retries the batch
+    assert sorted(world.captures.objects) == [early, f"captures/dt=2023-03-06/hour=14/{SHARD}_0.json.gz"]
+    assert [decode_capture(body).ride_id for _, body in sorted(world.captures.objects.items())] == [
+        [0, 2],
+        [1, 3],
+    ]
+
+
 def test_one_vectorised_predict_call_per_batch(world: World) -> None:
     calls: list[int] = []
     model = world.service.models.current()
