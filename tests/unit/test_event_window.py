@@ -83,7 +83,14 @@ def test_read_captures_keeps_only_rides_picked_up_in_the_range() -> None:
 
 
 def test_judged_actuals_keep_the_last_valid_line_of_a_ride_and_count_every_reason() -> None:
-    lines = [Actual(1, 10.0), "negative", Actual(1, 12.0), Actual("1", 13.0), Actual(2, 5.0), Actual(9, 4.0)]
+    lines: list[Actual | str] = [
+        Actual(1, 10.0),
+        "negative",
+        Actual(1, 12.0),
+        Actual("1", 13.0),
+        Actual(2, 5.0),
+        Actual(9, 4.0),
+    ]
     durations, rejected = judge_actuals(lines, known_rides={"1", "2"})
     assert durations == {"1": 13.0, "2": 5.0}  # 1 and "1" are the same ride
     assert rejected == {**dict.fromkeys(ACTUAL_REJECTION_REASONS, 0), "negative": 1, "duplicate": 2,
