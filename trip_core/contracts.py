@@ -45,8 +45,8 @@ LATE_ALLOWANCE = timedelta(hours=1)
 MAX_CATCH_UP_WINDOWS = 24
 # CloudWatch refuses datapoints older than this: a backfill of an older window publishes no metrics.
 METRIC_MAX_AGE = timedelta(days=14)
-# An actual is joined only to a ride captured with a pickup in [window start - this, window end): a
-# ride reported in the window was picked up at most MAX_ACTUAL_MINUTES before it.
+# An actual reported for a window names a known ride when that ride was captured with a pickup in
+# [window start - this, window end + LATE_ALLOWANCE): it was picked up at most MAX_ACTUAL_MINUTES before.
 ACTUALS_RIDE_LOOKBACK = timedelta(minutes=MAX_ACTUAL_MINUTES)
 
 # ------------------------------------------------------------------------------------ inputs -> features

@@ -146,14 +146,14 @@ def read_actuals(
     source: BlobSource, start: datetime, end: datetime, window: Sequence[CaptureBatch], problems: list[str]
 ) -> JudgedActuals:
     """The actuals reported for rides picked up in [start, end) (`window`: their captures). A ride is
-    known when it was captured with a pickup in [start - ACTUALS_RIDE_LOOKBACK, end): a ride picked up
-    shortly before the window is reported in it and is no error, only not part of this window."""
+    known when it was captured with a pickup in [start - ACTUALS_RIDE_LOOKBACK, end + LATE_ALLOWANCE):
+    the report hours also hold rides picked up shortly before the window and short rides of the
+    allowance after it; those are no error, only not part of this window."""
     objects = _fetch(source, actuals_prefixes(start, end))
     lines = [line for _key, body in objects for line in decode_actuals(body)]
-    known = _ride_ids(window) | _ride_ids(
-        read_captures(source, start - ACTUALS_RIDE_LOOKBACK, start, problems)
-    )
-    durations, rejected = judge_actuals(lines, known)
+    before = read_captures(source, start - ACTUALS_RIDE_LOOKBACK, start, problems)
+    after = read_captures(source, end, end + LATE_ALLOWANCE, problems)
+    durations, rejected = judge_actuals(lines, _ride_ids(window) | _ride_ids(before) | _ride_ids(after))
     return JudgedActuals(durations, rejected, len(objects), len(lines))
 
 

@@ -106,13 +106,16 @@ def test_judged_actuals_keep_the_last_valid_line_of_a_ride_and_count_every_reaso
     ]
 
 
-def test_read_actuals_knows_rides_of_the_day_before_and_ignores_later_reports() -> None:
+def test_read_actuals_knows_rides_of_the_day_before_and_the_allowance_and_ignores_later_reports() -> None:
     blobs = MemoryBlobs()
     blobs.put_capture(_batch([1], ["2023-03-06T00:30:00"]), first_seq="a")  # in the window
     blobs.put_capture(_batch([2], ["2023-03-05T12:00:00"]), first_seq="b")  # the day before
-    blobs.put_actuals(START + timedelta(minutes=40), "x", [Actual(1, 20.0), Actual(2, 900.0), Actual(3, 5.0)])
+    blobs.put_capture(_batch([4], ["2023-03-06T01:10:00"]), first_seq="c")  # in the allowance after it
+    blobs.put_capture(_batch([5], ["2023-03-06T02:10:00"]), first_seq="d")  # later still
+    reported = [Actual(1, 20.0), Actual(2, 900.0), Actual(3, 5.0), Actual(4, 15.0), Actual(5, 1.0)]
+    blobs.put_actuals(START + timedelta(minutes=100), "x", reported)
     blobs.put_actuals(START + timedelta(hours=2), "late", [Actual(1, 99.0)])  # after end + allowance
     window = read_captures(blobs, START, START + timedelta(hours=1), [])
     judged = read_actuals(blobs, START, START + timedelta(hours=1), window, [])
-    assert judged.durations == {"1": 20.0, "2": 900.0} and judged.rejected["unknown_ride"] == 1
-    assert (judged.objects, judged.lines) == (1, 3)
+    assert judged.durations == {"1": 20.0, "2": 900.0, "4": 15.0} and judged.rejected["unknown_ride"] == 2
+    assert (judged.objects, judged.lines) == (1, 5)
