@@ -23,13 +23,7 @@ from trip_core.capture import CaptureBatch, Rejection, encode_capture, encode_re
 from trip_core.contracts import capture_key, rejected_key, utc_iso
 from trip_core.features import compute_features
 from trip_core.observability import logger
-from trip_core.rides import (
-    FieldError,
-    ValidRide,
-    to_new_york_naive,
-    validate_record_data,
-    validate_ride,
-)
+from trip_core.rides import FieldError, ValidRide, to_new_york_naive, validate_record_data, validate_ride
 
 DIRECT_SHARD_ID = "direct"  # capture key of a direct invoke: captures/.../direct_<request id>.json.gz
 PREDICTION_DECIMALS = 2
