@@ -94,7 +94,7 @@ def _week_shifts(pickups: np.ndarray, end: np.datetime64, count: int) -> list[np
     """Every whole-week shift that puts `count` consecutive rides of `pickups` right before `end`."""
     week = np.timedelta64(7, "D")
     first = (end - pickups[-1]) // week + 1  # the first shift whose end falls inside the month
-    shifts = []
+    shifts: list[np.timedelta64] = []
     for weeks in range(int(first), int((end - pickups[0]) // week) + 1):
         if np.searchsorted(pickups, end - weeks * week) >= count:
             shifts.append(weeks * week)
