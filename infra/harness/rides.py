@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -75,12 +75,27 @@ class Ride:
             self.payload = json.dumps(payload).encode()
 
 
-def real_rides(month: str | Path, count: int, seed: int, id_base: int) -> list[Ride]:
-    """`count` real rides of `month` (cleaned like training), sampled with `seed`, in pickup order."""
+def real_rides(
+    month: str | Path, count: int, seed: int, id_base: int, end: datetime | None = None
+) -> list[Ride]:
+    """`count` consecutive real rides of `month` (cleaned like training) in pickup order, moved by whole
+    weeks so that the last is picked up just before `end` (default now): traffic as live clients send it.
+
+    Consecutive, not sampled: the monitor's windows are pickup-time windows compared with a seasonal
+    reference, and the loop retrains on the rides picked up in its lookback. Whole weeks keep every ride's
+    New York time of week. `seed` picks which of the month's weeks the rides come from.
+    """
     from training.data import PICKUP, load_month
 
-    frame = load_month(str(ROOT / month)).frame
-    sample = frame.sample(n=min(count, len(frame)), random_state=seed).sort_values(PICKUP)
+    frame = load_month(str(ROOT / month)).frame.sort_values(PICKUP, kind="stable")
+    pickups = frame[PICKUP].to_numpy()
+    end_local = to_new_york_naive(end or datetime.now(UTC)).replace(microsecond=0)
+    shifts = _week_shifts(pickups, np.datetime64(end_local), count)
+    if not shifts:
+        raise ValueError(f"{month} has fewer than {count} rides before any week-aligned end")
+    weeks = shifts[seed % len(shifts)]
+    stop = int(np.searchsorted(pickups, np.datetime64(end_local) - weeks))
+    chunk = frame.iloc[stop - count : stop]
     return [
         Ride(
             ride_id=id_base + i,
@@ -90,14 +105,25 @@ def real_rides(month: str | Path, count: int, seed: int, id_base: int) -> list[R
                     int(row.PULocationID),
                     int(row.DOLocationID),
                     float(row.trip_distance),
-                    getattr(row, PICKUP),
+                    (getattr(row, PICKUP) + weeks).to_pydatetime(),
                 )
             ).encode(),
             good=True,
             duration=round(float(row.duration), 3),
         )
-        for i, row in enumerate(sample.itertuples(index=False))
+        for i, row in enumerate(chunk.itertuples(index=False))
     ]
+
+
+def _week_shifts(pickups: np.ndarray, end: np.datetime64, count: int) -> list[np.timedelta64]:
+    """Every whole-week shift that puts `count` consecutive rides of `pickups` right before `end`."""
+    week = np.timedelta64(7, "D")
+    first = (end - pickups[-1]) // week + 1  # the first shift whose end falls inside the month
+    shifts: list[np.timedelta64] = []
+    for weeks in range(int(first), int((end - pickups[0]) // week) + 1):
+        if np.searchsorted(pickups, end - weeks * week) >= count:
+            shifts.append(weeks * week)
+    return shifts
 
 
 def bad_record(ride_id: int, payload: Any) -> Ride:
