@@ -30,7 +30,7 @@ from typing import Any
 from infra.aws import ENDPOINT, client
 from infra.harness.mlflow import MLFLOW_URL
 from infra.harness.poll import wait_quietly
-from infra.harness.rides import OK_RIDE, ROOT, Ride, bad_record, mixed_in, real_rides
+from infra.harness.rides import OK_RIDE, ROOT, Ride, bad_record, mixed_in, pickup_window, real_rides
 from infra.harness.scenario import (
     CONSOLE,
     OUT,
@@ -117,11 +117,11 @@ def send_actuals(stack: Stack, traffic: Traffic) -> None:
     SAY(f"   s3://{stack['CaptureBucketName']}/{key} ({len(traffic.good)} rides)")
 
 
-def monitor(stack: Stack, start: datetime) -> dict[str, Any]:
-    """The monitor over the run's window; its report (a copy, with the HTML, in artifacts/demo)."""
-    CONSOLE.step("run the monitor over the run's window")
+def monitor(stack: Stack, traffic: Traffic) -> dict[str, Any]:
+    """The monitor over the pickups of the run's rides; its report (a copy + the HTML in artifacts/demo)."""
+    CONSOLE.step("run the monitor over the pickup-time window of the run's rides")
     started = time.perf_counter()
-    event, answer = stack.monitor(start)
+    event, answer = stack.monitor(*pickup_window(r.fields() for r in traffic.good.values()))
     SAY(f"   {json.dumps(event)} -> {json.dumps(answer)} ({time.perf_counter() - started:.1f} s)")
     report = stack.report(answer["report_key"])
     html_key = answer["report_key"].rsplit(".", 1)[0] + ".html"
@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     warm_up(stack)
     traffic = stream_month(stack, args)
     send_actuals(stack, traffic)
-    report = monitor(stack, traffic.start)
+    report = monitor(stack, traffic)
     SAY("\n" + "=" * 100 + "\nSUMMARY\n" + "=" * 100)
     say_traffic(args, traffic, deploy)
     say_latency(args, traffic)

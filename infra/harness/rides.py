@@ -1,15 +1,15 @@
 """Rides for the scenarios: real rides of a month, deliberately bad records, and the model's own answer.
 
-`ride_payload` is the one place a ride payload (docs/architecture.md, "Input ride") is built; `go_live`
-the one place a payload's pickup becomes the moment it is sent (the monitor's windows are pickup time).
+`ride_payload` is the one place a ride payload (docs/architecture.md, "Input ride") is built.
 """
 
 from __future__ import annotations
 
 import json
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import numpy as np
 from trip_core.bundle import ServingBundle
 from trip_core.contracts import RideRequest
 from trip_core.features import compute_features
-from trip_core.rides import to_new_york_naive
+from trip_core.rides import new_york_to_utc, to_new_york_naive
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,20 +38,13 @@ def ride_payload(
     return RideRequest(ride_id, pu, do, distance, pickup).to_payload()
 
 
-def go_live(payload: Any, sent_at: datetime) -> bool:
-    """A payload with a valid pickup_datetime gets `sent_at` (New York local) instead, in place: the
-    scenarios replay a month's rides as today's traffic, so the monitor's pickup-time window of the run
-    and the loop's lookback hold them. Invalid or missing pickups are left as they are (a bad record
-    stays bad). True when it changed the payload."""
-    ride = payload.get("ride") if isinstance(payload, dict) else None
-    if not isinstance(ride, dict) or not isinstance(ride.get("pickup_datetime"), str):
-        return False
-    try:
-        datetime.fromisoformat(ride["pickup_datetime"])
-    except ValueError:
-        return False
-    ride["pickup_datetime"] = to_new_york_naive(sent_at).isoformat(timespec="seconds")
-    return True
+def pickup_window(rides: Iterable[dict[str, Any]]) -> tuple[datetime, datetime]:
+    """[first pickup, last pickup + 1 s) in UTC of ride objects (a payload's `ride`): the monitor backfill
+    that holds exactly these rides' pickup times."""
+    local = np.array([r["pickup_datetime"] for r in rides], dtype="datetime64[s]")
+    utc = new_york_to_utc(np.array([local.min(), local.max()]))
+    first, last = (moment.astype(datetime).replace(tzinfo=UTC) for moment in utc)
+    return first, last + timedelta(seconds=1)
 
 
 @dataclass
@@ -65,14 +58,6 @@ class Ride:
         """The payload's ride object (good rides)."""
         ride: dict[str, Any] = json.loads(self.payload)["ride"]
         return ride
-
-    def go_live(self, sent_at: datetime) -> None:
-        """A good ride's pickup becomes `sent_at` (see `go_live`); its payload is what was sent."""
-        if not self.good:
-            return
-        payload = json.loads(self.payload)
-        if go_live(payload, sent_at):
-            self.payload = json.dumps(payload).encode()
 
 
 def real_rides(

@@ -30,6 +30,7 @@ from trip_core.pointer import ModelPointer
 # a retrain answers after seconds to minutes: a long read timeout, and never a retried (repeated) invoke
 LONG_INVOKE = Config(read_timeout=900, retries={"max_attempts": 0})
 RECENT = timedelta(minutes=5)  # objects older than this before `since` are not opened
+CAPTURE_DAYS_BACK = timedelta(days=7)
 
 
 class InvokeError(RuntimeError):
@@ -42,7 +43,10 @@ def now_s() -> datetime:
 
 
 def _days(since: datetime) -> list[date]:
-    return sorted({since.astimezone(UTC).date(), datetime.now(UTC).date()})
+    """The UTC days from a week before `since` to today: captures sit in their rides' pickup days, and
+    the scenarios' rides were picked up up to a few days before they are sent (rides.real_rides)."""
+    first = (since - CAPTURE_DAYS_BACK).astimezone(UTC).date()
+    return [first + timedelta(days=i) for i in range((datetime.now(UTC).date() - first).days + 1)]
 
 
 @dataclass
@@ -95,10 +99,9 @@ class Stack:
             raise InvokeError(f"{self[output]} failed: {json.dumps(answer)[:2000]}")
         return answer
 
-    def monitor(self, start: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Backfill the monitor over pickups of start .. now (+1 s): the rides sent since `start` (they
-        were picked up when sent, streams.put_records); (its event, its answer)."""
-        end = now_s() + timedelta(seconds=1)
+    def monitor(self, start: datetime, end: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Backfill the monitor over the pickups of [start, end) (rides.pickup_window of the rides a
+        scenario sent); (its event, its answer)."""
         event = {"window_start": utc_iso(start), "window_end": utc_iso(end)}
         return event, self.invoke("MonitorFunctionName", event)
 

@@ -9,12 +9,11 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from infra.aws import client
 from infra.harness.poll import poll
-from infra.harness.rides import Ride, go_live
+from infra.harness.rides import Ride
 
 PUT_ATTEMPTS = 5
 PUT_BATCH = 100  # rides per PutRecords when streaming at a rate
@@ -23,20 +22,11 @@ Progress = Callable[[int, int, str], None]  # (done, total, text)
 
 
 def put_records(
-    stream: str,
-    rides: Sequence[Ride],
-    kinesis: Any | None = None,
-    attempts: int = PUT_ATTEMPTS,
-    live: bool = True,
+    stream: str, rides: Sequence[Ride], kinesis: Any | None = None, attempts: int = PUT_ATTEMPTS
 ) -> None:
-    """PutRecords of `rides` (partition key = ride_id), `live` ones picked up now (Ride.go_live);
-    PutRecords may refuse single records under throughput limits: those are sent again, up to
-    `attempts` puts in all, then it is an error."""
+    """PutRecords of `rides` (partition key = ride_id); PutRecords may refuse single records under
+    throughput limits: those are sent again, up to `attempts` puts in all, then it is an error."""
     kinesis = kinesis or client("kinesis")
-    if live:
-        sent_at = datetime.now(UTC)
-        for ride in rides:
-            ride.go_live(sent_at)
     pending = [{"Data": r.payload, "PartitionKey": str(r.ride_id)} for r in rides]
     for _attempt in range(attempts):
         response = kinesis.put_records(StreamName=stream, Records=pending)
@@ -48,14 +38,10 @@ def put_records(
 
 
 def put_payloads(stream: str, payloads: Sequence[dict[str, Any]], attempts: int = PUT_ATTEMPTS) -> None:
-    """Ride payloads (dicts with a ride_id) on `stream`, in PutRecords batches of 500; a valid pickup
-    becomes the send time in the caller's dicts too (go_live), so they say what was sent."""
-    sent_at = datetime.now(UTC)
-    for payload in payloads:
-        go_live(payload, sent_at)
+    """Ride payloads (dicts with a ride_id) on `stream`, in PutRecords batches of 500."""
     rides = [Ride(p.get("ride_id"), json.dumps(p).encode(), good=True) for p in payloads]
     for i in range(0, len(rides), 500):
-        put_records(stream, rides[i : i + 500], attempts=attempts, live=False)
+        put_records(stream, rides[i : i + 500], attempts=attempts)
 
 
 class StreamReader:
