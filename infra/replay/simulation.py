@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import boto3
 import numpy as np
@@ -116,13 +117,25 @@ class RecordingReports:
 
 
 @contextmanager
+def s3_urls_loaded_once() -> Iterator[None]:
+    """moto re-imports (`reload`) its S3 URL table on every S3 request, in case the environment changed
+    the endpoints; under the monitor's read threads that serialises on the import lock and was most of a
+    replay's time. The replay never changes those variables, so the table loaded once is the same table."""
+    import moto.s3.models
+    import moto.s3.urls
+
+    with mock.patch.object(moto.s3.models.S3Backend, "_url_module", property(lambda _: moto.s3.urls)):
+        yield
+
+
+@contextmanager
 def simulated_aws() -> Iterator[dict[str, Any]]:
     """moto clients with the stack's buckets and predictions stream; the environment restored after."""
     saved = {name: os.environ.get(name) for name in [*FAKE_ENV, "AWS_ENDPOINT_URL"]}
     os.environ.update(FAKE_ENV)
     os.environ.pop("AWS_ENDPOINT_URL", None)
     try:
-        with mock_aws():
+        with mock_aws(), s3_urls_loaded_once():
             clients = {name: boto3.client(name) for name in ("s3", "kinesis", "cloudwatch")}
             for bucket in ("ModelsBucket", "CaptureBucket", "RejectedBucket"):
                 clients["s3"].create_bucket(Bucket=STACK_REFS[bucket])
