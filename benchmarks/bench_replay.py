@@ -3,18 +3,19 @@ infra.replay on a simulated clock, the template's alarms evaluated on the publis
 
 Prints JSON lines {"metric", "value", "unit", "note"} (the note of each goal says what it asks, what was
 measured, and whether it is met) and the goal table on stderr. Measures; asserts nothing. Models are trained
-as `make train` trains them and kept in .state/bench-replay/<name>/ for the next run.
+as `make train` trains them (bundle directories in .state/bench-replay/<name>/).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.replay.model import ModelFiles, bundle_dir, train_model
+from infra.replay.model import ModelFiles, train_model
 from infra.replay.scenario import Outcome, run_replay
 from infra.replay.traffic import Injection, build_traffic
 from trip_core.contracts import MONITOR_WINDOW
@@ -101,13 +102,12 @@ GOALS = (
 )  # fmt: skip
 
 
+@functools.cache
 def model(name: str) -> ModelFiles:
-    directory = STATE / name
-    if (directory / "bundle.npz").exists():
-        return bundle_dir(directory)
+    """Trained once per run (a kept profile would miss a change of the profile's format)."""
     train, valid = MODELS[name]
     print(f"bench replay: training the {name} model", file=sys.stderr, flush=True)
-    return train_model([str(DATA / f) for f in train], str(DATA / valid), directory)
+    return train_model([str(DATA / f) for f in train], str(DATA / valid), STATE / name)
 
 
 def emit(metric: str, value: float, unit: str, note: str | None = None) -> None:
