@@ -83,7 +83,7 @@ def analyse_version(
     config: MonitorConfig,
 ) -> dict[str, Any]:
     current = current_columns(rows)
-    drift = dataset_drift(profile, current.valid, config.drift_threshold)
+    drift = dataset_drift(profile, current)
     histograms = report_module.histograms(profile, current.valid)
     return {
         "status": "ok",
