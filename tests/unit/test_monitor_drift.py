@@ -114,17 +114,27 @@ def test_zones_of_2021_drift_at_two_thousand_rides() -> None:
     assert result.dataset_drift
 
 
+def _with_pickups_of_2021(values: np.ndarray, share: float, seed: int) -> np.ndarray:
+    """`share` of the pickup zones replaced by zones of 2021-01 rides."""
+    rng = np.random.default_rng(seed)
+    moved = rng.choice(values.size, int(share * values.size), replace=False)
+    shifted = values.copy()
+    shifted[moved] = rng.choice(valid_rows(month_columns("2021-01"))["PULocationID"], moved.size)
+    return shifted
+
+
 def test_a_million_rides_do_not_flag_a_tiny_shift_but_do_flag_a_small_one() -> None:
-    """At 10^6 rows the null quantile alone would flag distances 0.7 % longer; the effect floor does not."""
+    """At 10^6 rows the null quantile alone flags 2 % of pickups moved; the effect floor does not."""
     pool = population()
     profile = read_profile(reference_profile_dict(pool))
-    window = current_columns(version_rows(take(pool, np.random.default_rng(9).integers(0, len(pool["prediction"]), 1_000_000))))
-    slices = profile.slices(window.weekday, window.hour)[window.row["trip_distance"]]
-    reference = profile.columns["trip_distance"]
-    tiny = column_drift(reference, window.valid["trip_distance"] * 1.007, slices)
-    small = column_drift(reference, window.valid["trip_distance"] * 1.03, slices)
+    index = np.random.default_rng(9).integers(0, len(pool["prediction"]), 1_000_000)
+    window = current_columns(version_rows(take(pool, index)))
+    slices = profile.slices(window.weekday, window.hour)[window.row["PULocationID"]]
+    reference = profile.columns["PULocationID"]
+    tiny = column_drift(reference, _with_pickups_of_2021(window.valid["PULocationID"], 0.02, 3), slices)
+    small = column_drift(reference, _with_pickups_of_2021(window.valid["PULocationID"], 0.05, 3), slices)
     assert tiny is not None and small is not None
-    print(f"\n1M rows, distance x1.007: {tiny}\nx1.03: {small}")
+    print(f"\n1M rows, 2 % of pickups moved: {tiny}\n5 %: {small}")
     assert tiny.p_value < ALPHA and not tiny.drifted
     assert small.drifted
 
