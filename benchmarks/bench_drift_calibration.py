@@ -32,7 +32,7 @@ def month_in_time_order(month: str) -> dict[str, np.ndarray]:
     rows = take(rows, np.argsort(rows["pickup_datetime"], kind="stable"))
     first = np.datetime64(f"{month}-01T00:00:00", "s")
     inside = (rows["pickup_datetime"] >= first) & (rows["pickup_datetime"] < first + np.timedelta64(31, "D"))
-    return take(rows, np.flatnonzero(inside & (rows["pickup_datetime"].astype(f"datetime64[M]") == first)))
+    return take(rows, np.flatnonzero(inside & (rows["pickup_datetime"].astype("datetime64[M]") == first)))
 
 
 def window_bounds(pickup: np.ndarray, hours: int, step_hours: int) -> list[tuple[int, int]]:
@@ -69,12 +69,16 @@ def false_positive_rates(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--step-hours", type=int, default=1)
     parser.add_argument("--slicings", nargs="+", default=list(SLICINGS), choices=list(SLICINGS))
     args = parser.parse_args()
     replay = month_in_time_order(REPLAYED)
-    bounds = {hours: window_bounds(replay["pickup_datetime"], hours, args.step_hours) for hours in WINDOW_HOURS}
+    bounds = {
+        hours: window_bounds(replay["pickup_datetime"], hours, args.step_hours) for hours in WINDOW_HOURS
+    }
     header = None
     for month in REFERENCES:
         reference = valid_rows(month_columns(month))
@@ -85,8 +89,9 @@ def main() -> None:
                 rates = false_positive_rates(profile, replay, bounds[hours])
                 if header is None:
                     header = list(rates)
+                    names = " ".join(f"{name[:12]:>12}" for name in header)
                     print(f"{'reference':9} {'slicing':16} {'slices':>6} {'min/med rows':>13} {'window':>6} "
-                          f"{'windows':>7} " + " ".join(f"{name[:12]:>12}" for name in header), flush=True)  # fmt: skip
+                          f"{'windows':>7} {names}", flush=True)  # fmt: skip
                 print(f"{month:9} {slicing:16} {profile.n_slices:6d} {f'{smallest}/{median}':>13} "
                       f"{f'{hours}h':>6} {len(bounds[hours]):7d} "
                       + " ".join(f"{rates[name]:12.1%}" for name in header), flush=True)  # fmt: skip

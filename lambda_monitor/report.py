@@ -40,7 +40,9 @@ def histograms(profile: ReferenceProfile, current: Mapping[str, np.ndarray]) -> 
                 "current": _shares(cur),
             }
         elif isinstance(reference, CategoricalReference):
-            counts = np.bincount(reference.bins(values), minlength=reference.codes.size)[: reference.codes.size]
+            counts = np.bincount(reference.bins(values), minlength=reference.codes.size)[
+                : reference.codes.size
+            ]
             ref_share = dict(zip(reference.codes.tolist(), _shares(reference.counts), strict=True))
             cur_share = dict(zip(reference.codes.tolist(), _shares(counts), strict=True))
             top = sorted(
@@ -157,7 +159,9 @@ def _history_series(
         columns = dict(result["drift"]["features"])
         if result["drift"].get("prediction"):
             columns["prediction"] = result["drift"]["prediction"]
-        scores = {name: col["distance"] / col["threshold"] for name, col in columns.items() if col["threshold"]}
+        scores = {
+            name: col["distance"] / col["threshold"] for name, col in columns.items() if col["threshold"]
+        }
         rows.append((report["window"]["end"], scores))
     for end, scores in sorted(rows, key=lambda row: row[0]):
         times.append(end)

@@ -1,7 +1,8 @@
 """TLC months as the monitor sees them (shared by the monitor/profile tests and the monitor benchmark).
 
 `month_columns` gives the raw capture-like columns of a committed month; `monitored_columns` the
-MONITORED_FEATURES and TIME_OF_WEEK_FEATURES of those rows (as training computes them for the reference profile). The
+MONITORED_FEATURES and TIME_OF_WEEK_FEATURES of those rows (as training computes them for the
+reference profile). The
 stand-in "prediction" is the actual trip duration in minutes clipped to 1..60, so prediction drift
 follows what really moved between months.
 """
@@ -96,7 +97,9 @@ def valid_rows(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return take(columns, np.flatnonzero((distance >= 0) & (distance <= MAX_TRIP_DISTANCE_MILES)))
 
 
-def reference_profile_dict(columns: dict[str, np.ndarray], slicing: str = DEFAULT_SLICING) -> dict[str, object]:
+def reference_profile_dict(
+    columns: dict[str, np.ndarray], slicing: str = DEFAULT_SLICING
+) -> dict[str, object]:
     return build_reference_profile(monitored_columns(columns), columns["prediction"], slicing)
 
 

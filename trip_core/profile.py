@@ -334,9 +334,7 @@ def read_profile(source: str | bytes | Mapping[str, Any]) -> ReferenceProfile:
         slicing, n_slices = str(data["slicing"]), int(data["n_slices"])
         if SLICINGS.get(slicing, (None,))[0] != n_slices:
             raise ValueError(f"slicing {slicing!r} with {n_slices} slices is unknown")
-        columns = {
-            name: _read_column(name, column, n_slices) for name, column in data["columns"].items()
-        }
+        columns = {name: _read_column(name, column, n_slices) for name, column in data["columns"].items()}
     except (KeyError, TypeError) as error:
         raise ValueError(f"malformed reference profile: {error!r}") from error
     return ReferenceProfile(n_rows=int(data["n_rows"]), slicing=slicing, n_slices=n_slices, columns=columns)

@@ -89,7 +89,9 @@ def test_saturday_night_matches_its_mixture_not_the_pooled_month() -> None:
     assert window.rows > 1_000
     seasonal = dataset_drift(read_profile(reference_profile_dict(month)), window)
     pooled = dataset_drift(read_profile(reference_profile_dict(month, "none")), window)
-    print(f"\nSaturday night, {window.rows} rides: seasonal {seasonal.drift_share}, pooled {pooled.drift_share}")
+    print(
+        f"\nSaturday night, {window.rows} rides: seasonal {seasonal.drift_share}, pooled {pooled.drift_share}"
+    )
     assert not seasonal.dataset_drift and not any(c.drifted for c in seasonal.features.values())
     assert pooled.dataset_drift
 

@@ -81,7 +81,7 @@ def test_out_of_range_distances_are_counted_not_profiled() -> None:
 
 
 def test_bad_profiles_are_refused(ref_2021: tuple[dict[str, np.ndarray], np.ndarray]) -> None:
-    with pytest.raises(ValueError, match="schema 1.*reads schema 2"):
+    with pytest.raises(ValueError, match=r"schema 1.*reads schema 2"):
         read_profile('{"schema": 1}')
     columns, predictions = ref_2021
     data = build_reference_profile(take(columns, np.arange(100)), predictions[:100])
