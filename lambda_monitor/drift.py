@@ -72,7 +72,7 @@ def compared_bins(reference: ColumnReference) -> np.ndarray:
     window's rides in unseen codes would otherwise add distance the null never has.
     """
     pooled = reference.slice_counts.sum(axis=0)
-    if isinstance(reference, NumericReference):
+    if isinstance(reference, NumericReference):  # every value has a bin; order matters to K-S
         return np.arange(pooled.size + 1)
     common = pooled >= RARE_CODE_ROWS
     return np.append(np.where(common, np.cumsum(common) - 1, common.sum()), common.sum())
@@ -136,8 +136,7 @@ def column_drift(reference: ColumnReference, values: np.ndarray, slices: np.ndar
     statistic = "ks_binned" if isinstance(reference, NumericReference) else "jensenshannon"
     mixture = reference_mixture(reference, slices)
     window = np.bincount(compared_bins(reference)[reference.bins(values)], minlength=mixture.shares.size)
-    # Numeric: the extra bin (a value the profile could not bin) is always empty.
-    distance = float(STATISTICS[statistic](mixture.shares, window[: mixture.shares.size] / n))
+    distance = float(STATISTICS[statistic](mixture.shares, window / n))
     null = null_distribution(statistic, mixture, n, reference.name)
     quantile = float(null[math.ceil((1 - ALPHA) * (NULL_DRAWS + 1)) - 1])
     median = float(np.median(null))
