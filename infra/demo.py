@@ -30,7 +30,7 @@ from typing import Any
 from infra.aws import ENDPOINT, client
 from infra.harness.mlflow import MLFLOW_URL
 from infra.harness.poll import wait_quietly
-from infra.harness.rides import OK_RIDE, ROOT, Ride, bad_record, mixed_in, real_rides
+from infra.harness.rides import OK_RIDE, ROOT, Ride, bad_record, mixed_in, pickup_window, real_rides
 from infra.harness.scenario import (
     CONSOLE,
     OUT,
@@ -117,11 +117,11 @@ def send_actuals(stack: Stack, traffic: Traffic) -> None:
     SAY(f"   s3://{stack['CaptureBucketName']}/{key} ({len(traffic.good)} rides)")
 
 
-def monitor(stack: Stack, start: datetime) -> dict[str, Any]:
-    """The monitor over the run's window; its report (a copy, with the HTML, in artifacts/demo)."""
-    CONSOLE.step("run the monitor over the run's window")
+def monitor(stack: Stack, traffic: Traffic) -> dict[str, Any]:
+    """The monitor over the pickups of the run's rides; its report (a copy + the HTML in artifacts/demo)."""
+    CONSOLE.step("run the monitor over the pickup-time window of the run's rides")
     started = time.perf_counter()
-    event, answer = stack.monitor(start)
+    event, answer = stack.monitor(*pickup_window(r.fields() for r in traffic.good.values()))
     SAY(f"   {json.dumps(event)} -> {json.dumps(answer)} ({time.perf_counter() - started:.1f} s)")
     report = stack.report(answer["report_key"])
     html_key = answer["report_key"].rsplit(".", 1)[0] + ".html"
@@ -196,14 +196,18 @@ def say_drift(drift: dict[str, Any]) -> None:
 
 
 def say_quality(q: dict[str, Any], pointer: ModelPointer) -> None:
+    if not q:
+        return
+    low, high = q["domain_minutes"]
+    joined = f"{q['joined']} joined, {q['in_domain']} in {low:g}-{high:g} min"
     if q.get("mae") is not None:
         SAY(
-            f"  quality on actuals  {q['joined']} joined: MAE {q['mae']:.3f} (x{q['mae_ratio']:.2f} of "
+            f"  quality on actuals  {joined}: MAE {q['mae']:.3f} (x{q['mae_ratio']:.2f} of "
             f"validation {pointer.validation_mae:.3f}), RMSE {q['rmse']:.3f} (x{q['rmse_ratio']:.2f} of "
             f"{pointer.validation_rmse:.3f})"
         )
-    elif q:
-        SAY(f"  quality on actuals  {q.get('joined')} joined: too few, not published")
+    else:
+        SAY(f"  quality on actuals  {joined}: too few, not published")
 
 
 def say_report(report: dict[str, Any], pointer: ModelPointer) -> None:
@@ -211,6 +215,12 @@ def say_report(report: dict[str, Any], pointer: ModelPointer) -> None:
     SAY(
         f"monitor window        {window['start']} .. {window['end']}: {report['prediction_count']} "
         f"predictions, rejected {rej['count']} (share {rej['share'] or 0:.4f})"
+    )
+    actuals = report["actuals"]
+    rejected = ", ".join(f"{reason} {n}" for reason, n in actuals["rejected"].items() if n) or "none"
+    SAY(
+        f"actuals               {actuals['accepted']} accepted of {actuals['lines']} lines;"
+        f" rejected: {rejected}"
     )
     for version, result in sorted(report["versions"].items()):
         SAY(f"model version {version:7s} status {result['status']}")
@@ -281,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     warm_up(stack)
     traffic = stream_month(stack, args)
     send_actuals(stack, traffic)
-    report = monitor(stack, traffic.start)
+    report = monitor(stack, traffic)
     SAY("\n" + "=" * 100 + "\nSUMMARY\n" + "=" * 100)
     say_traffic(args, traffic, deploy)
     say_latency(args, traffic)

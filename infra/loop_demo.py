@@ -42,7 +42,7 @@ from infra.audit_table import table
 from infra.aws import client
 from infra.harness.mlflow import MLFLOW_URL, Registry
 from infra.harness.poll import PollTimeout, poll
-from infra.harness.rides import Ride, predict_in_process, real_rides
+from infra.harness.rides import Ride, pickup_window, predict_in_process, real_rides
 from infra.harness.scenario import CONSOLE, OUT, SAY, start_services, stream_with_bar, train, warm_up
 from infra.harness.stack import InvokeError, Stack, now_s
 from infra.harness.streams import PredictionsConsumer, put_records
@@ -105,8 +105,9 @@ class Loop:
         key = self.stack.send_actuals(actuals, f"loop-demo-{tag}-{int(now_s().timestamp())}")
         SAY(f"   actuals: s3://{self.stack['CaptureBucketName']}/{key} ({len(actuals)} rides)")
 
-    def monitor(self, start: datetime) -> None:
-        event, answer = self.stack.monitor(start)
+    def monitor(self, rides: list[Ride]) -> None:
+        """The monitor over the pickup-time window of `rides` (one phase's)."""
+        event, answer = self.stack.monitor(*pickup_window(r.fields() for r in rides if r.good))
         for version, result in sorted(self.stack.report(answer["report_key"])["versions"].items()):
             drift, quality = result.get("drift") or {}, result.get("quality") or {}
             mae = quality.get("mae")
@@ -213,10 +214,9 @@ def reset_loop(stack: Stack) -> None:
 def drift_phase(loop: Loop, before: list[Ride], v_old: str) -> datetime:
     """The 2021 model serves 2023 rides; the monitor sees drift and the MAE ratio climb."""
     CONSOLE.step(f"stream {len(before)} rides of 2023-03 (version {v_old} serving), actuals, monitor")
-    start = now_s()
     loop.serve(before, "before")
-    monitor_at = datetime.now(start.tzinfo)
-    loop.monitor(start - timedelta(seconds=1))
+    monitor_at = now_s()
+    loop.monitor(before)
     return monitor_at
 
 
@@ -296,7 +296,7 @@ def rollback_phase(loop: Loop, bad_phase: list[Ride]) -> dict[str, Any]:
     loop.serve(bad_phase, "bad")
     served = [r for r in bad_phase if r.good and loop.consumer.received[r.ride_id].version == v_bad]
     SAY(f"   {len(served)} of {sum(r.good for r in bad_phase)} rides served by version {v_bad}")
-    loop.monitor(forced_at - timedelta(seconds=1))
+    loop.monitor(bad_phase)
     # No invoke: the scheduled check compares the MAE the live version served with the previous version's
     # on the same rides. (The MAE-ratio alarm compares a version with its OWN validation MAE, so a model as
     # bad on its holdout as in serving keeps that ratio near 1; the schedule is what catches it.)
@@ -369,9 +369,8 @@ def split_rides(args: argparse.Namespace) -> list[list[Ride]]:
 def later_figures(loop: Loop, after: list[Ride], swap: Swap) -> dict[str, Any]:
     """The new model on a later slice; what crossed the swap (dropped, doubled, by which versions)."""
     CONSOLE.step(f"stream {len(after)} later rides of 2023-03 (not trained on), actuals")
-    start = now_s()
     loop.serve(after, "after")
-    loop.monitor(start - timedelta(seconds=1))
+    loop.monitor(after)
     got, seen = loop.consumer.received, loop.consumer.seen
     swap_ids = {r.ride_id for r in swap.trickle} | {r.ride_id for r in after if r.good}
     return {

@@ -3,26 +3,24 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from lambda_monitor.ports import MetricDatum
 from lambda_monitor.window import Window, hour_prefixes
 from trip_core.batching import limited_batches
-from trip_core.capture import CaptureBatch, decode_actuals, decode_capture, decode_rejected
+from trip_core.capture import decode_rejected
 from trip_core.contracts import (
-    ACTUALS_PREFIX,
-    CAPTURE_PREFIX,
     MONITOR_STATE_KEY,
     REJECTED_PREFIX,
     REPORTS_PREFIX,
-    day_prefix,
     parse_utc,
     utc_iso,
     version_pointer_key,
 )
+from trip_core.event_window import READ_THREADS
 from trip_core.observability import logger
 from trip_core.pointer import ModelPointer
 from trip_core.profile import ReferenceProfile, read_profile
@@ -31,7 +29,6 @@ MAX_METRICS_PER_CALL = 1000
 MAX_BYTES_PER_CALL = 1_000_000
 BYTES_BUDGET = 900_000  # margin under the 1 MB request limit for the envelope
 REJECTION_LAG = timedelta(hours=1)  # rejected objects are keyed by processing hour, counted by arrival
-READ_THREADS = 16
 
 
 def _keys(s3: Any, bucket: str, prefix: str, start_after: str | None = None) -> list[str]:
@@ -53,25 +50,20 @@ def _get(s3: Any, bucket: str, key: str) -> bytes:
     return body
 
 
-class S3Captures:
+class S3Blobs:
+    """A bucket as trip_core.event_window.BlobSource."""
+
     def __init__(self, s3: Any, bucket: str) -> None:
         self.s3, self.bucket = s3, bucket
 
-    def batches(self, window: Window, problems: list[str] | None = None) -> Iterator[CaptureBatch]:
-        keys = [
-            k for prefix in hour_prefixes(CAPTURE_PREFIX, window) for k in _keys(self.s3, self.bucket, prefix)
-        ]
-        with ThreadPoolExecutor(READ_THREADS) as pool:
-            bodies = pool.map(lambda key: _get(self.s3, self.bucket, key), keys)
-            for key, data in zip(keys, bodies, strict=True):
-                try:
-                    batch = decode_capture(data)
-                    inside = window.contains(parse_utc(batch.captured_at))
-                except ValueError as error:  # RecordFormatError, or a bad captured_at
-                    _skipped(problems, f"capture object {key}: {error}")
-                    continue
-                if inside:
-                    yield batch
+    def list_keys(self, prefix: str) -> list[str]:
+        return _keys(self.s3, self.bucket, prefix)
+
+    def get(self, key: str) -> bytes | None:
+        try:
+            return _get(self.s3, self.bucket, key)
+        except self.s3.exceptions.NoSuchKey:  # deleted between listing and reading
+            return None
 
 
 class S3Rejected:
@@ -90,20 +82,6 @@ class S3Rejected:
             except ValueError as error:  # RecordFormatError, or a bad arrival_time
                 _skipped(problems, f"rejected object {key}: {error}")
         return total
-
-
-class S3Actuals:
-    def __init__(self, s3: Any, bucket: str) -> None:
-        self.s3, self.bucket = s3, bucket
-
-    def durations(self, days: Sequence[date]) -> dict[Any, float]:
-        keys = [k for day in days for k in _keys(self.s3, self.bucket, day_prefix(ACTUALS_PREFIX, day))]
-        result: dict[Any, float] = {}
-        with ThreadPoolExecutor(READ_THREADS) as pool:
-            for data in pool.map(lambda key: _get(self.s3, self.bucket, key), keys):
-                actuals, _skipped = decode_actuals(data)
-                result.update((a.ride_id, a.duration_minutes) for a in actuals)
-        return result
 
 
 class S3Profiles:
@@ -207,9 +185,8 @@ def aws_ports(config: Any, s3: Any = None, cloudwatch: Any = None) -> Any:
     s3 = s3 or boto3.client("s3")
     cloudwatch = cloudwatch or boto3.client("cloudwatch")
     return Ports(
-        captures=S3Captures(s3, config.capture_bucket),
+        capture=S3Blobs(s3, config.capture_bucket),
         rejected=S3Rejected(s3, config.rejected_bucket),
-        actuals=S3Actuals(s3, config.capture_bucket),
         profiles=S3Profiles(s3, config.models_bucket),
         metrics=CloudWatchMetrics(cloudwatch, config.metrics_namespace),
         reports=S3Reports(s3, config.capture_bucket),

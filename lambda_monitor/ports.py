@@ -1,14 +1,16 @@
-"""What the monitor needs from the outside world; boto3 adapters in `aws`, in-memory fakes in `memory`."""
+"""What the monitor needs from the outside world; boto3 adapters in `aws`, in-memory fakes in
+tests/doubles/monitor.py. Captures and actuals are read from the capture bucket through
+trip_core.event_window (the reader the retrain loop uses too)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 from lambda_monitor.window import Window
-from trip_core.capture import CaptureBatch
+from trip_core.event_window import BlobSource
 from trip_core.pointer import ModelPointer
 from trip_core.profile import ReferenceProfile
 
@@ -22,23 +24,11 @@ class MetricDatum:
     timestamp: datetime | None = None
 
 
-class CaptureReader(Protocol):
-    def batches(self, window: Window, problems: list[str] | None = None) -> Iterator[CaptureBatch]:
-        """Capture batches whose captured_at lies in the window (only its hour prefixes are listed).
-        An object that cannot be decoded is skipped and described in `problems`."""
-        ...
-
-
 class RejectedCounter(Protocol):
     def count(self, window: Window, problems: list[str] | None = None) -> int:
-        """Rejected rides whose arrival_time lies in the window; undecodable objects are skipped and
-        described in `problems`."""
-        ...
-
-
-class ActualsReader(Protocol):
-    def durations(self, days: Sequence[date]) -> dict[Any, float]:
-        """ride_id -> actual duration (minutes) from the actuals of these dt= partitions."""
+        """Rejected rides whose arrival_time lies in the window (a rejected ride may have no valid
+        pickup: rejected objects are partitioned by processing hour); undecodable objects are skipped
+        and described in `problems`."""
         ...
 
 
@@ -68,9 +58,8 @@ class StateStore(Protocol):
 
 @dataclass
 class Ports:
-    captures: CaptureReader
+    capture: BlobSource  # the capture bucket: captures/ and actuals/
     rejected: RejectedCounter
-    actuals: ActualsReader
     profiles: ProfileSource
     metrics: MetricsSink
     reports: ReportStore

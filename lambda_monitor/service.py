@@ -1,9 +1,10 @@
-"""One monitor run: read the window, compare each model version with its reference, publish, report."""
+"""One monitor run: read an event-time window, compare each model version with its reference, publish,
+report; on the schedule, every window due since the last run (docs/architecture.md, "Monitor windows")."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,29 +15,70 @@ from lambda_monitor.config import MonitorConfig
 from lambda_monitor.drift import ColumnDrift, dataset_drift
 from lambda_monitor.ports import MetricDatum, Ports
 from lambda_monitor.window import VersionRows, Window, current_columns, rows_by_version
-from trip_core.contracts import parse_utc, report_key, utc_iso
+from trip_core.contracts import (
+    LATE_ALLOWANCE,
+    MAX_CATCH_UP_WINDOWS,
+    MAX_DURATION_MINUTES,
+    METRIC_MAX_AGE,
+    MIN_DURATION_MINUTES,
+    MONITOR_STEP,
+    MONITOR_WINDOW,
+    floor_hour,
+    parse_utc,
+    report_key,
+    utc_iso,
+)
+from trip_core.event_window import (
+    JudgedActuals,
+    in_target_domain,
+    join_actuals,
+    late_rows,
+    read_actuals,
+    read_captures,
+)
 from trip_core.observability import logger
 from trip_core.pointer import ModelPointer
 from trip_core.profile import ReferenceProfile
 
 REPORT_SCHEMA = 1
-DEFAULT_WINDOW = timedelta(hours=1)
-ACTUALS_EXTRA_DAYS = 1  # rides that end (and are reported) the day after the window
 MAX_REPORTED_PROBLEMS = 20  # problems listed in the report (all are counted in MonitorErrors and logged)
 
 
-def resolve_window(
-    event: dict[str, Any] | None, last_end: datetime | None, now: datetime
-) -> tuple[Window, bool]:
-    """(window, scheduled): explicit `{"window_start", "window_end"}` = backfill; else since the last run."""
+def backfill_window(event: dict[str, Any] | None) -> Window | None:
+    """The window of a backfill event `{"window_start", "window_end"}`; None for a scheduled run."""
     event = event or {}
-    if "window_start" in event or "window_end" in event:
-        try:
-            return Window(parse_utc(str(event["window_start"])), parse_utc(str(event["window_end"]))), False
-        except (KeyError, ValueError) as error:
-            raise ValueError(f"backfill needs ISO window_start and window_end: {error}") from error
-    start = last_end if last_end is not None and last_end < now else now - DEFAULT_WINDOW
-    return Window(start, now), True
+    if "window_start" not in event and "window_end" not in event:
+        return None
+    try:
+        return Window(parse_utc(str(event["window_start"])), parse_utc(str(event["window_end"])))
+    except (KeyError, ValueError) as error:
+        raise ValueError(f"backfill needs ISO window_start and window_end: {error}") from error
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The windows a scheduled run evaluates, oldest first, and the due ends it skipped."""
+
+    windows: list[Window]
+    skipped_ends: list[datetime] = field(default_factory=list)
+
+
+def due_windows(last_end: datetime | None, now: datetime) -> Schedule:
+    """Windows of MONITOR_WINDOW ending every MONITOR_STEP, up to floor_hour(now) - LATE_ALLOWANCE,
+    after the last evaluated end; at most MAX_CATCH_UP_WINDOWS, older due ends are skipped."""
+    latest = floor_hour(now) - LATE_ALLOWANCE
+    end = latest if last_end is None else floor_hour(last_end) + MONITOR_STEP
+    ends = []
+    while end <= latest:
+        ends.append(end)
+        end += MONITOR_STEP
+    kept = ends[-MAX_CATCH_UP_WINDOWS:]
+    return Schedule([Window(e - MONITOR_WINDOW, e) for e in kept], ends[: len(ends) - len(kept)])
+
+
+def backfill_metrics_time(window: Window, now: datetime) -> datetime:
+    """When a backfilled window would have been evaluated on the schedule (never in the future)."""
+    return min(window.end + LATE_ALLOWANCE, now)
 
 
 def _column_json(result: ColumnDrift | None) -> dict[str, Any] | None:
@@ -44,24 +86,24 @@ def _column_json(result: ColumnDrift | None) -> dict[str, Any] | None:
 
 
 def quality(
-    rows: VersionRows, actuals: dict[Any, float], pointer: ModelPointer, min_actuals: int
+    rows: VersionRows, actuals: dict[str, float], pointer: ModelPointer, min_actuals: int
 ) -> dict[str, Any]:
-    """MAE/RMSE of the window's predictions that have an actual, and their ratios to validation."""
-    ride_ids = rows.ride_id.tolist()
-    found = (
-        np.array([rid in actuals for rid in ride_ids], dtype=bool) if actuals else np.zeros(len(rows), bool)
-    )
-    joined = int(found.sum())
+    """MAE/RMSE of the window's predictions whose actual lies in the training target's domain (the
+    validation figures' domain), their ratios to validation, and the share of actuals outside it."""
+    truth = join_actuals(rows.ride_id.tolist(), actuals)
+    domain = in_target_domain(truth)
+    joined, in_domain = int(np.count_nonzero(~np.isnan(truth))), int(domain.sum())
     result: dict[str, Any] = {
         "joined": joined,
+        "in_domain": in_domain,
+        "out_of_domain": joined - in_domain,
+        "out_of_domain_share": (joined - in_domain) / joined if joined >= min_actuals else None,
+        "domain_minutes": [MIN_DURATION_MINUTES, MAX_DURATION_MINUTES],
         "min_actuals": min_actuals,
-        "published": joined >= min_actuals,
+        "published": in_domain >= min_actuals,
     }
-    if joined:
-        truth = np.array(
-            [actuals[rid] for rid, ok in zip(ride_ids, found, strict=True) if ok], dtype=np.float64
-        )
-        errors = rows.prediction[found] - truth
+    if in_domain:
+        errors = rows.prediction[domain] - truth[domain]
         mae = float(np.mean(np.abs(errors)))
         rmse = float(np.sqrt(np.mean(errors**2)))
         result.update(
@@ -79,7 +121,7 @@ def analyse_version(
     rows: VersionRows,
     profile: ReferenceProfile,
     pointer: ModelPointer,
-    actuals: dict[Any, float],
+    actuals: dict[str, float],
     config: MonitorConfig,
 ) -> dict[str, Any]:
     current = current_columns(rows)
@@ -103,12 +145,15 @@ def analyse_version(
 
 
 def metrics_of(report: dict[str, Any]) -> list[MetricDatum]:
-    """The CloudWatch figures of a report (docs/architecture.md, "Monitor metrics")."""
-    at = parse_utc(report["window"]["end"])
+    """The CloudWatch figures of a report (docs/architecture.md, "Monitor metrics"), at the report's
+    metrics timestamp."""
+    at = parse_utc(report["metrics"]["timestamp"])
     data = [MetricDatum("PredictionCount", report["prediction_count"], "Count", (), at)]
     if report["rejected"]["share"] is not None:
         data.append(MetricDatum("RejectedShare", report["rejected"]["share"], "None", (), at))
     data.append(MetricDatum("MonitorErrors", report["errors"], "Count", (), at))
+    for reason, lines in report["actuals"]["rejected"].items():
+        data.append(MetricDatum("ActualsRejected", lines, "Count", (("Reason", reason),), at))
     data.extend(_with_aggregates(_version_metrics(report, at)))
     return data
 
@@ -132,62 +177,78 @@ def _version_metrics(report: dict[str, Any], at: datetime) -> list[MetricDatum]:
         data.append(MetricDatum("PredictionCount", result["prediction_count"], "Count", dims, at))
         if result["status"] != "ok":
             continue
-        drift = result["drift"]
-        data.append(MetricDatum("MissingShare", result["missing_share"], "None", dims, at))
-        data.append(MetricDatum("DriftShare", drift["drift_share"], "None", dims, at))
-        data.append(MetricDatum("DatasetDrift", float(drift["dataset_drift"]), "None", dims, at))
-        if drift["prediction"] is not None:
-            data.append(
-                MetricDatum("PredictionDriftScore", drift["prediction"]["distance"], "None", dims, at)
-            )
-            data.append(
-                MetricDatum("PredictionDrift", float(drift["prediction"]["drifted"]), "None", dims, at)
-            )
-        for feature, column in drift["features"].items():
-            fdims = (*dims, ("Feature", feature))
-            data.append(MetricDatum("FeatureDriftScore", column["distance"], "None", fdims, at))
-            data.append(MetricDatum("FeatureDrift", float(column["drifted"]), "None", fdims, at))
-        q = result["quality"]
-        if q["published"]:
-            data.append(MetricDatum("ActualsCount", q["joined"], "Count", dims, at))
-            for name, key in (
-                ("MAE", "mae"),
-                ("RMSE", "rmse"),
-                ("MAERatio", "mae_ratio"),
-                ("RMSERatio", "rmse_ratio"),
-            ):
-                if q.get(key) is not None and math.isfinite(q[key]):
-                    data.append(MetricDatum(name, q[key], "None", dims, at))
+        data.extend(_drift_metrics(result, dims, at))
+        data.extend(_quality_metrics(result["quality"], dims, at))
     return data
 
 
-def run_monitor(window: Window, ports: Ports, config: MonitorConfig, now: datetime) -> dict[str, Any]:
-    """Analyse the window, publish the metrics, store the report; returns the report (JSON dict)."""
-    problems: list[str] = []  # unreadable inputs: skipped, counted in MonitorErrors, logged, reported
-    by_version = rows_by_version(ports.captures.batches(window, problems))
-    predicted = sum(len(rows) for rows in by_version.values())
-    rejected = ports.rejected.count(window, problems)
-    total = predicted + rejected
-    report: dict[str, Any] = {
+def _drift_metrics(
+    result: dict[str, Any], dims: tuple[tuple[str, str], ...], at: datetime
+) -> list[MetricDatum]:
+    drift = result["drift"]
+    data = [
+        MetricDatum("MissingShare", result["missing_share"], "None", dims, at),
+        MetricDatum("DriftShare", drift["drift_share"], "None", dims, at),
+        MetricDatum("DatasetDrift", float(drift["dataset_drift"]), "None", dims, at),
+    ]
+    if drift["prediction"] is not None:
+        data.append(MetricDatum("PredictionDriftScore", drift["prediction"]["distance"], "None", dims, at))
+        data.append(MetricDatum("PredictionDrift", float(drift["prediction"]["drifted"]), "None", dims, at))
+    for feature, column in drift["features"].items():
+        fdims = (*dims, ("Feature", feature))
+        data.append(MetricDatum("FeatureDriftScore", column["distance"], "None", fdims, at))
+        data.append(MetricDatum("FeatureDrift", float(column["drifted"]), "None", fdims, at))
+    return data
+
+
+def _quality_metrics(q: dict[str, Any], dims: tuple[tuple[str, str], ...], at: datetime) -> list[MetricDatum]:
+    data = []
+    if q["out_of_domain_share"] is not None:
+        data.append(MetricDatum("ActualsOutOfDomainShare", q["out_of_domain_share"], "None", dims, at))
+    if not q["published"]:
+        return data
+    data.append(MetricDatum("ActualsCount", q["in_domain"], "Count", dims, at))
+    for name, key in (
+        ("MAE", "mae"),
+        ("RMSE", "rmse"),
+        ("MAERatio", "mae_ratio"),
+        ("RMSERatio", "rmse_ratio"),
+    ):
+        if q.get(key) is not None and math.isfinite(q[key]):
+            data.append(MetricDatum(name, q[key], "None", dims, at))
+    return data
+
+
+def _metrics_status(metrics_at: datetime, now: datetime) -> dict[str, Any]:
+    if now - metrics_at > METRIC_MAX_AGE:
+        reason = f"older than CloudWatch accepts ({METRIC_MAX_AGE.days} days): no metrics published"
+        return {"timestamp": utc_iso(metrics_at), "published": False, "reason": reason}
+    return {"timestamp": utc_iso(metrics_at), "published": True, "reason": None}
+
+
+def _new_report(window: Window, config: MonitorConfig, now: datetime, metrics_at: datetime) -> dict[str, Any]:
+    return {
         "schema": REPORT_SCHEMA,
         "window": {"start": utc_iso(window.start), "end": utc_iso(window.end)},
         "generated_at": utc_iso(now.astimezone(UTC)),
+        "metrics": _metrics_status(metrics_at, now),
         "settings": {
             "min_predictions": config.min_predictions,
             "min_actuals": config.min_actuals,
             "drift_threshold": config.drift_threshold,
-        },
-        "prediction_count": predicted,
-        "rejected": {
-            "count": rejected,
-            "share": rejected / total if total >= config.min_predictions else None,
+            "late_allowance_seconds": LATE_ALLOWANCE.total_seconds(),
         },
         "versions": {},
-        "errors": len(problems),
-        "problems": problems[:MAX_REPORTED_PROBLEMS],
     }
-    needs_actuals = any(len(rows) >= config.min_predictions for rows in by_version.values())
-    actuals = ports.actuals.durations(window.days(ACTUALS_EXTRA_DAYS)) if needs_actuals else {}
+
+
+def _analyse_versions(
+    report: dict[str, Any],
+    by_version: dict[str, VersionRows],
+    actuals: JudgedActuals,
+    ports: Ports,
+    config: MonitorConfig,
+) -> None:
     for version, rows in sorted(by_version.items()):
         if len(rows) < config.min_predictions:
             report["versions"][version] = {"status": "insufficient_data", "prediction_count": len(rows)}
@@ -207,9 +268,45 @@ def run_monitor(window: Window, ports: Ports, config: MonitorConfig, now: dateti
                 "error": str(error),
             }
             continue
-        report["versions"][version] = analyse_version(rows, profile, pointer, actuals, config)
+        report["versions"][version] = analyse_version(rows, profile, pointer, actuals.durations, config)
 
-    ports.metrics.put(metrics_of(report))
+
+def run_monitor(
+    window: Window,
+    ports: Ports,
+    config: MonitorConfig,
+    now: datetime,
+    metrics_at: datetime | None = None,
+    notes: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Analyse the window (rides picked up in it), publish the metrics at `metrics_at` (a backfill's
+    default: backfill_metrics_time), store the report with `notes` added; returns the report."""
+    report = _new_report(window, config, now, metrics_at or backfill_metrics_time(window, now))
+    problems: list[str] = []  # unreadable inputs: skipped, counted in MonitorErrors, logged, reported
+    batches = read_captures(ports.capture, window.start, window.end, problems)
+    actuals = read_actuals(ports.capture, window.start, window.end, batches, problems)
+    for problem in problems:
+        logger.warning("monitor input skipped", extra={"problem": problem})
+    by_version = rows_by_version(batches)
+    predicted = sum(len(rows) for rows in by_version.values())
+    rejected = ports.rejected.count(window, problems)  # its adapter logs what it skips
+    report.update(
+        prediction_count=predicted,
+        late_captures=late_rows(batches, window.end),
+        rejected={
+            "count": rejected,
+            "share": rejected / (predicted + rejected)
+            if predicted + rejected >= config.min_predictions
+            else None,
+        },
+        actuals=actuals.to_json(),
+        errors=len(problems),
+        problems=problems[:MAX_REPORTED_PROBLEMS],
+        **(notes or {}),
+    )
+    _analyse_versions(report, by_version, actuals, ports, config)
+    if report["metrics"]["published"]:
+        ports.metrics.put(metrics_of(report))
     history = ports.reports.reports_since(window.end - timedelta(days=config.history_days))
     json_body, html_body = report_module.render(report, history)
     ports.reports.put(report_key(window.end, "json"), json_body, "application/json")
@@ -217,22 +314,40 @@ def run_monitor(window: Window, ports: Ports, config: MonitorConfig, now: dateti
     return report
 
 
-def run_event(
-    event: dict[str, Any] | None, ports: Ports, config: MonitorConfig, now: datetime
-) -> dict[str, Any]:
-    """The handler's whole job: pick the window, run, advance the state of scheduled runs."""
-    window, scheduled = resolve_window(event, ports.state.last_window_end(), now)
-    report = run_monitor(window, ports, config, now)
-    last = ports.state.last_window_end()
-    if scheduled or last is None or window.end > last:
-        ports.state.save_window_end(window.end)
-    summary = {
+def _summary(report: dict[str, Any]) -> dict[str, Any]:
+    return {
         "window": report["window"],
         "prediction_count": report["prediction_count"],
         "versions": {v: r["status"] for v, r in report["versions"].items()},
-        "report_key": report_key(window.end, "json"),
+        "report_key": report_key(parse_utc(report["window"]["end"]), "json"),
     }
-    return summary
+
+
+def run_event(
+    event: dict[str, Any] | None, ports: Ports, config: MonitorConfig, now: datetime
+) -> dict[str, Any]:
+    """The handler's whole job. A backfill evaluates its window and leaves the schedule's state alone;
+    a scheduled run evaluates every window due since the state's last end, advancing it after each."""
+    window = backfill_window(event)
+    if window is not None:
+        return _summary(run_monitor(window, ports, config, now))
+    schedule = due_windows(ports.state.last_window_end(), now)
+    skipped = [utc_iso(end) for end in schedule.skipped_ends]
+    if skipped:
+        logger.warning(
+            "monitor windows skipped", extra={"count": len(skipped), "first": skipped[0], "last": skipped[-1]}
+        )
+    summaries = []
+    for i, due in enumerate(schedule.windows):
+        notes = {"skipped_window_ends": skipped} if i == 0 and skipped else None
+        summaries.append(_summary(run_monitor(due, ports, config, now, metrics_at=now, notes=notes)))
+        ports.state.save_window_end(due.end)
+    last = (
+        summaries[-1]
+        if summaries
+        else {"window": None, "prediction_count": 0, "versions": {}, "report_key": None}
+    )
+    return {**last, "evaluated": [s["window"]["end"] for s in summaries], "skipped_window_ends": skipped}
 
 
 def run_failed(ports: Ports, now: datetime) -> None:

@@ -1,16 +1,17 @@
-"""One monitoring window: its time bounds, the captured rows of one model version, their features."""
+"""One monitoring window: its event-time bounds (pickup time, UTC), the captured rows of one model
+version, their features."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 
 from trip_core.capture import CaptureBatch
-from trip_core.contracts import FEATURE_INPUTS, hour_prefix
+from trip_core.contracts import FEATURE_INPUTS, hour_prefix, utc_hours
 from trip_core.features import TIME_OF_WEEK_FEATURES, compute_features, feature_column
 from trip_core.profile import PREDICTION_COLUMN, column_kinds, valid_mask
 from trip_core.validity import known_zones, pickup_known
@@ -18,8 +19,8 @@ from trip_core.validity import known_zones, pickup_known
 
 @dataclass(frozen=True)
 class Window:
-    start: datetime  # inclusive, UTC
-    end: datetime  # exclusive, UTC
+    start: datetime  # inclusive, UTC pickup time
+    end: datetime  # exclusive
 
     def __post_init__(self) -> None:
         if self.start.tzinfo is None or self.end.tzinfo is None:
@@ -30,24 +31,10 @@ class Window:
     def contains(self, moment: datetime) -> bool:
         return self.start <= moment < self.end
 
-    def hours(self, lead: timedelta = timedelta(0)) -> list[datetime]:
-        """UTC hours (truncated) overlapping [start - lead, end)."""
-        hour = (self.start - lead).astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-        hours = []
-        while hour < self.end:
-            hours.append(hour)
-            hour += timedelta(hours=1)
-        return hours
-
-    def days(self, extra_days: int = 0) -> list[date]:
-        first = self.start.astimezone(UTC).date()
-        last = (self.end - timedelta(microseconds=1)).astimezone(UTC).date() + timedelta(days=extra_days)
-        return [first + timedelta(days=i) for i in range((last - first).days + 1)]
-
 
 def hour_prefixes(prefix: str, window: Window, lead: timedelta = timedelta(0)) -> list[str]:
-    """`<prefix>dt=YYYY-MM-DD/hour=HH/` of every hour the window overlaps: the only prefixes listed."""
-    return [hour_prefix(prefix, hour) for hour in window.hours(lead)]
+    """`<prefix>dt=YYYY-MM-DD/hour=HH/` of every hour overlapping [start - lead, end)."""
+    return [hour_prefix(prefix, hour) for hour in utc_hours(window.start - lead, window.end)]
 
 
 @dataclass(frozen=True)

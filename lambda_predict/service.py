@@ -19,7 +19,7 @@ import orjson
 from lambda_predict.delivery import RetryPolicy, deliver
 from lambda_predict.model_provider import LoadedModel, ModelProvider
 from lambda_predict.ports import BlobStore, PredictionSink, PutEntry
-from trip_core.capture import CaptureBatch, Rejection, encode_capture, encode_rejected
+from trip_core.capture import CaptureBatch, Rejection, encode_capture, encode_rejected, pickup_hour_groups
 from trip_core.contracts import capture_key, rejected_key, utc_iso
 from trip_core.features import compute_features
 from trip_core.observability import logger
@@ -106,15 +106,21 @@ def _epoch_seconds(moment: datetime) -> int:
     return days * 86_400 + moment.hour * 3_600 + moment.minute * 60 + moment.second
 
 
+def _pickups(rides: Sequence[ValidRide]) -> np.ndarray:
+    """The rides' pickup times, New York local, as datetime64[s]."""
+    seconds = np.fromiter(
+        (_epoch_seconds(r.pickup_datetime) for r in rides), dtype=np.int64, count=len(rides)
+    )
+    return seconds.astype("datetime64[s]")
+
+
 def _features(rides: Sequence[ValidRide]) -> np.ndarray:
     n = len(rides)
     return compute_features(
         np.fromiter((r.pu_location_id for r in rides), dtype=np.int64, count=n),
         np.fromiter((r.do_location_id for r in rides), dtype=np.int64, count=n),
         np.fromiter((r.trip_distance for r in rides), dtype=np.float64, count=n),
-        np.fromiter((_epoch_seconds(r.pickup_datetime) for r in rides), dtype=np.int64, count=n).astype(
-            "datetime64[s]"
-        ),
+        _pickups(rides),
     )
 
 
@@ -165,9 +171,11 @@ class PredictService:
 
         delivered = self._deliver(model, valid, minutes, outcome)
         if delivered:
-            key = capture_key(processed_at, shard_id, first_seq)
-            delivered_rides = [valid[i] for i in delivered]
-            self._capture(model, delivered_rides, minutes[delivered], processed_at, key, outcome)
+            delivered_rides, delivered_minutes = [valid[i] for i in delivered], minutes[delivered]
+            for hour, rows in pickup_hour_groups(_pickups([ride for _, ride in delivered_rides])):
+                key = capture_key(hour, shard_id, first_seq)
+                picked = [delivered_rides[i] for i in rows]
+                self._capture(model, picked, delivered_minutes[rows], processed_at, key, outcome)
         return outcome
 
     def _validate(
@@ -206,7 +214,7 @@ class PredictService:
         key: str,
         outcome: BatchOutcome,
     ) -> None:
-        """One capture object for the delivered rides; if it cannot be written they are all retried."""
+        """One capture object for these delivered rides; if it cannot be written they are all retried."""
         batch = self._capture_batch(model, [ride for _, ride in delivered], minutes, processed_at)
         try:
             self._captures.put(key, encode_capture(batch))
@@ -217,7 +225,7 @@ class PredictService:
             for rec, _ in delivered:
                 outcome.retry[rec.sequence_number] = f"capture write failed: {exc!r}"
         else:
-            outcome.predicted = len(delivered)
+            outcome.predicted += len(delivered)
 
     @staticmethod
     def _rejection(rec: _Record, reasons: Sequence[FieldError]) -> Rejection:
@@ -304,7 +312,8 @@ class PredictService:
                 {"error": "model returned a non-finite prediction", "reasons": []}, model.version
             )
         batch = self._capture_batch(model, [result], minutes, invoked_at)
-        key = capture_key(invoked_at, DIRECT_SHARD_ID, request_id)
+        [(pickup_hour, _)] = pickup_hour_groups(_pickups([result]))
+        key = capture_key(pickup_hour, DIRECT_SHARD_ID, request_id)
         captured = True
         try:
             self._captures.put(key, encode_capture(batch))

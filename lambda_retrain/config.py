@@ -16,7 +16,7 @@ class RetrainConfig:
     models_bucket: str
     capture_bucket: str
     model_name: str = DEFAULT_MODEL_NAME
-    lookback_hours: float = 48.0  # captured + labelled rides of this many hours (processing time)
+    lookback_hours: float = 48.0  # labelled rides picked up in this many hours
     holdout_fraction: float = 0.2  # the latest rides (by pickup time): the gate's fresh holdout
     min_labelled_rows: int = 2000
     cooldown_minutes: float = 360.0  # since the last retrain that ran (promoted or not)

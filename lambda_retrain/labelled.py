@@ -1,34 +1,28 @@
 """Recent labelled rides: captured predictions (with the raw inputs) joined with actuals by ride_id.
 
-Captures are listed under the lookback's `captures/dt=/hour=` prefixes (processing time) and kept when
-`captured_at` is inside the lookback; actuals under `actuals/dt=` of the lookback's days plus one
-(rides ending after midnight), as the monitor reads them. Features are recomputed with
-trip_core.features.compute_features from the captured raw columns (the serving definition).
+Captures and actuals are read by trip_core.event_window, the monitor's reader: rides picked up in the
+range (its pickup-hour partitions), actuals from the hours they were reported in, each accepted or
+rejected with its reason; only actuals in the training target's domain label a ride. Features are
+recomputed with trip_core.features.compute_features from the captured raw columns (the serving
+definition).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 
 from lambda_retrain.ports import Store
-from trip_core.capture import CaptureBatch, RecordFormatError, decode_actuals, decode_capture
-from trip_core.contracts import (
-    ACTUALS_PREFIX,
-    CAPTURE_PREFIX,
-    MAX_DURATION_MINUTES,
-    MIN_DURATION_MINUTES,
-    day_prefix,
-    hour_prefix,
-    parse_utc,
-    utc_iso,
-)
+from trip_core.capture import CaptureBatch
+from trip_core.contracts import utc_iso
+from trip_core.event_window import in_target_domain, join_actuals, read_actuals, read_captures
 from trip_core.features import FEATURE_NAMES, compute_features
+
+MAX_LISTED_PROBLEMS = 20  # unreadable objects listed in the summary (the audit record)
 
 
 @dataclass
@@ -51,45 +45,25 @@ class LabelledRides:
         )
 
 
-@dataclass(frozen=True)
-class Actuals:
-    durations: dict[str, float]  # by ride id
-    objects: int
-    skipped: int  # lines that are not an actual
-
-
-def _hours(start: datetime, end: datetime) -> list[datetime]:
-    hour = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    out = []
-    while hour < end:
-        out.append(hour)
-        hour += timedelta(hours=1)
-    return out
-
-
-def _fetch(store: Store, keys: list[str]) -> list[tuple[str, bytes]]:
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        bodies = list(pool.map(store.get, keys))
-    return [(k, b) for k, b in zip(keys, bodies, strict=True) if b is not None]
-
-
 def load_labelled(
     capture: Store,
     start: datetime,
     end: datetime,
     keep_batch: Callable[[CaptureBatch], bool] | None = None,
 ) -> LabelledRides:
-    """Labelled rides captured in [start, end); `keep_batch` narrows further (e.g. one model version)."""
-    batches, malformed = _capture_batches(capture, start, end, keep_batch)
-    actuals = _actual_durations(capture, start, end)
+    """Labelled rides picked up in [start, end); `keep_batch` narrows further (e.g. one model version)."""
+    problems: list[str] = []
+    window = read_captures(capture, start, end, problems)
+    actuals = read_actuals(capture, start, end, window, problems)
+    batches = sorted((b for b in window if keep_batch is None or keep_batch(b)), key=lambda b: b.captured_at)
     ordered = _join(batches, actuals.durations)
     result = _rides(ordered)
     result.summary = {
         "window": {"start": utc_iso(start), "end": utc_iso(end)},
         "capture_objects": len(batches),
-        "capture_objects_malformed": malformed,
+        "problems": problems[:MAX_LISTED_PROBLEMS],
         "actuals_objects": actuals.objects,
-        "actuals_lines_skipped": actuals.skipped,
+        "actuals_rejected": actuals.rejected,
         "captured_predictions": sum(len(batch) for batch in batches),
         "actuals": len(actuals.durations),
         "labelled_rows": len(ordered),
@@ -99,58 +73,19 @@ def load_labelled(
     return result
 
 
-def _capture_batches(
-    capture: Store, start: datetime, end: datetime, keep_batch: Callable[[CaptureBatch], bool] | None
-) -> tuple[list[CaptureBatch], int]:
-    """The capture batches of [start, end) in capture order, and how many objects were malformed."""
-    keys = [
-        key for hour in _hours(start, end) for key in capture.list_keys(hour_prefix(CAPTURE_PREFIX, hour))
-    ]
-    batches: list[CaptureBatch] = []
-    malformed = 0
-    for _key, body in _fetch(capture, keys):
-        try:
-            batch = decode_capture(body)
-        except RecordFormatError:
-            malformed += 1
-            continue
-        if start <= parse_utc(batch.captured_at) < end and (keep_batch is None or keep_batch(batch)):
-            batches.append(batch)
-    batches.sort(key=lambda b: b.captured_at)
-    return batches, malformed
-
-
-def _actual_durations(capture: Store, start: datetime, end: datetime) -> Actuals:
-    day = start.astimezone(UTC).date() - timedelta(days=1)
-    last_day = end.astimezone(UTC).date() + timedelta(days=1)
-    keys: list[str] = []
-    while day <= last_day:
-        keys.extend(capture.list_keys(day_prefix(ACTUALS_PREFIX, day)))
-        day += timedelta(days=1)
-    durations: dict[str, float] = {}
-    skipped = 0
-    for _key, body in _fetch(capture, keys):
-        actuals, bad = decode_actuals(body)
-        skipped += bad
-        durations.update((str(a.ride_id), a.duration_minutes) for a in actuals)
-    return Actuals(durations, len(keys), skipped)
-
-
 def _join(batches: list[CaptureBatch], durations: dict[str, float]) -> list[tuple[Any, ...]]:
-    """Captured rides with an actual duration in the training bounds, ordered by pickup time."""
+    """Captured rides with an actual duration in the training target's domain, ordered by pickup time."""
     rows: dict[str, tuple[Any, ...]] = {}  # by ride id: the latest capture wins (a ride sent twice)
     for batch in batches:
-        for i, ride_id in enumerate(batch.ride_id):
-            duration = durations.get(str(ride_id))
-            if duration is None or not MIN_DURATION_MINUTES <= duration <= MAX_DURATION_MINUTES:
-                continue
-            rows[str(ride_id)] = (
+        truth = join_actuals(batch.ride_id, durations)
+        for i in np.flatnonzero(in_target_domain(truth)).tolist():
+            rows[str(batch.ride_id[i])] = (
                 batch.pickup_datetime[i],
-                str(ride_id),
+                str(batch.ride_id[i]),
                 batch.pu_location_id[i],
                 batch.do_location_id[i],
                 batch.trip_distance[i],
-                duration,
+                float(truth[i]),
                 batch.prediction[i],
                 batch.model_version,
             )

@@ -2,10 +2,12 @@
 
 - capture object: one gzip JSON per batch, columnar, one model version per batch;
 - rejected-rides object: one JSON per batch, every rejected record with its raw payload and reasons;
-- actuals: JSON lines `{"ride_id": ..., "duration_minutes": ...}` sent by the client.
+- actuals: JSON lines `{"ride_id": ..., "duration_minutes": ...}` sent by the client; every line is
+  accepted or rejected with one of ACTUAL_REJECTION_REASONS.
 
 Keys are derived from the shard id and the batch's first sequence number, so a retried batch
-overwrites its own objects; `dt`/`hour` are the UTC processing time.
+overwrites its own objects; `dt`/`hour` are the UTC pickup hour of captures (one object per batch and
+pickup hour), the UTC processing hour of rejected rides, the UTC hour actuals were reported in.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ import math
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import orjson
 
-from trip_core.rides import FieldError
+from trip_core.contracts import MAX_ACTUAL_MINUTES
+from trip_core.rides import FieldError, new_york_to_utc
 
 SCHEMA_VERSION = 1
 CAPTURE_COLUMNS: tuple[str, ...] = (
@@ -80,6 +84,27 @@ class CaptureBatch:
     def pickup_datetime64(self) -> np.ndarray:
         """pickup_datetime as datetime64[s] (New York local), the input `compute_features` takes."""
         return np.array(self.pickup_datetime, dtype="datetime64[s]")
+
+    def pickup_utc64(self) -> np.ndarray:
+        """pickup_datetime as naive UTC datetime64[s]: the event time windows and partitions use."""
+        return new_york_to_utc(self.pickup_datetime64())
+
+    def subset(self, mask: np.ndarray) -> CaptureBatch:
+        """The rows where `mask` is True, same model version and capture time."""
+        keep = np.flatnonzero(mask).tolist()
+        picked = {attr: [getattr(self, attr)[i] for i in keep] for attr in self._column_attrs().values()}
+        return CaptureBatch(self.model_name, self.model_version, self.captured_at, **picked)
+
+
+def pickup_hour_groups(pickup_local: np.ndarray) -> list[tuple[datetime, np.ndarray]]:
+    """(UTC pickup hour, indices of its rows), oldest hour first, for New York local pickup times: a
+    batch is captured as one object per pickup hour, so a window lists only its own hours."""
+    hours = new_york_to_utc(pickup_local).astype("datetime64[h]")
+    distinct, inverse = np.unique(hours, return_inverse=True)
+    return [
+        (distinct[k].astype(datetime).replace(tzinfo=UTC), np.flatnonzero(inverse == k))
+        for k in range(distinct.size)
+    ]
 
 
 CAPTURE_GZIP_LEVEL = 1  # 2.3x faster than level 5 for a 100-ride batch, objects ~3% larger
@@ -198,6 +223,23 @@ class Actual:
     duration_minutes: float
 
 
+# Why an actual line is not used: counted per reason in the monitor's report and metrics, never averaged in.
+ACTUAL_MALFORMED = "malformed"  # not a JSON object with a ride_id (int or string) and a numeric duration
+ACTUAL_NON_FINITE = "non_finite"
+ACTUAL_NEGATIVE = "negative"
+ACTUAL_OVER_MAX = "over_max"  # longer than MAX_ACTUAL_MINUTES
+ACTUAL_UNKNOWN_RIDE = "unknown_ride"  # no captured prediction of that ride (see trip_core.event_window)
+ACTUAL_DUPLICATE = "duplicate"  # a resend: the last valid line of a ride wins, the earlier ones count here
+ACTUAL_REJECTION_REASONS: tuple[str, ...] = (
+    ACTUAL_MALFORMED,
+    ACTUAL_NON_FINITE,
+    ACTUAL_NEGATIVE,
+    ACTUAL_OVER_MAX,
+    ACTUAL_UNKNOWN_RIDE,
+    ACTUAL_DUPLICATE,
+)
+
+
 def encode_actuals(actuals: Iterable[Actual]) -> bytes:
     lines = (
         json.dumps({"ride_id": a.ride_id, "duration_minutes": a.duration_minutes}, allow_nan=False)
@@ -206,28 +248,38 @@ def encode_actuals(actuals: Iterable[Actual]) -> bytes:
     return "".join(line + "\n" for line in lines).encode("utf-8")
 
 
-def decode_actuals(data: bytes) -> tuple[list[Actual], int]:
-    """JSON lines -> (actuals, number of lines skipped as malformed). Blank lines are ignored."""
-    actuals: list[Actual] = []
-    skipped = 0
-    for line in data.decode("utf-8", errors="replace").splitlines():
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-            ride_id = item["ride_id"]
-            duration = item["duration_minutes"]
-        except (ValueError, KeyError, TypeError):
-            skipped += 1
-            continue
-        if (
-            isinstance(ride_id, bool)
-            or not isinstance(ride_id, int | str)
-            or isinstance(duration, bool)
-            or not isinstance(duration, int | float)
-            or not math.isfinite(duration)
-        ):
-            skipped += 1
-            continue
-        actuals.append(Actual(ride_id, float(duration)))
-    return actuals, skipped
+def decode_actuals(data: bytes) -> list[Actual | str]:
+    """JSON lines -> for every non-blank line, its Actual or the reason it is rejected on its own
+    (malformed, non-finite, negative, over MAX_ACTUAL_MINUTES)."""
+    return [
+        judge_actual_line(line)
+        for line in data.decode("utf-8", errors="replace").splitlines()
+        if line.strip()
+    ]
+
+
+def judge_actual_line(line: str) -> Actual | str:
+    try:
+        item = json.loads(line)
+        ride_id = item["ride_id"]
+        duration = item["duration_minutes"]
+    except (ValueError, KeyError, TypeError):
+        return ACTUAL_MALFORMED
+    if (
+        isinstance(ride_id, bool)
+        or not isinstance(ride_id, int | str)
+        or isinstance(duration, bool)
+        or not isinstance(duration, int | float)
+    ):
+        return ACTUAL_MALFORMED
+    return _judged_duration(ride_id, duration)
+
+
+def _judged_duration(ride_id: int | str, duration: float) -> Actual | str:
+    if isinstance(duration, float) and not math.isfinite(duration):
+        return ACTUAL_NON_FINITE
+    if duration < 0:
+        return ACTUAL_NEGATIVE
+    if duration > MAX_ACTUAL_MINUTES:  # before float(): an integer too large for a float
+        return ACTUAL_OVER_MAX
+    return Actual(ride_id, float(duration))

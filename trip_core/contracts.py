@@ -40,6 +40,14 @@ MAX_ACTUAL_MINUTES = 24 * 60.0
 MONITOR_WINDOW = timedelta(hours=24)
 MONITOR_STEP = timedelta(hours=1)
 LATE_ALLOWANCE = timedelta(hours=1)
+# A scheduled run evaluates the windows it missed since the last one, up to this many; older ones are
+# reported as skipped (a backfill evaluates them).
+MAX_CATCH_UP_WINDOWS = 24
+# CloudWatch refuses datapoints older than this: a backfill of an older window publishes no metrics.
+METRIC_MAX_AGE = timedelta(days=14)
+# An actual reported for a window names a known ride when that ride was captured with a pickup in
+# [window start - this, window end + LATE_ALLOWANCE): it was picked up at most MAX_ACTUAL_MINUTES before.
+ACTUALS_RIDE_LOOKBACK = timedelta(minutes=MAX_ACTUAL_MINUTES)
 
 # ------------------------------------------------------------------------------------ inputs -> features
 # Which input of a ride each monitored or derived feature is computed from: a ride whose input is
@@ -98,6 +106,21 @@ class RideRequest:
 
 
 # ------------------------------------------------------------------------------------ time
+def floor_hour(moment: datetime) -> datetime:
+    """The UTC hour a moment lies in (aware)."""
+    moment = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def utc_hours(start: datetime, end: datetime) -> list[datetime]:
+    """The UTC hours (truncated, aware) overlapping [start, end): the partitions a time range lists."""
+    hour, hours = floor_hour(start), []
+    while hour < end:
+        hours.append(hour)
+        hour += timedelta(hours=1)
+    return hours
+
+
 def utc_iso(moment: datetime) -> str:
     """`2023-03-06T14:30:02Z`, or with milliseconds if the moment has them; naive moments are UTC."""
     moment = moment.astimezone(UTC) if moment.tzinfo else moment
@@ -118,12 +141,13 @@ def hour_partition(moment: datetime) -> str:
 
 
 def hour_prefix(prefix: str, moment: datetime) -> str:
-    """`<prefix>dt=YYYY-MM-DD/hour=HH/`: what to list for one UTC hour of captures or rejected rides."""
+    """`<prefix>dt=YYYY-MM-DD/hour=HH/`: what to list for one UTC hour of captures, rejected rides or
+    actuals."""
     return f"{prefix}{hour_partition(moment)}/"
 
 
 def day_prefix(prefix: str, day: date) -> str:
-    """`<prefix>dt=YYYY-MM-DD/`: what to list for one UTC day (actuals are partitioned by day)."""
+    """`<prefix>dt=YYYY-MM-DD/`: what to list for one UTC day of any hourly partitioning."""
     return f"{prefix}dt={day:%Y-%m-%d}/"
 
 
@@ -165,10 +189,11 @@ def _safe(part: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in part)
 
 
-def capture_key(processed_at: datetime, shard_id: str, first_sequence_number: str) -> str:
-    """One object per batch, named by its shard and first sequence number: a retried batch overwrites it."""
+def capture_key(pickup_hour: datetime, shard_id: str, first_sequence_number: str) -> str:
+    """One object per batch and UTC pickup hour (event time), named by the batch's shard and first
+    sequence number: a retried batch overwrites its own objects."""
     name = f"{_safe(shard_id)}_{_safe(first_sequence_number)}"
-    return f"{CAPTURE_PREFIX}{hour_partition(processed_at)}/{name}.json.gz"
+    return f"{CAPTURE_PREFIX}{hour_partition(pickup_hour)}/{name}.json.gz"
 
 
 def rejected_key(processed_at: datetime, shard_id: str, first_sequence_number: str) -> str:

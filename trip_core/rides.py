@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import orjson
 
 from trip_core.contracts import MAX_TRIP_DISTANCE_MILES, MIN_TRIP_DISTANCE_MILES
@@ -85,6 +86,27 @@ def to_new_york_naive(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         return moment
     return moment.astimezone(NEW_YORK).replace(tzinfo=None)
+
+
+def new_york_to_utc(local: np.ndarray) -> np.ndarray:
+    """New York local wall-clock times (naive datetime64) -> the same moments in UTC (naive
+    datetime64[s]); NaT stays NaT. A time in the repeated autumn hour is taken at its first occurrence
+    (fold 0); one in the skipped spring hour keeps the offset before the change. The offset is looked up
+    once per distinct local hour: rides of a batch or a window share a few hours."""
+    seconds = np.asarray(local, dtype="datetime64[s]")
+    known = ~np.isnat(seconds)
+    hours, inverse = np.unique(seconds[known].astype("datetime64[h]"), return_inverse=True)
+    offsets = np.array(
+        [_utc_offset_seconds(hour.astype("datetime64[s]").item()) for hour in hours], dtype=np.int64
+    )
+    out = np.full(seconds.shape, np.datetime64("NaT"), dtype="datetime64[s]")
+    out[known] = seconds[known] - offsets[inverse].astype("timedelta64[s]")
+    return out
+
+
+def _utc_offset_seconds(local: datetime) -> int:
+    offset = local.replace(tzinfo=NEW_YORK).utcoffset()
+    return int(offset.total_seconds()) if offset is not None else 0
 
 
 class UndecodableRecord(ValueError):

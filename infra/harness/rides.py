@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import numpy as np
 from trip_core.bundle import ServingBundle
 from trip_core.contracts import RideRequest
 from trip_core.features import compute_features
+from trip_core.rides import new_york_to_utc, to_new_york_naive
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,6 +38,15 @@ def ride_payload(
     return RideRequest(ride_id, pu, do, distance, pickup).to_payload()
 
 
+def pickup_window(rides: Iterable[dict[str, Any]]) -> tuple[datetime, datetime]:
+    """[first pickup, last pickup + 1 s) in UTC of ride objects (a payload's `ride`): the monitor backfill
+    that holds exactly these rides' pickup times."""
+    local = np.array([r["pickup_datetime"] for r in rides], dtype="datetime64[s]")
+    utc = new_york_to_utc(np.array([local.min(), local.max()]))
+    first, last = (moment.astype(datetime).replace(tzinfo=UTC) for moment in utc)
+    return first, last + timedelta(seconds=1)
+
+
 @dataclass
 class Ride:
     ride_id: Any
@@ -49,12 +60,27 @@ class Ride:
         return ride
 
 
-def real_rides(month: str | Path, count: int, seed: int, id_base: int) -> list[Ride]:
-    """`count` real rides of `month` (cleaned like training), sampled with `seed`, in pickup order."""
+def real_rides(
+    month: str | Path, count: int, seed: int, id_base: int, end: datetime | None = None
+) -> list[Ride]:
+    """`count` consecutive real rides of `month` (cleaned like training) in pickup order, moved by whole
+    weeks so that the last is picked up just before `end` (default now): traffic as live clients send it.
+
+    Consecutive, not sampled: the monitor's windows are pickup-time windows compared with a seasonal
+    reference, and the loop retrains on the rides picked up in its lookback. Whole weeks keep every ride's
+    New York time of week. `seed` picks which of the month's weeks the rides come from.
+    """
     from training.data import PICKUP, load_month
 
-    frame = load_month(str(ROOT / month)).frame
-    sample = frame.sample(n=min(count, len(frame)), random_state=seed).sort_values(PICKUP)
+    frame = load_month(str(ROOT / month)).frame.sort_values(PICKUP, kind="stable")
+    pickups = frame[PICKUP].to_numpy()
+    end_local = to_new_york_naive(end or datetime.now(UTC)).replace(microsecond=0)
+    shifts = _week_shifts(pickups, np.datetime64(end_local), count)
+    if not shifts:
+        raise ValueError(f"{month} has fewer than {count} rides before any week-aligned end")
+    weeks = shifts[seed % len(shifts)]
+    stop = int(np.searchsorted(pickups, np.datetime64(end_local) - weeks))
+    chunk = frame.iloc[stop - count : stop]
     return [
         Ride(
             ride_id=id_base + i,
@@ -64,14 +90,25 @@ def real_rides(month: str | Path, count: int, seed: int, id_base: int) -> list[R
                     int(row.PULocationID),
                     int(row.DOLocationID),
                     float(row.trip_distance),
-                    getattr(row, PICKUP),
+                    (getattr(row, PICKUP) + weeks).to_pydatetime(),
                 )
             ).encode(),
             good=True,
             duration=round(float(row.duration), 3),
         )
-        for i, row in enumerate(sample.itertuples(index=False))
+        for i, row in enumerate(chunk.itertuples(index=False))
     ]
+
+
+def _week_shifts(pickups: np.ndarray, end: np.datetime64, count: int) -> list[np.timedelta64]:
+    """Every whole-week shift that puts `count` consecutive rides of `pickups` right before `end`."""
+    week = np.timedelta64(7, "D")
+    first = (end - pickups[-1]) // week + 1  # the first shift whose end falls inside the month
+    shifts: list[np.timedelta64] = []
+    for weeks in range(int(first), int((end - pickups[0]) // week) + 1):
+        if np.searchsorted(pickups, end - weeks * week) >= count:
+            shifts.append(weeks * week)
+    return shifts
 
 
 def bad_record(ride_id: int, payload: Any) -> Ride:

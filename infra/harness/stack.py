@@ -16,10 +16,10 @@ from lambda_retrain.aws import S3Store
 from trip_core.bundle import ServingBundle, load_bundle
 from trip_core.capture import Actual, decode_capture, decode_rejected, encode_actuals
 from trip_core.contracts import (
-    ACTUALS_PREFIX,
     CAPTURE_PREFIX,
     LIVE_POINTER_KEY,
     REJECTED_PREFIX,
+    actuals_key,
     day_prefix,
     parse_utc,
     utc_iso,
@@ -30,6 +30,7 @@ from trip_core.pointer import ModelPointer
 # a retrain answers after seconds to minutes: a long read timeout, and never a retried (repeated) invoke
 LONG_INVOKE = Config(read_timeout=900, retries={"max_attempts": 0})
 RECENT = timedelta(minutes=5)  # objects older than this before `since` are not opened
+CAPTURE_DAYS_BACK = timedelta(days=7)
 
 
 class InvokeError(RuntimeError):
@@ -42,7 +43,10 @@ def now_s() -> datetime:
 
 
 def _days(since: datetime) -> list[date]:
-    return sorted({since.astimezone(UTC).date(), datetime.now(UTC).date()})
+    """The UTC days from a week before `since` to today: captures sit in their rides' pickup days, and
+    the scenarios' rides were picked up up to a few days before they are sent (rides.real_rides)."""
+    first = (since - CAPTURE_DAYS_BACK).astimezone(UTC).date()
+    return [first + timedelta(days=i) for i in range((datetime.now(UTC).date() - first).days + 1)]
 
 
 @dataclass
@@ -95,9 +99,9 @@ class Stack:
             raise InvokeError(f"{self[output]} failed: {json.dumps(answer)[:2000]}")
         return answer
 
-    def monitor(self, start: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Run the monitor over start .. now (+1 s); (its event, its answer)."""
-        end = now_s() + timedelta(seconds=1)
+    def monitor(self, start: datetime, end: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Backfill the monitor over the pickups of [start, end) (rides.pickup_window of the rides a
+        scenario sent); (its event, its answer)."""
         event = {"window_start": utc_iso(start), "window_end": utc_iso(end)}
         return event, self.invoke("MonitorFunctionName", event)
 
@@ -111,8 +115,8 @@ class Stack:
 
     # ------------------------------------------------------------------ data in and out
     def send_actuals(self, actuals: list[Actual], name: str) -> str:
-        """The actual durations as an actuals object of today; returns its key."""
-        key = f"{day_prefix(ACTUALS_PREFIX, datetime.now(UTC))}{name}.jsonl"
+        """The actual durations as one actuals object of the hour they are reported in; its key."""
+        key = actuals_key(datetime.now(UTC), name)
         client("s3").put_object(Bucket=self["CaptureBucketName"], Key=key, Body=encode_actuals(actuals))
         return key
 

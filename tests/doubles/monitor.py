@@ -3,36 +3,45 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from lambda_monitor.ports import MetricDatum
 from lambda_monitor.window import Window
-from trip_core.capture import Actual, CaptureBatch, decode_capture
-from trip_core.contracts import parse_utc
+from tests.doubles.captures import capture_objects
+from trip_core.capture import Actual, CaptureBatch, encode_actuals
+from trip_core.contracts import actuals_key, parse_utc
 from trip_core.pointer import ModelPointer
 from trip_core.profile import ReferenceProfile, read_profile
 
 
 @dataclass
-class MemoryCaptures:
-    """Decoded batches, or stored bytes (decoded like the S3 adapter does, corrupt ones reported)."""
+class MemoryBlobs:
+    """The capture bucket in memory (key -> bytes), filled through the real keys and encodings."""
 
-    items: list[CaptureBatch | bytes] = field(default_factory=list)
+    objects: dict[str, bytes] = field(default_factory=dict)
 
-    def batches(self, window: Window, problems: list[str] | None = None) -> Iterator[CaptureBatch]:
-        for i, item in enumerate(self.items):
-            try:
-                batch = decode_capture(item) if isinstance(item, bytes) else item
-                inside = window.contains(parse_utc(batch.captured_at))
-            except ValueError as error:
-                if problems is not None:
-                    problems.append(f"capture object #{i}: {error}")
-                continue
-            if inside:
-                yield batch
+    def list_keys(self, prefix: str) -> list[str]:
+        return sorted(key for key in self.objects if key.startswith(prefix))
+
+    def get(self, key: str) -> bytes | None:
+        return self.objects.get(key)
+
+    def put_capture(
+        self, batch: CaptureBatch, shard_id: str = "shardId-000", first_seq: str = "0"
+    ) -> list[str]:
+        """The batch as the predict function writes it: one object per UTC pickup hour; their keys."""
+        objects = capture_objects(batch, shard_id, first_seq)
+        self.objects.update(objects)
+        return list(objects)
+
+    def put_actuals(self, reported_at: datetime, name: str, body: bytes | list[Actual]) -> str:
+        """An actuals object as a client writes it (JSON lines, or raw bytes); its key."""
+        key = actuals_key(reported_at, name)
+        self.objects[key] = body if isinstance(body, bytes) else encode_actuals(body)
+        return key
 
 
 @dataclass
@@ -41,14 +50,6 @@ class MemoryRejected:
 
     def count(self, window: Window, problems: list[str] | None = None) -> int:
         return sum(window.contains(moment) for moment in self.arrival_times)
-
-
-@dataclass
-class MemoryActuals:
-    by_day: dict[date, list[Actual]] = field(default_factory=dict)
-
-    def durations(self, days: Sequence[date]) -> dict[Any, float]:
-        return {a.ride_id: a.duration_minutes for day in days for a in self.by_day.get(day, [])}
 
 
 @dataclass

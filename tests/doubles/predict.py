@@ -17,11 +17,13 @@ class Unavailable(ConnectionError):
 
 
 class InMemoryObjects:
-    """A bucket: ModelSource and BlobStore in one; `down = True` makes every call fail."""
+    """A bucket: ModelSource and BlobStore in one; `down = True` makes every call fail, `refused` every
+    put of a key containing it."""
 
     def __init__(self, objects: dict[str, bytes] | None = None) -> None:
         self.objects: dict[str, bytes] = dict(objects or {})
         self.down = False
+        self.refused: str | None = None
         self.reads: list[str] = []
         self.puts: list[str] = []
 
@@ -35,7 +37,7 @@ class InMemoryObjects:
             raise KeyError(f"NoSuchKey: {key}") from None
 
     def put(self, key: str, body: bytes) -> None:
-        if self.down:
+        if self.down or (self.refused is not None and self.refused in key):
             raise Unavailable("bucket unavailable")
         self.puts.append(key)
         self.objects[key] = body

@@ -22,13 +22,15 @@ import numpy as np
 from lambda_monitor.aws import aws_ports
 from lambda_monitor.config import MonitorConfig
 from lambda_monitor.service import run_event
+from tests.doubles.captures import capture_objects, rides_of_day
 from tests.monitor_months import capture_batches, month_columns, reference_profile_dict, take, valid_rows
 from trip_core.capture import Rejection, encode_capture, encode_rejected
-from trip_core.contracts import capture_key, version_pointer_key
+from trip_core.contracts import version_pointer_key
 from trip_core.pointer import ModelPointer
 
-NOW = datetime(2023, 3, 6, 15, 0, 0, tzinfo=UTC)
-AT = datetime(2023, 3, 6, 14, 20, tzinfo=UTC)
+# the scheduled run at NOW evaluates the rides picked up on 2023-03-06 in New York (05:00 to 05:00 UTC)
+NOW = datetime(2023, 3, 7, 6, 0, 0, tzinfo=UTC)
+WINDOW_END = "2023-03-07T05:00:00Z"
 CONFIG = MonitorConfig(
     models_bucket="models", capture_bucket="capture", rejected_bucket="rejected", min_predictions=200
 )
@@ -48,24 +50,26 @@ def _publish_version(s3: Any, version: str, with_profile: bool = True) -> None:
 
 
 def _sample(n: int, seed: int) -> dict[str, np.ndarray]:
-    rows = valid_rows(month_columns("2023-03"))
+    """`n` rides picked up on 2023-03-06 in New York."""
+    rows = rides_of_day(valid_rows(month_columns("2023-03")), "2023-03-06")
     return take(rows, np.random.default_rng(seed).choice(len(rows["prediction"]), n, replace=False))
 
 
 def _put_captures(s3: Any, version: str, n: int, seed: int, shard: str) -> None:
-    for i, batch in enumerate(capture_batches(_sample(n, seed), version, "2023-03-06T14:20:00Z")):
-        s3.put_object(Bucket="capture", Key=capture_key(AT, shard, str(i)), Body=encode_capture(batch))
+    for i, batch in enumerate(capture_batches(_sample(n, seed), version, "2023-03-06T20:20:00Z")):
+        for key, body in capture_objects(batch, shard, str(i)).items():
+            s3.put_object(Bucket="capture", Key=key, Body=body)
 
 
 def _metric_names(cloudwatch: Any) -> dict[str, float]:
-    """Metric name (no dimensions) -> its maximum on 2023-03-06."""
+    """Metric name (no dimensions) -> its maximum on 2023-03-07 (the runs' metrics timestamp)."""
     out = {}
     for metric in cloudwatch.list_metrics(Namespace="TripDuration")["Metrics"]:
         if metric.get("Dimensions"):
             continue
         stats = cloudwatch.get_metric_statistics(
             Namespace="TripDuration", MetricName=metric["MetricName"], Dimensions=[],
-            StartTime=datetime(2023, 3, 6, tzinfo=UTC), EndTime=datetime(2023, 3, 7, tzinfo=UTC),
+            StartTime=datetime(2023, 3, 7, tzinfo=UTC), EndTime=datetime(2023, 3, 8, tzinfo=UTC),
             Period=86400, Statistics=["Maximum"],
         )  # fmt: skip
         out[metric["MetricName"]] = max(p["Maximum"] for p in stats["Datapoints"])
@@ -105,7 +109,7 @@ def test_corrupt_inputs_are_counted_logged_and_the_rest_is_analysed(
     assert metrics["PredictionCount"] == 300 + 250 + 220  # corrupt objects add nothing
     assert {"DriftShare", "PredictionDriftScore", "RejectedShare"} <= set(metrics)  # version 3 analysed
     report = json.loads(
-        s3.get_object(Bucket="capture", Key="reports/2023-03-06T15:00:00Z/drift_report.json")["Body"].read()
+        s3.get_object(Bucket="capture", Key=f"reports/{WINDOW_END}/drift_report.json")["Body"].read()
     )
     assert report["errors"] == 7 and report["rejected"]["count"] == 4
     assert report["versions"]["3"]["prediction_count"] == 300
@@ -117,7 +121,7 @@ def test_corrupt_inputs_are_counted_logged_and_the_rest_is_analysed(
     versions = [line for line in lines if line["message"] == "model version not analysed"]
     assert len(skipped) == 5 and {line["model_version"] for line in versions} == {"5", "9"}
     state = json.loads(s3.get_object(Bucket="capture", Key="monitor/state.json")["Body"].read())
-    assert state == {"last_window_end": "2023-03-06T15:00:00Z"}  # the run completed
+    assert state == {"last_window_end": WINDOW_END}  # the run completed
     print(f"\n[faults/monitor] injected=7 MonitorErrors={metrics['MonitorErrors']:g} analysed_rows=300")
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -13,12 +13,15 @@ from lambda_monitor.aws import MAX_METRICS_PER_CALL, aws_ports, metric_batches
 from lambda_monitor.config import MonitorConfig
 from lambda_monitor.ports import MetricDatum
 from lambda_monitor.service import run_event
-from tests.monitor_months import capture_batches, month_columns, reference_profile_dict, take, valid_rows
-from trip_core.capture import Actual, Rejection, encode_actuals, encode_capture, encode_rejected
-from trip_core.contracts import capture_key, version_pointer_key
+from tests.doubles.captures import capture_objects, rides_of_day
+from tests.monitor_months import capture_batches, month_columns, reference_profile_dict, valid_rows
+from trip_core.capture import Actual, Rejection, encode_actuals, encode_rejected
+from trip_core.contracts import actuals_key, version_pointer_key
 from trip_core.pointer import ModelPointer
 
-NOW = datetime(2023, 3, 6, 15, 0, 0, tzinfo=UTC)
+# the scheduled run at NOW evaluates the rides picked up on 2023-03-06 in New York (05:00 to 05:00 UTC)
+NOW = datetime(2023, 3, 7, 6, 0, 0, tzinfo=UTC)
+WINDOW_END = "2023-03-07T05:00:00Z"
 CONFIG = MonitorConfig(models_bucket="models", capture_bucket="capture", rejected_bucket="rejected")
 
 
@@ -27,8 +30,8 @@ def _value(cloudwatch: Any, name: str, dimensions: dict[str, str]) -> float:
         Namespace="TripDuration",
         MetricName=name,
         Dimensions=[{"Name": k, "Value": v} for k, v in dimensions.items()],
-        StartTime=datetime(2023, 3, 6, tzinfo=UTC),
-        EndTime=datetime(2023, 3, 7, tzinfo=UTC),
+        StartTime=datetime(2023, 3, 7, tzinfo=UTC),
+        EndTime=datetime(2023, 3, 8, tzinfo=UTC),
         Period=86400,
         Statistics=["Maximum"],
     )
@@ -44,36 +47,46 @@ def test_hourly_run_against_s3_and_cloudwatch(monitor_aws: tuple[Any, Any]) -> N
     pointer = ModelPointer("trip-duration", "3", "models/trip-duration/3/bundle.npz", "0" * 64, profile_key,
                            8.0, 5.0, "run", "2023-03-01T00:00:00Z")  # fmt: skip
     s3.put_object(Bucket="models", Key=version_pointer_key("3"), Body=pointer.to_json())
-    rows = valid_rows(month_columns("2023-03"))
-    sample = take(rows, np.random.default_rng(0).choice(len(rows["prediction"]), 3000, replace=False))
-    for i, batch in enumerate(capture_batches(sample, "3", "2023-03-06T14:20:00Z")):
-        key = capture_key(datetime(2023, 3, 6, 14, 20, tzinfo=UTC), "shardId-000", str(i))
-        s3.put_object(Bucket="capture", Key=key, Body=encode_capture(batch))
+    sample = rides_of_day(valid_rows(month_columns("2023-03")), "2023-03-06")
+    n = len(sample["prediction"])
+    for i, batch in enumerate(capture_batches(sample, "3", "2023-03-06T20:20:00Z")):
+        for key, body in capture_objects(batch, "shardId-000", str(i)).items():
+            s3.put_object(Bucket="capture", Key=key, Body=body)
     rejection = Rejection("shardId-000", "1", "2023-03-06T14:21:00Z", "e30=")
     s3.put_object(Bucket="rejected", Key="rejected/dt=2023-03-06/hour=14/shardId-000_1.json",
                   Body=encode_rejected([rejection] * 30))  # fmt: skip
     actuals = [
         Actual(int(r), float(d)) for r, d in zip(sample["ride_id"], sample["duration_minutes"], strict=True)
     ]
-    s3.put_object(Bucket="capture", Key="actuals/dt=2023-03-06/a.jsonl", Body=encode_actuals(actuals[:1000]))
+    s3.put_object(
+        Bucket="capture", Key=actuals_key(NOW - timedelta(hours=2), "a"), Body=encode_actuals(actuals[:1000])
+    )
+    bad = b'{"ride_id": 1, "duration_minutes": -1}\n{"ride_id": "nobody", "duration_minutes": 3}\n'
+    s3.put_object(Bucket="capture", Key=actuals_key(NOW - timedelta(hours=2), "b"), Body=bad)
 
     ports = aws_ports(CONFIG, s3=s3, cloudwatch=cloudwatch)
     summary = run_event({"source": "aws.events"}, ports, CONFIG, NOW)
 
     assert summary["versions"] == {"3": "ok"}
-    assert _value(cloudwatch, "PredictionCount", {}) == 3000
-    assert _value(cloudwatch, "PredictionCount", {"ModelVersion": "3"}) == 3000
-    assert _value(cloudwatch, "RejectedShare", {}) == pytest.approx(30 / 3030)
+    assert _value(cloudwatch, "PredictionCount", {}) == n
+    assert _value(cloudwatch, "PredictionCount", {"ModelVersion": "3"}) == n
+    assert _value(cloudwatch, "RejectedShare", {}) == pytest.approx(30 / (n + 30))
     assert _value(cloudwatch, "DatasetDrift", {"ModelVersion": "3"}) == 1.0
     assert _value(cloudwatch, "DriftShare", {"ModelVersion": "3"}) >= 0.5
     assert _value(cloudwatch, "FeatureDriftScore", {"ModelVersion": "3", "Feature": "trip_distance"}) > 0.1
     assert _value(cloudwatch, "PredictionDriftScore", {"ModelVersion": "3"}) > 0.1
-    errors = sample["prediction"][:1000] - sample["duration_minutes"][:1000]
+    truth = sample["duration_minutes"][:1000]
+    domain = (truth >= 1) & (truth <= 60)
+    errors = sample["prediction"][:1000][domain] - truth[domain]
     assert _value(cloudwatch, "MAE", {"ModelVersion": "3"}) == pytest.approx(np.abs(errors).mean())
     assert _value(cloudwatch, "RMSERatio", {"ModelVersion": "3"}) == pytest.approx(
         np.sqrt((errors**2).mean()) / 8.0
     )
     assert _value(cloudwatch, "MonitorErrors", {}) == 0
+    assert _value(cloudwatch, "ActualsOutOfDomainShare", {}) == pytest.approx(1 - domain.mean())
+    assert _value(cloudwatch, "ActualsRejected", {"Reason": "negative"}) == 1
+    assert _value(cloudwatch, "ActualsRejected", {"Reason": "unknown_ride"}) == 1
+    assert _value(cloudwatch, "ActualsRejected", {"Reason": "duplicate"}) == 0
     for name in (
         "DriftShare",
         "PredictionDriftScore",
@@ -85,18 +98,18 @@ def test_hourly_run_against_s3_and_cloudwatch(monitor_aws: tuple[Any, Any]) -> N
     assert {"MissingShare", "MAERatio", "RMSE", "PredictionDrift", "FeatureDrift"} <= names
 
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket="capture")["Contents"]}
-    report = "reports/2023-03-06T15:00:00Z/drift_report"
+    report = f"reports/{WINDOW_END}/drift_report"
     assert {f"{report}.json", f"{report}.html", "monitor/state.json"} <= keys
     state = json.loads(s3.get_object(Bucket="capture", Key="monitor/state.json")["Body"].read())
-    assert state == {"last_window_end": "2023-03-06T15:00:00Z"}
+    assert state == {"last_window_end": WINDOW_END}
 
-    later = datetime(2023, 3, 6, 16, 0, 0, tzinfo=UTC)  # next hour: no captures, history chart from S3
+    later = datetime(2023, 3, 8, 7, 0, 0, tzinfo=UTC)  # a day on: the next day's window, no captures
     assert run_event({}, ports, CONFIG, later)["prediction_count"] == 0
 
 
 def test_put_metric_data_is_batched_to_the_api_limits(monitor_aws: tuple[Any, Any]) -> None:
     _, cloudwatch = monitor_aws
-    at = datetime(2023, 3, 6, 14, tzinfo=UTC)
+    at = datetime(2023, 3, 7, 14, tzinfo=UTC)
     data = [MetricDatum("FeatureDriftScore", 0.01, "None", (("ModelVersion", "3"), ("Feature", f"f{i}")), at)
             for i in range(2500)]  # fmt: skip
     batches = metric_batches(data)

@@ -110,10 +110,12 @@ def test_kinesis_batch_end_to_end(aws: tuple[Any, Any]) -> None:
         ("ride-257", "3", 5.0),
         ("258", "3", 8.0),
     ]
-    (capture_key,) = keys(s3, "capture")
-    obj = s3.get_object(Bucket="capture", Key=capture_key)
-    assert obj["ContentEncoding"] == "gzip"
-    assert decode_capture(obj["Body"].read()).ride_id == [256, "ride-257", 258]
+    captured = []
+    for capture_key in keys(s3, "capture"):  # one object per UTC pickup hour
+        obj = s3.get_object(Bucket="capture", Key=capture_key)
+        assert obj["ContentEncoding"] == "gzip"
+        captured.extend(decode_capture(obj["Body"].read()).ride_id)
+    assert sorted(map(str, captured)) == ["256", "258", "ride-257"]
     (rejected_key,) = keys(s3, "rejected")
     rejections = decode_rejected(s3.get_object(Bucket="rejected", Key=rejected_key)["Body"].read())
     assert [r.reasons[0].field for r in rejections] == ["trip_distance", "data"]

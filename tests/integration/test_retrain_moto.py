@@ -15,19 +15,22 @@ from types import ModuleType
 from typing import Any
 
 import boto3
+import pandas as pd
 import pytest
 from moto import mock_aws
 
 from infra.audit_table import main as audit_table
 from lambda_retrain.aws import S3Store
+from tests.doubles.captures import capture_objects
 from training.data import PICKUP, frame_features, load_month
 from training.export import export_bundle
 from training.model import ModelParams, fit
 from training.publish import publish_live, publish_version
 from trip_core.bundle import load_bundle
-from trip_core.capture import Actual, CaptureBatch, encode_actuals, encode_capture
-from trip_core.contracts import LIVE_POINTER_KEY, bundle_key, capture_key, profile_key
+from trip_core.capture import Actual, CaptureBatch, encode_actuals
+from trip_core.contracts import LIVE_POINTER_KEY, actuals_key, bundle_key, profile_key
 from trip_core.pointer import ModelPointer
+from trip_core.rides import to_new_york_naive
 
 ROOT = Path(__file__).parents[2]
 DATA = ROOT / "data"
@@ -38,7 +41,7 @@ ENV = {
     "MODELS_BUCKET": "models-it",
     "CAPTURE_BUCKET": "capture-it",
     "MODEL_NAME": "trip-duration",
-    "RETRAIN_LOOKBACK_HOURS": "2",
+    "RETRAIN_LOOKBACK_HOURS": str(3 * 7 * 24),  # the captured rides span days (weeks after moving)
     "MIN_LABELLED_ROWS": "2000",
     "RETRAIN_COOLDOWN_MINUTES": "30",
     "RETRAIN_ALARMS": "trip-duration-it-drift-share",
@@ -104,8 +107,12 @@ def publish_2021_model(s3: Any) -> bytes:
 
 
 def capture_2023_rides(s3: Any, bundle: bytes, at: datetime) -> None:
-    """What serving + the client leave behind: capture batches of 100 and the actuals, in the current hour."""
+    """What serving + the client leave behind: capture batches of 100 and the actuals, reported at `at`;
+    the rides are 2023-03's first, served live: moved by whole weeks (same hours and weekdays) to end
+    before `at`, inside the lookback."""
     frame = load_month(str(DATA / "green_tripdata_2023-03.parquet")).frame.sort_values(PICKUP).head(ROWS)
+    week = pd.Timedelta(days=7)
+    frame[PICKUP] += week * ((pd.Timestamp(to_new_york_naive(at)) - frame[PICKUP].max()) // week)
     pred = load_bundle(bundle).predict(frame_features(frame))
     store = S3Store(ENV["CAPTURE_BUCKET"], s3)
     ids: list[int | str] = list(range(ROWS))
@@ -122,9 +129,10 @@ def capture_2023_rides(s3: Any, bundle: bytes, at: datetime) -> None:
             rows["trip_distance"].astype(float).tolist(),
             pred[start : start + 100].tolist(),
         )
-        store.put(capture_key(at, "shardId-000", f"{start:08d}"), encode_capture(batch))
+        for key, body in capture_objects(batch, "shardId-000", f"{start:08d}").items():
+            store.put(key, body)
     actuals = [Actual(i, float(d)) for i, d in zip(ids, frame["duration"], strict=True)]
-    store.put(f"actuals/dt={at:%Y-%m-%d}/client.jsonl", encode_actuals(actuals))
+    store.put(actuals_key(at, "client"), encode_actuals(actuals))
 
 
 def test_drift_alarm_retrains_on_2023_rides_and_promotes(
@@ -145,7 +153,7 @@ def test_drift_alarm_retrains_on_2023_rides_and_promotes(
         f"(fit {m['fit_seconds']} s): holdout MAE champion(2021) {m['champion_holdout_mae']:.3f} -> "
         f"challenger {m['challenger_holdout_mae']:.3f} min"
     )
-    assert data["labelled_rows"] == ROWS and data["capture_objects"] == ROWS // 100
+    assert data["labelled_rows"] == ROWS and data["captured_predictions"] == ROWS
     assert m["challenger_holdout_mae"] < m["champion_holdout_mae"]
     live = ModelPointer.from_json(
         aws.get_object(Bucket=ENV["MODELS_BUCKET"], Key=LIVE_POINTER_KEY)["Body"].read()

@@ -12,6 +12,10 @@ import numpy as np
 import pytest
 
 from trip_core.capture import (
+    ACTUAL_MALFORMED,
+    ACTUAL_NEGATIVE,
+    ACTUAL_NON_FINITE,
+    ACTUAL_OVER_MAX,
     Actual,
     CaptureBatch,
     RecordFormatError,
@@ -106,12 +110,30 @@ def test_rejected_round_trip_and_shape() -> None:
         decode_rejected(b'{"schema": 1, "rejections": [{}]}')
 
 
-def test_actuals_round_trip_skips_bad_lines() -> None:
-    data = (
-        encode_actuals([Actual(256, 18.2), Actual("x", 3.0)])
-        + b'\n{"ride_id": true, "duration_minutes": 1}\nnope\n'
+def test_actuals_round_trip_gives_each_bad_line_its_reason() -> None:
+    data = encode_actuals([Actual(256, 18.2), Actual("x", 3.0), Actual(7, 0.0), Actual(8, 1440)]) + (
+        b'\n{"ride_id": true, "duration_minutes": 1}\nnope\n{"ride_id": 1}\n'
+        b'{"ride_id": 2, "duration_minutes": "5"}\n{"ride_id": 3, "duration_minutes": NaN}\n'
+        b'{"ride_id": 4, "duration_minutes": 1e400}\n{"ride_id": 5, "duration_minutes": -0.5}\n'
+        b'{"ride_id": 6, "duration_minutes": 1440.01}\n{"ride_id": 9, "duration_minutes": 1e300}\n'
+        b'{"ride_id": 10, "duration_minutes": ' + str(10**400).encode() + b"}\n"
     )
-    assert decode_actuals(data) == ([Actual(256, 18.2), Actual("x", 3.0)], 2)
+    assert decode_actuals(data) == [
+        Actual(256, 18.2),
+        Actual("x", 3.0),
+        Actual(7, 0.0),  # possible, outside the training domain: the monitor counts it apart
+        Actual(8, 1440.0),
+        ACTUAL_MALFORMED,
+        ACTUAL_MALFORMED,
+        ACTUAL_MALFORMED,
+        ACTUAL_MALFORMED,
+        ACTUAL_NON_FINITE,
+        ACTUAL_NON_FINITE,
+        ACTUAL_NEGATIVE,
+        ACTUAL_OVER_MAX,
+        ACTUAL_OVER_MAX,
+        ACTUAL_OVER_MAX,
+    ]
 
 
 def test_utc_iso() -> None:

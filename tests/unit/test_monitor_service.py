@@ -1,20 +1,22 @@
-"""The monitor run over in-memory ports: windows, versions, too little data, quality, metrics, report."""
+"""The monitor run over in-memory ports: event-time windows, the schedule's catch-up, versions, too
+little data, actuals (reasons, domain), metric timestamps, report."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pytest
 
 from lambda_monitor.config import MonitorConfig
 from lambda_monitor.ports import Ports
-from lambda_monitor.service import resolve_window, run_event
+from lambda_monitor.service import backfill_window, due_windows, run_event
 from lambda_monitor.window import Window, hour_prefixes
+from tests.doubles.captures import rides_of_day
 from tests.doubles.monitor import (
-    MemoryActuals,
-    MemoryCaptures,
+    MemoryBlobs,
     MemoryMetrics,
     MemoryProfiles,
     MemoryRejected,
@@ -22,11 +24,16 @@ from tests.doubles.monitor import (
     MemoryState,
 )
 from tests.monitor_months import capture_batches, month_columns, reference_profile_dict, take, valid_rows
-from trip_core.capture import Actual
+from trip_core.capture import ACTUAL_REJECTION_REASONS, Actual
 from trip_core.config import ConfigError
+from trip_core.contracts import MAX_CATCH_UP_WINDOWS, report_key, utc_iso
 from trip_core.pointer import ModelPointer
 
-NOW = datetime(2023, 3, 6, 15, 0, 5, tzinfo=UTC)
+# The schedule at NOW evaluates the window ending 05:00 UTC = midnight in New York: the rides picked up
+# on 2023-03-06, New York time.
+NOW = datetime(2023, 3, 7, 6, 0, 5, tzinfo=UTC)
+DAY = Window(datetime(2023, 3, 6, 5, tzinfo=UTC), datetime(2023, 3, 7, 5, tzinfo=UTC))
+MONTH = {"window_start": "2023-03-01T05:00:00Z", "window_end": "2023-04-01T04:00:00Z"}
 CONFIG = MonitorConfig(models_bucket="m", capture_bucket="c", rejected_bucket="r", min_predictions=200)
 
 
@@ -52,9 +59,8 @@ def reference() -> dict[str, object]:
 def _ports(reference: dict[str, object], versions: tuple[str, ...] = ("3",)) -> Ports:
     pointers = {v: _pointer(v) for v in versions}
     return Ports(
-        captures=MemoryCaptures(),
+        capture=MemoryBlobs(),
         rejected=MemoryRejected(),
-        actuals=MemoryActuals(),
         profiles=MemoryProfiles(pointers, {p.profile_key: reference for p in pointers.values()}),
         metrics=MemoryMetrics(),
         reports=MemoryReports(),
@@ -63,108 +69,228 @@ def _ports(reference: dict[str, object], versions: tuple[str, ...] = ("3",)) -> 
 
 
 def _sample(n: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Random rides of the whole month (pickups spread over it)."""
     rows = valid_rows(month_columns("2023-03"))
     return take(rows, np.random.default_rng(seed).choice(len(rows["prediction"]), n, replace=False))
 
 
-def test_window_resolution() -> None:
-    window, scheduled = resolve_window({"source": "aws.events"}, None, NOW)
-    assert scheduled and window == Window(NOW - timedelta(hours=1), NOW)
-    last = NOW - timedelta(minutes=90)
-    assert resolve_window({}, last, NOW)[0].start == last
-    backfill, scheduled = resolve_window(
-        {"window_start": "2023-03-01T00:00:00Z", "window_end": "2023-03-01T02:00:00+00:00"}, last, NOW
+def _day(local_day: str = "2023-03-06") -> dict[str, np.ndarray]:
+    """Every valid ride picked up on that New York day (time order)."""
+    return rides_of_day(valid_rows(month_columns("2023-03")), local_day)
+
+
+def _capture(
+    ports: Ports, columns: dict[str, np.ndarray], version: str, captured_at: str, seq: int = 0
+) -> None:
+    assert isinstance(ports.capture, MemoryBlobs)
+    for i, batch in enumerate(capture_batches(columns, version, captured_at)):
+        ports.capture.put_capture(batch, first_seq=f"{seq}-{i}")
+
+
+def _report(ports: Ports, end: datetime) -> dict[str, Any]:
+    assert isinstance(ports.reports, MemoryReports)
+    report: dict[str, Any] = json.loads(ports.reports.objects[report_key(end, "json")][0])
+    return report
+
+
+def _metrics(ports: Ports) -> MemoryMetrics:
+    assert isinstance(ports.metrics, MemoryMetrics)
+    return ports.metrics
+
+
+def test_scheduled_windows_and_catch_up() -> None:
+    (only,) = due_windows(None, NOW).windows
+    assert only == DAY
+    caught = due_windows(DAY.end - timedelta(hours=3), NOW)
+    assert [w.end for w in caught.windows] == [DAY.end - timedelta(hours=h) for h in (2, 1, 0)]
+    assert caught.skipped_ends == []
+    assert due_windows(DAY.end, NOW).windows == []  # already evaluated: nothing is due
+    behind = due_windows(DAY.end - timedelta(hours=30), NOW)
+    assert len(behind.windows) == MAX_CATCH_UP_WINDOWS and behind.windows[-1] == DAY
+    assert len(behind.skipped_ends) == 30 - MAX_CATCH_UP_WINDOWS
+    assert behind.skipped_ends[-1] + timedelta(hours=1) == behind.windows[0].end
+    unaligned = due_windows(DAY.end - timedelta(minutes=59), NOW)  # a state written by an older monitor
+    assert unaligned.windows == [DAY]
+
+
+def test_backfill_window_and_prefixes() -> None:
+    backfill = backfill_window(
+        {"window_start": "2023-03-01T00:00:00Z", "window_end": "2023-03-01T02:00:00+00:00"}
     )
-    assert not scheduled and backfill.end - backfill.start == timedelta(hours=2)
+    assert backfill is not None and backfill.end - backfill.start == timedelta(hours=2)
+    assert backfill_window({"source": "aws.events"}) is None
     with pytest.raises(ValueError):
-        resolve_window({"window_start": "2023-03-01T00:00:00Z"}, None, NOW)
-    prefixes = hour_prefixes("captures/", Window(NOW - timedelta(hours=1), NOW))
-    assert prefixes == ["captures/dt=2023-03-06/hour=14/", "captures/dt=2023-03-06/hour=15/"]
+        backfill_window({"window_start": "2023-03-01T00:00:00Z"})
+    prefixes = hour_prefixes("rejected/", Window(NOW - timedelta(hours=1), NOW))
+    assert prefixes == ["rejected/dt=2023-03-07/hour=05/", "rejected/dt=2023-03-07/hour=06/"]
 
 
 def test_too_little_data_publishes_the_count_only(reference: dict[str, object]) -> None:
     ports = _ports(reference)
-    assert isinstance(ports.captures, MemoryCaptures) and isinstance(ports.metrics, MemoryMetrics)
-    ports.captures.items = [*capture_batches(_sample(150), "3", "2023-03-06T14:30:00Z")]
+    _capture(ports, take(_day(), np.arange(150)), "3", "2023-03-06T14:30:00Z")
     summary = run_event({}, ports, CONFIG, NOW)
-    assert summary["versions"] == {"3": "insufficient_data"}
-    names = {d.name for d in ports.metrics.data}
-    assert names == {"PredictionCount", "MonitorErrors"}
-    assert ports.metrics.find("PredictionCount", ModelVersion="3")[0].value == 150
-    assert ports.state.last_window_end() == NOW
+    assert summary["versions"] == {"3": "insufficient_data"} and summary["evaluated"] == [utc_iso(DAY.end)]
+    names = {d.name for d in _metrics(ports).data}
+    assert names == {"PredictionCount", "MonitorErrors", "ActualsRejected"}
+    assert _metrics(ports).find("PredictionCount", ModelVersion="3")[0].value == 150
+    assert {d.timestamp for d in _metrics(ports).data} == {NOW}  # a scheduled run: its evaluation time
+    assert ports.state.last_window_end() == DAY.end
+
+
+def test_window_selects_rides_by_pickup_time_whenever_they_were_captured(
+    reference: dict[str, object],
+) -> None:
+    """Out-of-order and late captures of the day's rides count; rides of other days do not, even in
+    the same batch; captures after end + allowance are counted as late."""
+    ports = _ports(reference)
+    day = _day()
+    order = np.random.default_rng(2).permutation(len(day["prediction"]))  # captured out of order
+    on_time, late = take(day, order[:-100]), take(day, order[-100:])
+    _capture(ports, on_time, "3", "2023-03-06T20:00:00Z", seq=1)
+    _capture(ports, late, "3", "2023-03-07T09:00:00Z", seq=2)  # after 05:00 + 1 h
+    before, after = _day("2023-03-05"), _day("2023-03-07")
+    mixed = {name: np.concatenate([before[name][:300], after[name][:300]]) for name in day}
+    _capture(ports, mixed, "3", "2023-03-06T12:00:00Z", seq=3)
+    run_event({}, ports, CONFIG, NOW)
+    report = _report(ports, DAY.end)
+    assert report["prediction_count"] == len(day["prediction"])
+    assert report["late_captures"] == 100
+    assert report["window"] == {"start": utc_iso(DAY.start), "end": utc_iso(DAY.end)}
+
+
+def test_a_backfill_gives_the_scheduled_verdict_at_its_own_time(reference: dict[str, object]) -> None:
+    ports = _ports(reference)
+    day = _day()
+    _capture(ports, day, "3", "2023-03-06T20:00:00Z")
+    assert isinstance(ports.capture, MemoryBlobs)
+    ports.capture.put_actuals(
+        datetime(2023, 3, 6, 22, tzinfo=UTC), "client", _actuals(day, np.arange(0, 900))
+    )
+    run_event({}, ports, CONFIG, NOW)
+    scheduled = _report(ports, DAY.end)
+    later = NOW + timedelta(days=3)
+    backfill = {"window_start": utc_iso(DAY.start), "window_end": utc_iso(DAY.end)}
+    run_event(backfill, ports, CONFIG, later)
+    replayed = _report(ports, DAY.end)
+    assert replayed["versions"] == scheduled["versions"] and replayed["actuals"] == scheduled["actuals"]
+    assert scheduled["metrics"]["timestamp"] == utc_iso(NOW)
+    assert replayed["metrics"]["timestamp"] == utc_iso(DAY.end + timedelta(hours=1))
+    stamps = {d.timestamp for d in _metrics(ports).find("DriftShare", ModelVersion="3")}
+    assert stamps == {NOW, DAY.end + timedelta(hours=1)}
+    assert ports.state.last_window_end() == DAY.end  # the backfill left the schedule alone
+
+
+def test_a_backfill_older_than_cloudwatch_keeps_publishes_nothing(reference: dict[str, object]) -> None:
+    ports = _ports(reference)
+    _capture(ports, _day(), "3", "2023-03-06T20:00:00Z")
+    backfill = {"window_start": utc_iso(DAY.start), "window_end": utc_iso(DAY.end)}
+    run_event(backfill, ports, CONFIG, DAY.end + timedelta(days=15))
+    report = _report(ports, DAY.end)
+    assert report["metrics"]["published"] is False and "14 days" in str(report["metrics"]["reason"])
+    assert report["versions"]["3"]["status"] == "ok" and _metrics(ports).data == []
+
+
+def test_missed_windows_are_each_evaluated(reference: dict[str, object]) -> None:
+    ports = _ports(reference)
+    _capture(ports, _day(), "3", "2023-03-06T20:00:00Z")
+    ports.state.save_window_end(DAY.end - timedelta(hours=30))
+    summary = run_event({}, ports, CONFIG, NOW)
+    assert len(summary["evaluated"]) == MAX_CATCH_UP_WINDOWS and summary["window"]["end"] == utc_iso(DAY.end)
+    assert len(summary["skipped_window_ends"]) == 30 - MAX_CATCH_UP_WINDOWS
+    first = _report(ports, DAY.end - timedelta(hours=MAX_CATCH_UP_WINDOWS - 1))
+    assert first["skipped_window_ends"] == summary["skipped_window_ends"]
+    assert ports.state.last_window_end() == DAY.end
+    assert run_event({}, ports, CONFIG, NOW)["evaluated"] == []  # nothing due twice
+
+
+def _actuals(columns: dict[str, np.ndarray], rows: np.ndarray, scale: float = 1.0) -> list[Actual]:
+    truth = columns["duration_minutes"]
+    return [Actual(int(columns["ride_id"][i]), float(truth[i]) * scale) for i in rows]
+
+
+def test_actuals_are_judged_and_quality_is_on_the_training_domain(reference: dict[str, object]) -> None:
+    ports = _ports(reference)
+    assert isinstance(ports.capture, MemoryBlobs)
+    day, before = _day(), _day("2023-03-05")
+    _capture(ports, day, "3", "2023-03-06T20:00:00Z")
+    _capture(ports, before, "3", "2023-03-05T20:00:00Z", seq=9)
+    n = len(day["prediction"])
+    rides = np.arange(0, n, 2)  # half the rides have completed
+    reported = datetime(2023, 3, 6, 23, 30, tzinfo=UTC)
+    ports.capture.put_actuals(reported, "a", _actuals(day, rides[:200], scale=3.0))  # corrected below
+    ports.capture.put_actuals(reported + timedelta(minutes=1), "b", _actuals(day, rides))
+    ports.capture.put_actuals(DAY.start, "c", _actuals(before, np.arange(5)))  # rides of the day before
+    bad = (
+        b'{"ride_id": 1, "duration_minutes": NaN}\n{"ride_id": 2, "duration_minutes": -3}\n'
+        b'{"ride_id": 3, "duration_minutes": 1e300}\nnot json\n{"ride_id": "nobody", "duration_minutes": 5}\n'
+    )
+    ports.capture.put_actuals(reported, "bad", bad)
+    ports.capture.put_actuals(DAY.end + timedelta(hours=1), "too-late", _actuals(day, np.arange(1, n, 2)))
+    run_event({}, ports, CONFIG, NOW)
+
+    actuals = _report(ports, DAY.end)["actuals"]
+    assert actuals["rejected"] == {
+        "malformed": 1, "non_finite": 1, "negative": 1, "over_max": 1, "unknown_ride": 1, "duplicate": 200,
+    }  # fmt: skip
+    assert actuals["accepted"] == len(rides) + 5  # the day before's rides are known, not joined
+    for reason in ACTUAL_REJECTION_REASONS:
+        (datum,) = _metrics(ports).find("ActualsRejected", Reason=reason)
+        assert datum.value == actuals["rejected"][reason]
+
+    truth = day["duration_minutes"][rides]
+    domain = (truth >= 1.0) & (truth <= 60.0)
+    assert 0 < (~domain).sum() < len(rides)  # the day has meter errors and long rides
+    errors = day["prediction"][rides][domain] - truth[domain]
+    mae, rmse = np.abs(errors).mean(), np.sqrt((errors**2).mean())
+    assert _metrics(ports).find("MAE", ModelVersion="3")[0].value == pytest.approx(mae)
+    assert _metrics(ports).find("RMSE", ModelVersion="3")[0].value == pytest.approx(rmse)
+    assert _metrics(ports).find("MAERatio", ModelVersion="3")[0].value == pytest.approx(mae / 5.0)
+    assert _metrics(ports).find("RMSERatio", ModelVersion="3")[0].value == pytest.approx(rmse / 8.0)
+    assert _metrics(ports).find("ActualsCount", ModelVersion="3")[0].value == domain.sum()
+    share = _metrics(ports).find("ActualsOutOfDomainShare", ModelVersion="3")[0].value
+    assert share == pytest.approx((~domain).sum() / len(rides))
+    assert _metrics(ports).find("ActualsOutOfDomainShare")[0].value == share  # the alarm's aggregate
 
 
 def test_window_split_across_two_versions(reference: dict[str, object]) -> None:
     ports = _ports(reference, ("3", "4"))
-    assert isinstance(ports.captures, MemoryCaptures) and isinstance(ports.metrics, MemoryMetrics)
     sample = _sample(1600)
     first, second = take(sample, np.arange(0, 1200)), take(sample, np.arange(1200, 1600))
-    ports.captures.items = [
-        *capture_batches(first, "3", "2023-03-06T14:10:00Z"),
-        *capture_batches(second, "4", "2023-03-06T14:50:00Z"),
-        *capture_batches(_sample(50, 9), "3", "2023-03-06T13:50:00Z"),  # before the window
-    ]
+    _capture(ports, first, "3", "2023-03-06T14:10:00Z", seq=1)
+    _capture(ports, second, "4", "2023-03-06T14:50:00Z", seq=2)
     assert isinstance(ports.rejected, MemoryRejected)
     ports.rejected.arrival_times = [datetime(2023, 3, 6, 14, 20, tzinfo=UTC)] * 400
-    run_event({}, ports, CONFIG, NOW)
-    assert isinstance(ports.reports, MemoryReports)
-    assert ports.metrics.find("PredictionCount")[0].value == 1600
-    assert ports.metrics.find("PredictionCount", ModelVersion="3")[0].value == 1200
-    assert ports.metrics.find("PredictionCount", ModelVersion="4")[0].value == 400
-    assert ports.metrics.find("RejectedShare")[0].value == pytest.approx(400 / 2000)
-    assert len(ports.metrics.find("DriftShare")) == 2  # the alarms' aggregate: one point per version
-    assert len(ports.metrics.find("PredictionCount")) == 1 and not ports.metrics.find("FeatureDriftScore")
+    month = backfill_window(MONTH)
+    assert month is not None
+    run_event(MONTH, ports, CONFIG, NOW)
+    metrics = _metrics(ports)
+    inside = int(
+        (
+            (sample["pickup_datetime"] >= np.datetime64("2023-03-01T00:00"))
+            & (sample["pickup_datetime"] < np.datetime64("2023-04-01T00:00"))
+        ).sum()
+    )
+    assert metrics.find("PredictionCount")[0].value == inside
+    assert metrics.find("RejectedShare")[0].value == pytest.approx(400 / (inside + 400))
+    assert len(metrics.find("DriftShare")) == 2  # the alarms' aggregate: one point per version
+    assert len(metrics.find("PredictionCount")) == 1 and not metrics.find("FeatureDriftScore")
+    report = _report(ports, month.end)
     for version, statistic in (("3", "ks_binned"), ("4", "ks_binned")):
-        assert ports.metrics.find("DatasetDrift", ModelVersion=version)[0].value == 0.0
-        assert (
-            len(ports.metrics.find("FeatureDriftScore", ModelVersion=version, Feature="trip_distance")) == 1
-        )
-        assert ports.metrics.find("MissingShare", ModelVersion=version)[0].value == 0.0
-        report = json.loads(ports.reports.objects[f"reports/{'2023-03-06T15:00:05Z'}/drift_report.json"][0])
+        assert metrics.find("DatasetDrift", ModelVersion=version)[0].value == 0.0
+        assert len(metrics.find("FeatureDriftScore", ModelVersion=version, Feature="trip_distance")) == 1
+        assert metrics.find("MissingShare", ModelVersion=version)[0].value == 0.0
         assert report["versions"][version]["drift"]["prediction"]["statistic"] == statistic
-    html = ports.reports.objects["reports/2023-03-06T15:00:05Z/drift_report.html"][0].decode()
+    assert isinstance(ports.reports, MemoryReports)
+    html = ports.reports.objects[report_key(month.end, "html")][0].decode()
     assert html.count("<svg") >= 2 * 5 and "Model version 4" in html  # 4 columns + drift over time
-
-
-def test_actuals_give_the_right_mae_and_ratios(reference: dict[str, object]) -> None:
-    ports = _ports(reference)
-    assert isinstance(ports.captures, MemoryCaptures) and isinstance(ports.metrics, MemoryMetrics)
-    assert isinstance(ports.actuals, MemoryActuals)
-    sample = _sample(600, 4)
-    ports.captures.items = [*capture_batches(sample, "3", "2023-03-06T14:30:00Z")]
-    truth = sample["duration_minutes"]
-    known = np.arange(0, 600, 2)  # half the rides have completed
-    ports.actuals.by_day = {
-        date(2023, 3, 6): [Actual(int(sample["ride_id"][i]), float(truth[i])) for i in known[:200]],
-        date(2023, 3, 7): [Actual(int(sample["ride_id"][i]), float(truth[i])) for i in known[200:]],
-        date(2023, 3, 8): [Actual(-1, 0.0)],  # outside the window's days
-    }
-    run_event({}, ports, CONFIG, NOW)
-    errors = sample["prediction"][known] - truth[known]
-    mae, rmse = np.abs(errors).mean(), np.sqrt((errors**2).mean())
-    assert ports.metrics.find("MAE", ModelVersion="3")[0].value == pytest.approx(mae)
-    assert ports.metrics.find("RMSE", ModelVersion="3")[0].value == pytest.approx(rmse)
-    assert ports.metrics.find("MAERatio", ModelVersion="3")[0].value == pytest.approx(mae / 5.0)
-    assert ports.metrics.find("RMSERatio", ModelVersion="3")[0].value == pytest.approx(rmse / 8.0)
-    assert ports.metrics.find("ActualsCount", ModelVersion="3")[0].value == 300
 
 
 def test_missing_profile_is_an_error_not_a_crash(reference: dict[str, object]) -> None:
     ports = _ports(reference, ("3",))
-    assert isinstance(ports.captures, MemoryCaptures) and isinstance(ports.metrics, MemoryMetrics)
-    ports.captures.items = [*capture_batches(_sample(300), "7", "2023-03-06T14:30:00Z")]
+    _capture(ports, _day(), "7", "2023-03-06T14:30:00Z")
     summary = run_event({}, ports, CONFIG, NOW)
     assert summary["versions"] == {"7": "error"}
-    assert ports.metrics.find("MonitorErrors")[0].value == 1
-
-
-def test_backfill_does_not_move_the_state_back(reference: dict[str, object]) -> None:
-    ports = _ports(reference)
-    ports.state.save_window_end(NOW)
-    run_event(
-        {"window_start": "2023-03-01T00:00:00Z", "window_end": "2023-03-01T01:00:00Z"}, ports, CONFIG, NOW
-    )
-    assert ports.state.last_window_end() == NOW
+    assert _metrics(ports).find("MonitorErrors")[0].value == 1
 
 
 def test_config_fails_fast() -> None:

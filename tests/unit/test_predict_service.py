@@ -108,14 +108,20 @@ def test_golden_kinesis_event(world: World) -> None:
         258: {"model": "trip-duration", "version": "3", "prediction": {"ride_duration": 8.0, "ride_id": 258}},
     }
     first_seq = golden["Records"][0]["kinesis"]["sequenceNumber"]
-    (capture_key,) = world.captures.objects
-    assert capture_key == f"captures/dt=2023-03-06/hour=19/{SHARD}_{first_seq}.json.gz"
-    capture = decode_capture(world.captures.objects[capture_key])
-    assert capture.model_version == "3" and capture.captured_at == "2023-03-06T19:30:05Z"
-    assert capture.ride_id == [256, "ride-257", 258]
+    # one object per UTC pickup hour, each named by the batch: the rides' pickups are 09:30:02 EST
+    # (arrival time, 14:30 UTC) and 08:15, 08:05 EST (13:xx UTC)
+    assert sorted(world.captures.objects) == [
+        f"captures/dt=2023-03-06/hour=13/{SHARD}_{first_seq}.json.gz",
+        f"captures/dt=2023-03-06/hour=14/{SHARD}_{first_seq}.json.gz",
+    ]
+    early, late = (decode_capture(world.captures.objects[k]) for k in sorted(world.captures.objects))
+    assert {early.model_version, late.model_version} == {"3"}
+    assert early.captured_at == late.captured_at == "2023-03-06T19:30:05Z"
+    assert (early.ride_id, late.ride_id) == (["ride-257", 258], [256])
     # no pickup time -> arrival time in New York; naive -> as is; UTC -> New York
-    assert capture.pickup_datetime == ["2023-03-06T09:30:02", "2023-03-06T08:15:00", "2023-03-06T08:05:00"]
-    assert capture.prediction == [8.0, 5.0, 8.0]
+    assert early.pickup_datetime == ["2023-03-06T08:15:00", "2023-03-06T08:05:00"]
+    assert late.pickup_datetime == ["2023-03-06T09:30:02"]
+    assert (early.prediction, late.prediction) == ([5.0, 8.0], [8.0])
     (rejected_key,) = world.rejected.objects
     assert rejected_key == f"rejected/dt=2023-03-06/hour=19/{SHARD}_{first_seq}.json"
     rejections = decode_rejected(world.rejected.objects[rejected_key])
@@ -216,6 +222,28 @@ def test_mixed_batch_predicts_valid_and_stores_bad(world: World) -> None:
     rejected = decode_rejected(next(iter(world.rejected.objects.values())))
     assert [r.sequence_number for r in rejected] == ["100", "101"]
     assert decode_capture(next(iter(world.captures.objects.values()))).ride_id == [1, 2, 3, 4, 5]
+
+
+def test_a_batch_is_captured_per_pickup_hour_and_a_failed_hour_alone_is_retried(world: World) -> None:
+    """Pickups 08:50 and 09:10 New York (13:xx and 14:xx UTC): two objects of the same name; when the
+    14:00 one cannot be written only its rides are retried, and the retry overwrites, never adds."""
+    pickups = ["2023-03-06T08:50:00", "2023-03-06T09:10:00", "2023-03-06T08:55:00", "2023-03-06T09:20:00"]
+    records = [
+        kinesis_record(i, {**good(i), "ride": {**good(i)["ride"], "pickup_datetime": p}})
+        for i, p in enumerate(pickups)
+    ]
+    world.captures.refused = "hour=14/"
+    assert failures(handle(event(*records), None, world.service)) == ["1", "3"]
+    (early,) = world.captures.objects
+    assert early == f"captures/dt=2023-03-06/hour=13/{SHARD}_0.json.gz"
+    assert decode_capture(world.captures.objects[early]).ride_id == [0, 2]
+    world.captures.refused = None
+    assert failures(handle(event(*records), None, world.service)) == []  # Lambda retries the batch
+    assert sorted(world.captures.objects) == [early, f"captures/dt=2023-03-06/hour=14/{SHARD}_0.json.gz"]
+    assert [decode_capture(body).ride_id for _, body in sorted(world.captures.objects.items())] == [
+        [0, 2],
+        [1, 3],
+    ]
 
 
 def test_one_vectorised_predict_call_per_batch(world: World) -> None:

@@ -17,19 +17,20 @@ from lambda_retrain.loop import handle
 from lambda_retrain.ports import Ports, Store
 from lambda_retrain.rollback import Judgement, RollbackResult, rollback_check
 from lambda_retrain.triggers import direct_trigger, triggers_from_event
+from tests.doubles.captures import capture_objects, live_pickups
 from tests.doubles.retrain import MemoryStore
 from training.export import export_bundle
 from training.gate import GateConfig
 from training.model import ModelParams, fit
 from training.publish import publish_live, publish_version
 from trip_core.bundle import load_bundle
-from trip_core.capture import Actual, CaptureBatch, encode_actuals, encode_capture
+from trip_core.capture import Actual, CaptureBatch, encode_actuals
 from trip_core.contracts import (
     LIVE_POINTER_KEY,
     LOOP_LOCK_KEY,
     LOOP_STATE_KEY,
+    actuals_key,
     bundle_key,
-    capture_key,
     profile_key,
     utc_iso,
 )
@@ -122,6 +123,7 @@ def publish_model(
 def capture(
     store: MemoryStore, r: dict[str, np.ndarray], bundle: bytes, version: str, at: datetime, first_id: int
 ) -> None:
+    r = {**r, "pickup": live_pickups(len(r["pu"]), at)}  # served live: picked up within the lookback
     pred = load_bundle(bundle).predict(features(r))
     ids: list[int | str] = list(range(first_id, first_id + len(pred)))
     for start in range(0, len(ids), 100):
@@ -137,9 +139,10 @@ def capture(
             [float(v) for v in r["distance"][part]],
             [float(v) for v in pred[part]],
         )
-        store.put(capture_key(at, "shard-0", f"{first_id + start}"), encode_capture(batch))
+        for key, body in capture_objects(batch, "shard-0", f"{first_id + start}").items():
+            store.put(key, body)
     actuals = [Actual(i, float(d)) for i, d in zip(ids, r["duration"], strict=True)]
-    store.put(f"actuals/dt={at:%Y-%m-%d}/{first_id}.jsonl", encode_actuals(actuals))
+    store.put(actuals_key(at, str(first_id)), encode_actuals(actuals))
 
 
 @pytest.fixture

@@ -1,0 +1,171 @@
+"""The one reader of an event-time range [start, end) of the capture bucket, for the monitor and the
+retrain loop (docs/architecture.md, "Event time"):
+
+- captures: only the range's pickup-hour partitions are listed, and only rows whose pickup (UTC) lies
+  in the range are kept;
+- actuals: the partitions of the hours they were reported in, [start, end + LATE_ALLOWANCE); every line
+  is accepted or rejected with its reason (trip_core.capture.ACTUAL_REJECTION_REASONS);
+- the join of predictions with actuals, and the target domain quality is judged on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+import numpy as np
+
+from trip_core.capture import (
+    ACTUAL_DUPLICATE,
+    ACTUAL_REJECTION_REASONS,
+    ACTUAL_UNKNOWN_RIDE,
+    Actual,
+    CaptureBatch,
+    decode_actuals,
+    decode_capture,
+)
+from trip_core.contracts import (
+    ACTUALS_PREFIX,
+    ACTUALS_RIDE_LOOKBACK,
+    CAPTURE_PREFIX,
+    LATE_ALLOWANCE,
+    MAX_DURATION_MINUTES,
+    MIN_DURATION_MINUTES,
+    hour_prefix,
+    parse_utc,
+    utc_hours,
+)
+
+READ_THREADS = 16
+
+
+class BlobSource(Protocol):
+    """The capture bucket, read-only."""
+
+    def list_keys(self, prefix: str) -> list[str]: ...
+
+    def get(self, key: str) -> bytes | None: ...  # None when the key does not exist
+
+
+def capture_prefixes(start: datetime, end: datetime) -> list[str]:
+    """The pickup-hour partitions of captures overlapping [start, end)."""
+    return [hour_prefix(CAPTURE_PREFIX, hour) for hour in utc_hours(start, end)]
+
+
+def actuals_prefixes(start: datetime, end: datetime) -> list[str]:
+    """The report-hour partitions of the actuals of rides picked up in [start, end)."""
+    return [hour_prefix(ACTUALS_PREFIX, hour) for hour in utc_hours(start, end + LATE_ALLOWANCE)]
+
+
+def _fetch(source: BlobSource, prefixes: Iterable[str]) -> list[tuple[str, bytes]]:
+    keys = [key for prefix in prefixes for key in source.list_keys(prefix)]
+    with ThreadPoolExecutor(READ_THREADS) as pool:
+        bodies = list(pool.map(source.get, keys))
+    return [(key, body) for key, body in zip(keys, bodies, strict=True) if body is not None]
+
+
+def _utc64(moment: datetime) -> np.datetime64:
+    return np.datetime64(moment.astimezone(UTC).replace(tzinfo=None), "s")
+
+
+def _within(batch: CaptureBatch, start: datetime, end: datetime) -> CaptureBatch | None:
+    pickup = batch.pickup_utc64()
+    inside = (pickup >= _utc64(start)) & (pickup < _utc64(end))
+    if inside.all():
+        return batch
+    return batch.subset(inside) if inside.any() else None
+
+
+def read_captures(
+    source: BlobSource, start: datetime, end: datetime, problems: list[str]
+) -> list[CaptureBatch]:
+    """The captured rows of rides picked up in [start, end), by object (key order). An object that
+    cannot be decoded is skipped and described in `problems`."""
+    batches = []
+    for key, body in _fetch(source, capture_prefixes(start, end)):
+        try:
+            decoded = decode_capture(body)
+            parse_utc(decoded.captured_at)  # late captures are told by it
+            batch = _within(decoded, start, end)
+        except ValueError as error:  # RecordFormatError, or a time that is not one
+            problems.append(f"capture object {key}: {error}")
+            continue
+        if batch is not None:
+            batches.append(batch)
+    return batches
+
+
+def late_rows(batches: Iterable[CaptureBatch], end: datetime) -> int:
+    """Rows captured after end + LATE_ALLOWANCE: a scheduled run could not have seen them."""
+    due = end + LATE_ALLOWANCE
+    return sum(len(b) for b in batches if parse_utc(b.captured_at) > due)
+
+
+@dataclass(frozen=True)
+class JudgedActuals:
+    """The actuals reported for a range: accepted durations and rejected lines by reason."""
+
+    durations: dict[str, float]  # ride id (as text) -> minutes, the last valid line of a ride
+    rejected: dict[str, int]  # every reason of ACTUAL_REJECTION_REASONS -> lines
+    objects: int
+    lines: int
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "objects": self.objects,
+            "lines": self.lines,
+            "accepted": len(self.durations),
+            "rejected": dict(self.rejected),
+        }
+
+
+def judge_actuals(
+    lines: Iterable[Actual | str], known_rides: Collection[str]
+) -> tuple[dict[str, float], dict[str, int]]:
+    """Decoded lines in report order -> (accepted durations, rejected lines by reason)."""
+    rejected = dict.fromkeys(ACTUAL_REJECTION_REASONS, 0)
+    durations: dict[str, float] = {}
+    for line in lines:
+        if isinstance(line, str):
+            rejected[line] += 1
+            continue
+        ride = str(line.ride_id)
+        if ride not in known_rides:
+            rejected[ACTUAL_UNKNOWN_RIDE] += 1
+            continue
+        if ride in durations:
+            rejected[ACTUAL_DUPLICATE] += 1
+        durations[ride] = line.duration_minutes
+    return durations, rejected
+
+
+def read_actuals(
+    source: BlobSource, start: datetime, end: datetime, window: Sequence[CaptureBatch], problems: list[str]
+) -> JudgedActuals:
+    """The actuals reported for rides picked up in [start, end) (`window`: their captures). A ride is
+    known when it was captured with a pickup in [start - ACTUALS_RIDE_LOOKBACK, end + LATE_ALLOWANCE):
+    the report hours also hold rides picked up shortly before the window and short rides of the
+    allowance after it; those are no error, only not part of this window."""
+    objects = _fetch(source, actuals_prefixes(start, end))
+    lines = [line for _key, body in objects for line in decode_actuals(body)]
+    before = read_captures(source, start - ACTUALS_RIDE_LOOKBACK, start, problems)
+    after = read_captures(source, end, end + LATE_ALLOWANCE, problems)
+    durations, rejected = judge_actuals(lines, _ride_ids(window) | _ride_ids(before) | _ride_ids(after))
+    return JudgedActuals(durations, rejected, len(objects), len(lines))
+
+
+def _ride_ids(batches: Iterable[CaptureBatch]) -> set[str]:
+    return {str(ride) for batch in batches for ride in batch.ride_id}
+
+
+def join_actuals(ride_ids: Sequence[object], durations: dict[str, float]) -> np.ndarray:
+    """The actual minutes of each ride (NaN where none was accepted)."""
+    return np.array([durations.get(str(ride), np.nan) for ride in ride_ids], dtype=np.float64)
+
+
+def in_target_domain(minutes: np.ndarray) -> np.ndarray:
+    """The rides whose actual duration lies in the training target's domain (the validation figures')."""
+    return (minutes >= MIN_DURATION_MINUTES) & (minutes <= MAX_DURATION_MINUTES)
