@@ -300,8 +300,8 @@ def test_config_fails_fast() -> None:
         MonitorConfig.from_env({"MODELS_BUCKET": "m", "CAPTURE_BUCKET": "c", "REJECTED_BUCKET": "r",
                                 "MIN_PREDICTIONS": "many"})  # fmt: skip
     config = MonitorConfig.from_env({"MODELS_BUCKET": "m", "CAPTURE_BUCKET": "c", "REJECTED_BUCKET": "r"})
-    assert (config.min_predictions, config.drift_threshold, config.metrics_namespace) == (
+    assert (config.min_predictions, config.min_actuals, config.metrics_namespace) == (
         200,
-        0.1,
+        50,
         "TripDuration",
     )
