@@ -79,20 +79,27 @@ def evidently(ours: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 
     from benchmarks.bench_monitor import SIZES
     from tests.monitor_months import monitored_columns, month_columns, take, valid_rows
+    from trip_core.features import MONITORED_FEATURES
 
     reference = valid_rows(month_columns("2021-01"))
     current = valid_rows(month_columns("2023-03"))
-    ref_columns = {**monitored_columns(reference), "prediction": reference["prediction"]}
+
+    def tested(rows: dict[str, Any]) -> dict[str, Any]:
+        """The columns our monitor tests (the calendar ones only slice its reference)."""
+        columns = monitored_columns(rows)
+        return {**{name: columns[name] for name in MONITORED_FEATURES}, "prediction": rows["prediction"]}
+
+    ref_columns = tested(reference)
     figures: list[dict[str, Any]] = []
     for rows in SIZES:
         label = f"{rows // 1000}k" if rows < 1_000_000 else f"{rows // 1_000_000}m"
         sample = take(current, np.random.default_rng(0).integers(0, len(current["prediction"]), rows))
-        cur_columns = {**monitored_columns(sample), "prediction": sample["prediction"]}
+        cur_columns = tested(sample)
         with tempfile.TemporaryDirectory(prefix="bench-evidently-") as tmp:
             path = Path(tmp) / "data.npz"
             arrays = {f"ref__{k}": v for k, v in ref_columns.items()}
             arrays.update({f"cur__{k}": v for k, v in cur_columns.items()})
-            np.savez(path, **arrays)  # type: ignore[arg-type]
+            np.savez(path, **arrays)
             cmd = [str(EVIDENTLY_PYTHON), str(ROOT / "benchmarks/evidently/bench_evidently.py"), str(path)]
             print(f"$ {' '.join(cmd)} {EVIDENTLY_RUNS}", file=sys.stderr, flush=True)
             result = json.loads(

@@ -190,7 +190,7 @@ def say_drift(drift: dict[str, Any]) -> None:
     for name, f in items:
         verdict = "DRIFT" if f.get("drifted") else "ok"
         SAY(
-            f"    {name:20s} {verdict:5s} {f.get('statistic', '')} {f.get('score', float('nan')):.4g}"
+            f"    {name:20s} {verdict:5s} {f.get('statistic', '')} {f.get('distance', float('nan')):.4g}"
             f" (threshold {f.get('threshold', '')})"
         )
 

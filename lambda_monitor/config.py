@@ -17,7 +17,6 @@ class MonitorConfig:
     rejected_bucket: str
     min_predictions: int = 200
     min_actuals: int = 50
-    drift_threshold: float = 0.1
     metrics_namespace: str = METRICS_NAMESPACE
     history_days: int = 7  # drift scores over time in the HTML page
 
@@ -30,9 +29,6 @@ class MonitorConfig:
             rejected_bucket=read.required("REJECTED_BUCKET"),
             min_predictions=read.integer("MIN_PREDICTIONS", cls.min_predictions, low=1),
             min_actuals=read.integer("MIN_ACTUALS", cls.min_actuals, low=1),
-            drift_threshold=read.number(
-                "DRIFT_THRESHOLD", cls.drift_threshold, low=0.0, high=1.0, open_=True
-            ),
             metrics_namespace=read.text("METRICS_NAMESPACE", METRICS_NAMESPACE),
         )
         read.check()

@@ -1,50 +1,47 @@
-"""Drift of one window against a reference profile, statistics from scipy.
+"""Drift of one window against a reference profile: a seasonal mixture and calibrated thresholds.
 
-Test choice, as Evidently's defaults (`get_default_stattest`) but keyed on the *current* window's
-size, since every reference profile holds a whole validation month (tens of thousands of rows):
+Mixture. Each column's window values are compared with the reference MIXTURE of the window's own
+time-of-week composition: weights = the window's share of values per slice, each slice's
+distribution shrunk towards the pooled one by PRIOR_ROWS pseudo-rows (a slice the reference barely
+or never saw backs off smoothly to the pooled distribution; no cut-off, no jump).
 
-| column      | current n <= 1000                        | current n > 1000                              |
-|-------------|------------------------------------------|-----------------------------------------------|
-| numeric     | two-sample K-S, drift if p < 0.05        | Wasserstein / reference std, drift if >= 0.1  |
-| categorical | chi-square homogeneity, drift if p < 0.05| Jensen-Shannon distance, drift if >= 0.1      |
+Statistics (on counts, so a window of any size costs the same):
+| column      | statistic                                                     |
+|-------------|---------------------------------------------------------------|
+| categorical | Jensen-Shannon distance (scipy, natural log) of the shares    |
+| numeric     | K-S on the profile's quantile bins: max |CDF_ref - CDF_window| |
 
-Small windows get tests whose p-values account for sample size; large ones get distances, which
-do not turn every negligible difference into "drift" as p-values do at 10^5 rows. The distance
-(normed Wasserstein / Jensen-Shannon) is computed for every window too and is what the
-`*DriftScore` metrics carry, so a metric has one unit whatever the window size.
-
-K-S: the statistic is scipy's `ks_2samp` against the profile's quantile sketch, the p-value
-`kstwo.sf(D, round(m*n/(m+n)))` with m the real reference count (what `ks_2samp`'s asymptotic
-method computes, with the real m instead of the sketch's size). Chi-square: `chi2_contingency` on the
-2 x k table reference/current counts, categories whose expected current count is below 5 (and
-categories unseen in the reference) pooled into one cell. Jensen-Shannon: scipy's `jensenshannon`
-(natural log) of the category shares over the union of categories, empty shares set to 0.0001
-(Evidently's `feel_zeroes`).
+Calibration. The statistic's null distribution at the window's n is drawn from the mixture:
+NULL_DRAWS pairs of multinomial samples, one of the window's size and one of the mixture's
+effective reference size (1 / sum_s w_s^2 / (N_s + PRIOR_ROWS)), so the reference's own sampling
+noise (large where the window sits in sparse slices) is in the null too. A column drifts when its
+statistic exceeds both the null's (1 - ALPHA) quantile and the null median plus EFFECT_FLOOR: the
+quantile holds the false-positive rate at ALPHA for every n; the floor keeps a huge window from
+flagging a shift too small to matter. The draws are seeded by the column name and n, so the same
+rows and profile always give the same verdict.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+import math
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.spatial.distance import jensenshannon
-from scipy.stats import chi2_contingency, ks_2samp, kstwo, wasserstein_distance
 
-from trip_core.profile import (
-    PREDICTION_COLUMN,
-    CategoricalReference,
-    ColumnReference,
-    NumericReference,
-    ReferenceProfile,
-)
+from lambda_monitor.window import CurrentColumns
+from trip_core.profile import PREDICTION_COLUMN, ColumnReference, NumericReference, ReferenceProfile
 
-SMALL_SAMPLE_MAX = 1000
-P_VALUE_THRESHOLD = 0.05
-DEFAULT_DISTANCE_THRESHOLD = 0.1
+ALPHA = 0.05
+NULL_DRAWS = 999  # (NULL_DRAWS + 1) * ALPHA is whole: the order-statistic threshold has level ALPHA exactly
+PRIOR_ROWS = 20.0
+RARE_CODE_ROWS = 10
+NULL_CACHE_SIZE = 256
 DATASET_DRIFT_SHARE = 0.5
-MIN_EXPECTED = 5.0
-EMPTY_SHARE = 0.0001
+# Smallest excess of the statistic over its null median that counts as drift (see docs/architecture.md).
+EFFECT_FLOOR = {"jensenshannon": 0.0025, "ks_binned": 0.003}
 
 
 @dataclass(frozen=True)
@@ -52,104 +49,102 @@ class ColumnDrift:
     column: str
     kind: str
     n: int  # valid current values compared
-    statistic: str  # the test that gave the verdict
-    score: float  # its value (p-value or distance)
-    threshold: float
+    statistic: str  # "jensenshannon" | "ks_binned"
+    distance: float  # the statistic's value; what the *DriftScore metrics publish
+    threshold: float  # drifted = distance > threshold
+    p_value: float  # Monte Carlo, from the null draws
+    null_median: float
+    effect: float  # distance - null_median
     drifted: bool
-    distance_statistic: str  # "wasserstein_normed" | "jensenshannon"
-    distance: float  # always computed; what the *DriftScore metrics publish
 
 
 @dataclass(frozen=True)
-class CategoryCounts:
-    codes: np.ndarray  # float64, sorted
-    counts: np.ndarray  # int64
+class Mixture:
+    shares: np.ndarray  # reference shares per bin, mixed by the window's slice weights
+    reference_rows: float  # its effective sample size
 
 
-def category_counts(values: np.ndarray) -> CategoryCounts:
-    """Counts per code; bincount for small non-negative integer codes (fast), unique otherwise."""
-    if values.size and values.min() >= 0 and values.max() < 100_000 and np.all(values == np.floor(values)):
-        counts = np.bincount(values.astype(np.int64))
-        codes = np.flatnonzero(counts)
-        return CategoryCounts(codes.astype(np.float64), counts[codes].astype(np.int64))
-    codes_u, counts_u = np.unique(values, return_counts=True)
-    return CategoryCounts(codes_u.astype(np.float64), counts_u.astype(np.int64))
+def compared_bins(reference: ColumnReference) -> np.ndarray:
+    """Map from the profile's bins (+ one for a code the profile lacks) to the compared bins.
+
+    Categorical codes seen fewer than RARE_CODE_ROWS times in the reference share one "rare" bin
+    with the codes it never saw: the null can only be drawn from what the reference saw, and a
+    window's rides in unseen codes would otherwise add distance the null never has.
+    """
+    pooled = reference.slice_counts.sum(axis=0)
+    if isinstance(reference, NumericReference):  # every value has a bin; order matters to K-S
+        return np.arange(pooled.size + 1)
+    common = pooled >= RARE_CODE_ROWS
+    return np.append(np.where(common, np.cumsum(common) - 1, common.sum()), common.sum())
 
 
-def _aligned(reference: CategoricalReference, current: CategoryCounts) -> tuple[np.ndarray, np.ndarray]:
-    codes = np.union1d(reference.codes, current.codes)
-    ref = np.zeros(codes.size, dtype=np.float64)
-    cur = np.zeros(codes.size, dtype=np.float64)
-    ref[np.searchsorted(codes, reference.codes)] = reference.counts
-    cur[np.searchsorted(codes, current.codes)] = current.counts
-    return ref, cur
+def _merged_counts(reference: ColumnReference, mapping: np.ndarray) -> np.ndarray:
+    counts = np.zeros((reference.slice_counts.shape[0], int(mapping.max()) + 1), dtype=np.int64)
+    np.add.at(counts.T, mapping[:-1], reference.slice_counts.T)
+    return counts
 
 
-def jensenshannon_distance(reference: CategoricalReference, current: CategoryCounts) -> float:
-    ref, cur = _aligned(reference, current)
-    ref_share = ref / ref.sum()
-    cur_share = cur / cur.sum()
-    ref_share[ref_share == 0] = EMPTY_SHARE
-    cur_share[cur_share == 0] = EMPTY_SHARE
-    return float(jensenshannon(ref_share, cur_share))
+def reference_mixture(reference: ColumnReference, slices: np.ndarray) -> Mixture:
+    """The reference distribution (over `compared_bins`) matching the time-of-week mix of `slices`."""
+    counts = _merged_counts(reference, compared_bins(reference))
+    weights = np.bincount(slices, minlength=counts.shape[0]) / slices.size
+    used = np.flatnonzero(weights)
+    pooled = counts.sum(axis=0) / counts.sum()
+    slice_rows = counts[used].sum(axis=1) + PRIOR_ROWS
+    per_slice = (counts[used] + PRIOR_ROWS * pooled) / slice_rows[:, None]
+    shares = weights[used] @ per_slice
+    return Mixture(shares / shares.sum(), float(1.0 / np.sum(weights[used] ** 2 / slice_rows)))
 
 
-def chi_square_p_value(reference: CategoricalReference, current: CategoryCounts) -> float:
-    ref, cur = _aligned(reference, current)
-    expected_current = ref / ref.sum() * cur.sum()
-    keep = expected_current >= MIN_EXPECTED
-    table = np.vstack([ref[keep], cur[keep]])
-    pooled = np.array([[ref[~keep].sum()], [cur[~keep].sum()]])
-    if pooled.sum() > 0:
-        table = np.hstack([table, pooled])
-    if table.shape[1] < 2:
-        return 1.0
-    return float(chi2_contingency(table, correction=False).pvalue)
+def _jensenshannon(reference: np.ndarray, current: np.ndarray) -> np.ndarray:
+    return np.asarray(jensenshannon(reference, current, axis=-1))
 
 
-def normed_wasserstein(reference: NumericReference, current: np.ndarray) -> float:
-    return float(wasserstein_distance(reference.quantiles, current) / reference.scale)
+def _ks_binned(reference: np.ndarray, current: np.ndarray) -> np.ndarray:
+    return np.asarray(np.abs(np.cumsum(reference - current, axis=-1)).max(axis=-1))
 
 
-def ks_p_value(reference: NumericReference, current: np.ndarray) -> float:
-    statistic = float(ks_2samp(reference.quantiles, current).statistic)
-    m, n = reference.count, current.size
-    return float(kstwo.sf(statistic, round(m * n / (m + n))))
+STATISTICS = {"jensenshannon": _jensenshannon, "ks_binned": _ks_binned}
 
 
-def column_drift(
-    reference: ColumnReference,
-    current: np.ndarray,
-    threshold: float = DEFAULT_DISTANCE_THRESHOLD,
-) -> ColumnDrift | None:
-    """Drift of one column's valid current values; None when either side is empty."""
-    n = int(current.size)
+def null_distribution(statistic: str, mixture: Mixture, n: int, seed_text: str) -> np.ndarray:
+    """Sorted statistic of NULL_DRAWS (reference, window) multinomial pairs drawn from the mixture."""
+    reference_rows = max(round(mixture.reference_rows), 1)
+    return _null(statistic, mixture.shares.tobytes(), n, reference_rows, seed_text)
+
+
+@functools.lru_cache(maxsize=NULL_CACHE_SIZE)
+def _null(statistic: str, shares_bytes: bytes, n: int, reference_rows: int, seed_text: str) -> np.ndarray:
+    """A pure function of its arguments: a mixture met again (same slices, same n) is drawn once."""
+    shares = np.frombuffer(shares_bytes, dtype=np.float64)
+    rng = np.random.default_rng(zlib.crc32(f"{seed_text}:{n}".encode()))
+    current = rng.multinomial(n, shares, size=NULL_DRAWS) / n
+    reference = rng.multinomial(reference_rows, shares, size=NULL_DRAWS) / reference_rows
+    null = np.sort(STATISTICS[statistic](reference, current))
+    null.setflags(write=False)
+    return null
+
+
+def column_drift(reference: ColumnReference, values: np.ndarray, slices: np.ndarray) -> ColumnDrift | None:
+    """Drift of one column's valid window values (`slices`: their time-of-week slices).
+
+    None when either side is empty.
+    """
+    n = int(values.size)
     if n == 0 or reference.count == 0:
         return None
-    small = n <= SMALL_SAMPLE_MAX
-    if isinstance(reference, NumericReference):
-        distance = normed_wasserstein(reference, current)
-        if small:
-            p_value = ks_p_value(reference, current)
-            return ColumnDrift(
-                reference.name, "numeric", n, "ks", p_value, P_VALUE_THRESHOLD,
-                p_value < P_VALUE_THRESHOLD, "wasserstein_normed", distance,
-            )  # fmt: skip
-        return ColumnDrift(
-            reference.name, "numeric", n, "wasserstein_normed", distance, threshold,
-            distance >= threshold, "wasserstein_normed", distance,
-        )  # fmt: skip
-    counts = category_counts(current)
-    distance = jensenshannon_distance(reference, counts)
-    if small:
-        p_value = chi_square_p_value(reference, counts)
-        return ColumnDrift(
-            reference.name, "categorical", n, "chisquare", p_value, P_VALUE_THRESHOLD,
-            p_value < P_VALUE_THRESHOLD, "jensenshannon", distance,
-        )  # fmt: skip
+    statistic = "ks_binned" if isinstance(reference, NumericReference) else "jensenshannon"
+    mixture = reference_mixture(reference, slices)
+    window = np.bincount(compared_bins(reference)[reference.bins(values)], minlength=mixture.shares.size)
+    distance = float(STATISTICS[statistic](mixture.shares, window / n))
+    null = null_distribution(statistic, mixture, n, reference.name)
+    quantile = float(null[math.ceil((1 - ALPHA) * (NULL_DRAWS + 1)) - 1])
+    median = float(np.median(null))
+    threshold = max(quantile, median + EFFECT_FLOOR[statistic])
+    p_value = float((1 + np.count_nonzero(null >= distance)) / (NULL_DRAWS + 1))
     return ColumnDrift(
-        reference.name, "categorical", n, "jensenshannon", distance, threshold,
-        distance >= threshold, "jensenshannon", distance,
+        reference.name, reference.kind, n, statistic, distance, threshold, p_value, median,
+        distance - median, distance > threshold,
     )  # fmt: skip
 
 
@@ -161,18 +156,15 @@ class DatasetDrift:
     dataset_drift: bool  # drift_share >= DATASET_DRIFT_SHARE
 
 
-def dataset_drift(
-    profile: ReferenceProfile,
-    current: Mapping[str, np.ndarray],
-    threshold: float = DEFAULT_DISTANCE_THRESHOLD,
-) -> DatasetDrift:
-    """Drift of every profiled column present in `current` (valid values only, see trip_core.profile)."""
+def dataset_drift(profile: ReferenceProfile, current: CurrentColumns) -> DatasetDrift:
+    """Drift of every profiled column of the window (valid values only, see trip_core.profile)."""
+    slices = profile.slices(current.weekday, current.hour)
     features: dict[str, ColumnDrift] = {}
     prediction: ColumnDrift | None = None
     for name, reference in profile.columns.items():
-        if name not in current:
+        if name not in current.valid:
             continue
-        result = column_drift(reference, current[name], threshold)
+        result = column_drift(reference, current.valid[name], slices[current.row[name]])
         if result is None:
             continue
         if name == PREDICTION_COLUMN:

@@ -9,26 +9,23 @@ from typing import Any
 
 import numpy as np
 
-from lambda_monitor.drift import category_counts
 from trip_core.profile import CategoricalReference, NumericReference, ReferenceProfile, histogram
 from trip_core.zones import zone_table
 
 TOP_CATEGORIES = 15
-WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+DRIFT_LINE = 1.0  # distance / threshold above it = drift (each window has its own calibrated threshold)
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22")
 
 
 def _label(column: str, code: float) -> str:
-    if column in ("pu_borough", "do_borough"):
-        names = zone_table().borough_names
-        return names[int(code)] or "?" if 0 <= int(code) < len(names) else str(code)
-    if column == "pickup_weekday" and 0 <= int(code) < 7:
-        return WEEKDAYS[int(code)]
+    if column in ("PULocationID", "DOLocationID"):
+        zones = zone_table()
+        return f"{int(code)} {zones.borough_names[zones.borough_code[int(code)]] or '?'}"
     return str(int(code)) if float(code).is_integer() else f"{code:g}"
 
 
 def histograms(profile: ReferenceProfile, current: Mapping[str, np.ndarray]) -> dict[str, Any]:
-    """Reference vs current shares per column, for the page (numeric: the profile's bins)."""
+    """Pooled reference vs current shares per column, for the page (numeric: the profile's linear bins)."""
     result: dict[str, Any] = {}
     for name, reference in profile.columns.items():
         values = current.get(name)
@@ -43,9 +40,11 @@ def histograms(profile: ReferenceProfile, current: Mapping[str, np.ndarray]) -> 
                 "current": _shares(cur),
             }
         elif isinstance(reference, CategoricalReference):
-            counts = category_counts(values)
+            counts = np.bincount(reference.bins(values), minlength=reference.codes.size)[
+                : reference.codes.size
+            ]
             ref_share = dict(zip(reference.codes.tolist(), _shares(reference.counts), strict=True))
-            cur_share = dict(zip(counts.codes.tolist(), _shares(counts.counts), strict=True))
+            cur_share = dict(zip(reference.codes.tolist(), _shares(counts), strict=True))
             top = sorted(
                 set(ref_share) | set(cur_share), key=lambda c: -max(ref_share.get(c, 0), cur_share.get(c, 0))
             )
@@ -157,9 +156,12 @@ def _history_series(
         result = report.get("versions", {}).get(version)
         if not result or result.get("status") != "ok":
             continue
-        scores = {name: col["distance"] for name, col in result["drift"]["features"].items()}
+        columns = dict(result["drift"]["features"])
         if result["drift"].get("prediction"):
-            scores["prediction"] = result["drift"]["prediction"]["distance"]
+            columns["prediction"] = result["drift"]["prediction"]
+        scores = {
+            name: col["distance"] / col["threshold"] for name, col in columns.items() if col["threshold"]
+        }
         rows.append((report["window"]["end"], scores))
     for end, scores in sorted(rows, key=lambda row: row[0]):
         times.append(end)
@@ -203,8 +205,8 @@ def render(report: Mapping[str, Any], history: Sequence[Mapping[str, Any]]) -> t
             f"{result['missing_share']:.2%}</p>"
         )
         out.append(
-            "<table><tr><th>column</th><th>n</th><th>test</th><th>score</th><th>threshold</th>"
-            "<th>drift</th><th>distance</th></tr>"
+            "<table><tr><th>column</th><th>n</th><th>statistic</th><th>distance</th><th>null median</th>"
+            "<th>threshold</th><th>p-value</th><th>drift</th></tr>"
         )
         columns = dict(drift["features"])
         if drift["prediction"]:
@@ -213,9 +215,8 @@ def render(report: Mapping[str, Any], history: Sequence[Mapping[str, Any]]) -> t
             cls = " class='drift'" if col["drifted"] else ""
             out.append(
                 f"<tr{cls}><td>{html.escape(name)}</td><td>{col['n']}</td><td>{col['statistic']}</td>"
-                f"<td>{col['score']:.4g}</td><td>{col['threshold']:g}</td>"
-                f"<td>{'yes' if col['drifted'] else 'no'}</td>"
-                f"<td>{col['distance']:.4f} ({col['distance_statistic']})</td></tr>"
+                f"<td>{col['distance']:.4f}</td><td>{col['null_median']:.4f}</td><td>{col['threshold']:.4f}</td>"
+                f"<td>{col['p_value']:.3f}</td><td>{'yes' if col['drifted'] else 'no'}</td></tr>"
             )
         out.append("</table>")
         q = result["quality"]
@@ -239,7 +240,7 @@ def render(report: Mapping[str, Any], history: Sequence[Mapping[str, Any]]) -> t
             out.append(_bars_svg(name, labels, hist["reference"], hist["current"]))
         out.append("</div>")
         times, series = _history_series(version, [*earlier, report])
-        out.append(_lines_svg(f"Drift distance over time, version {version}", times, series,
-                              float(report["settings"]["drift_threshold"])))  # fmt: skip
+        out.append(_lines_svg(f"Drift distance / its threshold over time, version {version}", times, series,
+                              DRIFT_LINE))  # fmt: skip
     out.append("</body></html>")
     return json_body, "".join(out).encode("utf-8")

@@ -12,7 +12,7 @@ import numpy as np
 
 from lambda_monitor import report as report_module
 from lambda_monitor.config import MonitorConfig
-from lambda_monitor.drift import ColumnDrift, dataset_drift
+from lambda_monitor.drift import ALPHA, ColumnDrift, dataset_drift
 from lambda_monitor.ports import MetricDatum, Ports
 from lambda_monitor.window import VersionRows, Window, current_columns, rows_by_version
 from trip_core.contracts import (
@@ -125,7 +125,7 @@ def analyse_version(
     config: MonitorConfig,
 ) -> dict[str, Any]:
     current = current_columns(rows)
-    drift = dataset_drift(profile, current.valid, config.drift_threshold)
+    drift = dataset_drift(profile, current)
     histograms = report_module.histograms(profile, current.valid)
     return {
         "status": "ok",
@@ -235,7 +235,7 @@ def _new_report(window: Window, config: MonitorConfig, now: datetime, metrics_at
         "settings": {
             "min_predictions": config.min_predictions,
             "min_actuals": config.min_actuals,
-            "drift_threshold": config.drift_threshold,
+            "drift_alpha": ALPHA,
             "late_allowance_seconds": LATE_ALLOWANCE.total_seconds(),
         },
         "versions": {},

@@ -12,7 +12,7 @@ import numpy as np
 
 from trip_core.capture import CaptureBatch
 from trip_core.contracts import FEATURE_INPUTS, hour_prefix, utc_hours
-from trip_core.features import compute_features, feature_column
+from trip_core.features import TIME_OF_WEEK_FEATURES, compute_features, feature_column
 from trip_core.profile import PREDICTION_COLUMN, column_kinds, valid_mask
 from trip_core.validity import known_zones, pickup_known
 
@@ -101,9 +101,16 @@ def rows_by_version(batches: Iterable[CaptureBatch]) -> dict[str, VersionRows]:
 
 @dataclass(frozen=True)
 class CurrentColumns:
-    """Valid values per profiled column, and how many rows had a missing or invalid input."""
+    """Valid values per profiled column, the time of week of their rides, and the rows with a problem.
+
+    A value counts only when its own input is valid and the ride's pickup time is known (the
+    time of week picks the reference slice it is compared with).
+    """
 
     valid: dict[str, np.ndarray]
+    row: dict[str, np.ndarray]  # per column, the window row of each valid value
+    weekday: np.ndarray  # per window row, as the features compute it (Monday = 0)
+    hour: np.ndarray
     missing: dict[str, int]  # per column, missing + invalid
     rows_with_problem: int
     rows: int
@@ -125,16 +132,18 @@ def current_columns(rows: VersionRows) -> CurrentColumns:
         np.where(time_ok, rows.pickup_datetime, np.datetime64(0, "s")),
     )
     # The distance's range is judged by valid_mask with the other columns' ranges.
-    input_ok = {"PULocationID": pu_ok, "DOLocationID": do_ok, "pickup_datetime": time_ok}
+    input_ok = {"PULocationID": pu_ok, "DOLocationID": do_ok}
     valid: dict[str, np.ndarray] = {}
+    row: dict[str, np.ndarray] = {}
     missing: dict[str, int] = {}
-    problem = np.zeros(len(rows), dtype=bool)
+    problem = ~time_ok
     for name, kind in column_kinds().items():
         values = rows.prediction if name == PREDICTION_COLUMN else feature_column(matrix, name)
-        source_ok = input_ok.get(FEATURE_INPUTS.get(name, ""))
-        values = values if source_ok is None else np.where(source_ok, values, np.nan)
-        mask = valid_mask(name, kind, values)
-        valid[name] = values[mask]
-        missing[name] = int(mask.size - mask.sum())
+        source_ok = input_ok.get(FEATURE_INPUTS.get(name, ""), time_ok) & time_ok
+        mask = valid_mask(name, kind, values) & source_ok
+        row[name] = np.flatnonzero(mask)
+        valid[name] = values[row[name]]
+        missing[name] = int(mask.size - row[name].size)
         problem |= ~mask
-    return CurrentColumns(valid, missing, int(problem.sum()), len(rows))
+    weekday, hour = (feature_column(matrix, name) for name in TIME_OF_WEEK_FEATURES)
+    return CurrentColumns(valid, row, weekday, hour, missing, int(problem.sum()), len(rows))

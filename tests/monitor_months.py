@@ -1,7 +1,8 @@
 """TLC months as the monitor sees them (shared by the monitor/profile tests and the monitor benchmark).
 
 `month_columns` gives the raw capture-like columns of a committed month; `monitored_columns` the
-MONITORED_FEATURES of those rows (as training computes them for the reference profile). The
+MONITORED_FEATURES and TIME_OF_WEEK_FEATURES of those rows (as training computes them for the
+reference profile). The
 stand-in "prediction" is the actual trip duration in minutes clipped to 1..60, so prediction drift
 follows what really moved between months.
 """
@@ -14,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lambda_monitor.window import VersionRows
 from trip_core.capture import CaptureBatch
 from trip_core.contracts import MAX_TRIP_DISTANCE_MILES
-from trip_core.features import MONITORED_FEATURES, compute_features, feature_column
-from trip_core.profile import build_reference_profile
+from trip_core.features import MONITORED_FEATURES, TIME_OF_WEEK_FEATURES, compute_features, feature_column
+from trip_core.profile import DEFAULT_SLICING, build_reference_profile
 from trip_core.zones import zone_table
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -60,7 +62,7 @@ def monitored_columns(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     matrix = compute_features(
         columns["PULocationID"], columns["DOLocationID"], columns["trip_distance"], columns["pickup_datetime"]
     )
-    return {name: feature_column(matrix, name) for name in MONITORED_FEATURES}
+    return {name: feature_column(matrix, name) for name in (*MONITORED_FEATURES, *TIME_OF_WEEK_FEATURES)}
 
 
 def capture_batches(
@@ -95,5 +97,20 @@ def valid_rows(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return take(columns, np.flatnonzero((distance >= 0) & (distance <= MAX_TRIP_DISTANCE_MILES)))
 
 
-def reference_profile_dict(columns: dict[str, np.ndarray]) -> dict[str, object]:
-    return build_reference_profile(monitored_columns(columns), columns["prediction"])
+def reference_profile_dict(
+    columns: dict[str, np.ndarray], slicing: str = DEFAULT_SLICING
+) -> dict[str, object]:
+    return build_reference_profile(monitored_columns(columns), columns["prediction"], slicing)
+
+
+def version_rows(columns: dict[str, np.ndarray], version: str = "1") -> VersionRows:
+    """The rows as the monitor holds a window of one model version."""
+    return VersionRows(
+        model_version=version,
+        ride_id=columns["ride_id"],
+        pu_location_id=columns["PULocationID"].astype(np.float64),
+        do_location_id=columns["DOLocationID"].astype(np.float64),
+        trip_distance=columns["trip_distance"],
+        pickup_datetime=columns["pickup_datetime"],
+        prediction=columns["prediction"],
+    )

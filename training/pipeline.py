@@ -22,7 +22,7 @@ from training.export import export_bundle
 from training.gate import Candidate
 from trip_core.bundle import load_bundle
 from trip_core.contracts import PARITY_TOLERANCE_MINUTES
-from trip_core.features import MONITORED_FEATURES, feature_column
+from trip_core.features import MONITORED_FEATURES, TIME_OF_WEEK_FEATURES, feature_column
 from trip_core.profile import build_reference_profile
 
 
@@ -98,5 +98,5 @@ def parity(served: np.ndarray, predictions: np.ndarray) -> float:
 
 
 def reference_profile(features: np.ndarray, predictions: np.ndarray) -> bytes:
-    columns = {name: feature_column(features, name) for name in MONITORED_FEATURES}
+    columns = {name: feature_column(features, name) for name in (*MONITORED_FEATURES, *TIME_OF_WEEK_FEATURES)}
     return json.dumps(build_reference_profile(columns, predictions), sort_keys=True).encode()

@@ -29,17 +29,17 @@ FEATURE_NAMES: tuple[str, ...] = (
 
 ColumnKind = Literal["numeric", "categorical"]
 
-# What the monitor compares with the reference profile: the inputs a client sends and the pickup
-# time, not the derived columns (they move exactly when their inputs move).
+# What the monitor tests for input drift: the inputs a client sends. Not the calendar features (a
+# window's time-of-week mix is set by the clock; the reference is sliced by TIME_OF_WEEK_FEATURES
+# instead) nor the derived columns (boroughs, pairs: they move exactly when their inputs move).
 MONITORED_FEATURES: dict[str, ColumnKind] = {
     "PULocationID": "categorical",
     "DOLocationID": "categorical",
     "trip_distance": "numeric",
-    "pickup_hour": "numeric",
-    "pickup_weekday": "categorical",
-    "pu_borough": "categorical",
-    "do_borough": "categorical",
 }
+
+# The features that place a ride in a time-of-week slice of the reference profile.
+TIME_OF_WEEK_FEATURES: tuple[str, ...] = ("pickup_weekday", "pickup_hour")
 
 PAIR_BASE = 1000  # pu_do_pair = PULocationID * PAIR_BASE + DOLocationID
 

@@ -1,51 +1,55 @@
 """Reference profile of a model version, for drift monitoring (numpy only: training and monitor import it).
 
-Training builds it from the MONITORED_FEATURES of the validation month and the model's predictions on
-that month (`build_reference_profile`), stores the dict as JSON at `profile_key` of the version's
-pointer; the monitor reads it back (`read_profile`) and compares live windows with it.
+Training builds it from the validation month (`build_reference_profile`: the MONITORED_FEATURES, the
+TIME_OF_WEEK_FEATURES that slice it, and the model's predictions), stores the dict as JSON at
+`profile_key` of the version's pointer; the monitor reads it back (`read_profile`) and compares each
+window with the reference mixture of its own time-of-week composition (lambda_monitor.drift).
 
-Format (schema 1), a JSON object:
+Format (schema 2), a JSON object:
 
-    {"schema": 1, "n_rows": 65000, "sketch_size": 1000,
+    {"schema": 2, "n_rows": 65000, "slicing": "hour_of_week", "n_slices": 168,
      "columns": {<feature>: <column>, ..., "prediction": <numeric column>}}
 
-numeric column:
-    {"kind": "numeric", "count": n_valid, "missing": n, "invalid": n, "valid_min": 0.0, "valid_max": 100.0,
-     "mean": .., "std": .. (population std of the valid values, the Evidently normaliser),
-     "iqr": .. (robust scale, kept for reference), "min": .., "max": .., "discrete": bool,
-     "quantiles": [K values at probabilities (i + 0.5) / K, taken with numpy's "inverted_cdf" method,
-                   so every point is a real data value and integer columns stay integer],
-     "hist": {"edges": [...], "counts": [...]}}   (for the report's pictures)
 categorical column:
-    {"kind": "categorical", "count": n_valid, "missing": n, "invalid": n, "counts": {"<code>": n, ...}}
+    {"kind": "categorical", "missing": n, "invalid": n,
+     "codes": [every valid code of the column, sorted],
+     "slice_counts": [[count of codes[j] in slice s, for j] for s]}
+numeric column:
+    {"kind": "numeric", "missing": n, "invalid": n, "mean": .., "std": .. (pooled, valid values),
+     "edges": [interior bin edges: distinct pooled quantiles at i / NUMERIC_BINS],
+     "slice_counts": [[count in bin b, for b in 0..len(edges)] for s],
+     "hist": {"edges": [...], "counts": [...]}}   (pooled, linear bins: the report's pictures only)
+
+A value goes to bin `searchsorted(edges, value, side="right")`: bin 0 holds values below edges[0],
+the last bin values at or above edges[-1]. Bins at pooled quantiles put about 1/NUMERIC_BINS of the
+reference in each, so the binned K-S statistic is within that of the exact one (a 20 % change of
+distance moves the CDF by several bins' worth).
+
+Slicing. A ride's slice comes from its pickup weekday and hour (New York local, as the features
+compute them); SLICINGS lists the candidates, DEFAULT_SLICING is the one measured best
+(benchmarks/bench_drift_calibration.py).
 
 Outliers. A value outside its column's valid range (`VALID_RANGES`; trip_distance outside
 0..MAX_TRIP_DISTANCE_MILES, the bound the ride validator enforces at ingestion and training applies)
-is counted as `invalid` and left out of every statistic. Live rides with such distances never reach a
-capture (they are rejected), so reference and live data are compared over the same range; without
-this the raw 2021-01 distances (max 244,152 miles, std 1,958) would make the std-normalised
-Wasserstein score blind to any real shift.
-
-The K-point quantile sketch stands for the reference sample: the K-S statistic computed against it
-is within 1/K of the exact one, and the Wasserstein distance within the quantisation of one sketch
-step; the monitor uses `count` (the real reference size) for p-values.
+is counted as `invalid` and left out of every statistic, so reference and live rides are compared
+over the same range.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from trip_core.contracts import MAX_TRIP_DISTANCE_MILES
-from trip_core.features import MONITORED_FEATURES, ColumnKind
+from trip_core.features import MONITORED_FEATURES, TIME_OF_WEEK_FEATURES, ColumnKind
 from trip_core.zones import zone_table
 
-PROFILE_SCHEMA = 1
-DEFAULT_SKETCH_SIZE = 1000
+PROFILE_SCHEMA = 2
+NUMERIC_BINS = 100
 HIST_BINS = 30
 PREDICTION_COLUMN = "prediction"
 
@@ -56,10 +60,36 @@ VALID_RANGES: dict[str, tuple[float, float]] = {
     PREDICTION_COLUMN: (0.0, float("inf")),
 }
 
+HOURS_PER_DAY = 24
+DAYS_PER_WEEK = 7
+SATURDAY = 5
+
+
+def _day_type(weekday: np.ndarray) -> np.ndarray:
+    """0 = Monday..Friday, 1 = Saturday, 2 = Sunday."""
+    return np.maximum(weekday - (SATURDAY - 1), 0)
+
+
+# slicing name -> (number of slices, slice of each ride from its weekday (Monday = 0) and hour)
+SLICINGS: dict[str, tuple[int, Callable[[np.ndarray, np.ndarray], np.ndarray]]] = {
+    "none": (1, lambda weekday, hour: np.zeros_like(hour)),
+    "hour_of_day": (HOURS_PER_DAY, lambda weekday, hour: hour),
+    "day_type_x_3h": (3 * 8, lambda weekday, hour: _day_type(weekday) * 8 + hour // 3),
+    "day_type_x_hour": (3 * HOURS_PER_DAY, lambda weekday, hour: _day_type(weekday) * HOURS_PER_DAY + hour),
+    "hour_of_week": (DAYS_PER_WEEK * HOURS_PER_DAY, lambda weekday, hour: weekday * HOURS_PER_DAY + hour),
+}
+DEFAULT_SLICING = "hour_of_week"
+
 
 def column_kinds() -> dict[str, ColumnKind]:
     """Every profiled column (monitored features + the prediction) with its kind."""
     return {**MONITORED_FEATURES, PREDICTION_COLUMN: "numeric"}
+
+
+def time_of_week_slice(slicing: str, weekday: np.ndarray, hour: np.ndarray) -> np.ndarray:
+    """Slice index (int64) of each ride; weekday/hour as the features compute them."""
+    _, rule = SLICINGS[slicing]
+    return np.asarray(rule(np.asarray(weekday).astype(np.int64), np.asarray(hour).astype(np.int64)))
 
 
 def _valid_categories(name: str) -> np.ndarray | None:
@@ -67,9 +97,7 @@ def _valid_categories(name: str) -> np.ndarray | None:
     if name in ("PULocationID", "DOLocationID"):
         return np.array(sorted(zone_table().location_ids), dtype=np.float64)
     if name == "pickup_weekday":
-        return np.arange(7, dtype=np.float64)
-    if name in ("pu_borough", "do_borough"):
-        return np.arange(len(zone_table().borough_names), dtype=np.float64)
+        return np.arange(DAYS_PER_WEEK, dtype=np.float64)
     return None
 
 
@@ -90,24 +118,10 @@ def valid_mask(name: str, kind: ColumnKind, values: np.ndarray) -> np.ndarray:
     return mask
 
 
-def split_column(name: str, kind: ColumnKind, values: np.ndarray) -> tuple[np.ndarray, int, int]:
-    """(valid values as float64, missing count, invalid count) of one column.
-
-    Missing: NaN (None decodes to NaN). Invalid: outside the column's valid range / category set.
-    """
-    array = np.asarray(values, dtype=np.float64)
-    mask = valid_mask(name, kind, array)
-    missing = int(np.isnan(array).sum())
-    invalid = int(array.size - missing - int(mask.sum()))
-    return array[mask], missing, invalid
-
-
-def _histogram_edges(valid: np.ndarray, discrete: bool) -> np.ndarray:
+def _histogram_edges(valid: np.ndarray) -> np.ndarray:
     if valid.size == 0:
         return np.array([0.0, 1.0])
     low = float(valid.min())
-    if discrete and float(valid.max()) - low <= 60:
-        return np.arange(low - 0.5, float(valid.max()) + 1.0, 1.0)
     # Up to the 99.5th percentile; the rest goes into the last bin (see `histogram`).
     high = float(np.quantile(valid, 0.995))
     if high <= low:
@@ -124,48 +138,38 @@ def histogram(edges: np.ndarray, values: np.ndarray) -> np.ndarray:
     return counts.astype(np.int64)
 
 
-def _numeric_profile(name: str, values: np.ndarray, sketch_size: int) -> dict[str, Any]:
-    valid, missing, invalid = split_column(name, "numeric", values)
-    low, high = VALID_RANGES.get(name, (-np.inf, np.inf))
-    discrete = bool(valid.size) and bool(np.all(valid == np.round(valid)))
-    edges = _histogram_edges(valid, discrete)
+def slice_counts(bins: np.ndarray, slices: np.ndarray, n_bins: int, n_slices: int) -> np.ndarray:
+    """(n_slices x n_bins) int64 counts of (slice, bin) pairs."""
+    flat = np.bincount(slices * n_bins + bins, minlength=n_slices * n_bins)
+    return flat.reshape(n_slices, n_bins).astype(np.int64)
+
+
+def _numeric_profile(valid: np.ndarray, slices: np.ndarray, n_slices: int) -> dict[str, Any]:
     if valid.size:
-        probabilities = (np.arange(sketch_size) + 0.5) / sketch_size
-        quantiles = np.quantile(valid, probabilities, method="inverted_cdf")
-        q25, q75 = np.quantile(valid, [0.25, 0.75])
-        stats = {
-            "mean": float(valid.mean()),
-            "std": float(valid.std()),
-            "iqr": float(q75 - q25),
-            "min": float(valid.min()),
-            "max": float(valid.max()),
-        }
+        probabilities = np.arange(1, NUMERIC_BINS) / NUMERIC_BINS
+        edges = np.unique(np.quantile(valid, probabilities, method="inverted_cdf"))
     else:
-        quantiles = np.empty(0)
-        stats = {"mean": 0.0, "std": 0.0, "iqr": 0.0, "min": 0.0, "max": 0.0}
+        edges = np.array([0.0])
+    bins = np.searchsorted(edges, valid, side="right")
+    hist_edges = _histogram_edges(valid)
     return {
         "kind": "numeric",
-        "count": int(valid.size),
-        "missing": missing,
-        "invalid": invalid,
-        "valid_min": None if not np.isfinite(low) else float(low),
-        "valid_max": None if not np.isfinite(high) else float(high),
-        **stats,
-        "discrete": discrete,
-        "quantiles": [float(q) for q in quantiles],
-        "hist": {"edges": [float(e) for e in edges], "counts": [int(c) for c in histogram(edges, valid)]},
+        "mean": float(valid.mean()) if valid.size else 0.0,
+        "std": float(valid.std()) if valid.size else 0.0,
+        "edges": edges.tolist(),
+        "slice_counts": slice_counts(bins, slices, edges.size + 1, n_slices).tolist(),
+        "hist": {"edges": hist_edges.tolist(), "counts": histogram(hist_edges, valid).tolist()},
     }
 
 
-def _categorical_profile(name: str, values: np.ndarray) -> dict[str, Any]:
-    valid, missing, invalid = split_column(name, "categorical", values)
-    codes, counts = np.unique(valid, return_counts=True)
+def _categorical_profile(name: str, valid: np.ndarray, slices: np.ndarray, n_slices: int) -> dict[str, Any]:
+    allowed = _valid_categories(name)
+    codes = np.unique(valid) if allowed is None else allowed
+    bins = np.searchsorted(codes, valid)
     return {
         "kind": "categorical",
-        "count": int(valid.size),
-        "missing": missing,
-        "invalid": invalid,
-        "counts": {_code_key(code): int(count) for code, count in zip(codes, counts, strict=True)},
+        "codes": [_code_key(code) for code in codes],
+        "slice_counts": slice_counts(bins, slices, codes.size, n_slices).tolist(),
     }
 
 
@@ -173,28 +177,51 @@ def _code_key(code: float) -> str:
     return str(int(code)) if float(code).is_integer() else repr(float(code))
 
 
+def _column_slices(columns: Mapping[str, np.ndarray], slicing: str) -> tuple[np.ndarray, np.ndarray]:
+    """(slice of each row, rows whose pickup weekday and hour are valid)."""
+    weekday, hour = (np.asarray(columns[name], dtype=np.float64) for name in TIME_OF_WEEK_FEATURES)
+    known = valid_mask("pickup_weekday", "categorical", weekday) & valid_mask("pickup_hour", "numeric", hour)
+    return time_of_week_slice(slicing, np.where(known, weekday, 0), np.where(known, hour, 0)), known
+
+
 def build_reference_profile(
     columns: Mapping[str, np.ndarray],
     predictions: np.ndarray,
-    sketch_size: int = DEFAULT_SKETCH_SIZE,
+    slicing: str = DEFAULT_SLICING,
 ) -> dict[str, Any]:
-    """JSON-serialisable reference profile of MONITORED_FEATURES columns plus the predictions."""
-    missing = [name for name in MONITORED_FEATURES if name not in columns]
-    if missing:
-        raise ValueError(f"reference columns lack {', '.join(missing)}")
+    """JSON-serialisable profile: MONITORED_FEATURES + predictions, per time-of-week slice.
+
+    `columns` holds the MONITORED_FEATURES and TIME_OF_WEEK_FEATURES as the features compute them.
+    """
+    required = (*MONITORED_FEATURES, *TIME_OF_WEEK_FEATURES)
+    lacking = [name for name in required if name not in columns]
+    if lacking:
+        raise ValueError(f"reference columns lack {', '.join(lacking)}")
     n_rows = len(predictions)
+    if slicing not in SLICINGS:
+        raise ValueError(f"unknown slicing {slicing!r}; one of {', '.join(SLICINGS)}")
+    n_slices = SLICINGS[slicing][0]
+    slices, time_known = _column_slices(columns, slicing)
     profiled: dict[str, dict[str, Any]] = {}
-    for name, kind in MONITORED_FEATURES.items():
-        values = np.asarray(columns[name])
+    for name, kind in column_kinds().items():
+        values = np.asarray(predictions if name == PREDICTION_COLUMN else columns[name], dtype=np.float64)
         if len(values) != n_rows:
             raise ValueError(f"column {name} has {len(values)} rows, predictions {n_rows}")
-        profiled[name] = (
-            _numeric_profile(name, values, sketch_size)
+        mask = valid_mask(name, kind, values) & time_known
+        missing = int(np.isnan(values).sum())
+        body = (
+            _numeric_profile(values[mask], slices[mask], n_slices)
             if kind == "numeric"
-            else _categorical_profile(name, values)
+            else _categorical_profile(name, values[mask], slices[mask], n_slices)
         )
-    profiled[PREDICTION_COLUMN] = _numeric_profile(PREDICTION_COLUMN, np.asarray(predictions), sketch_size)
-    return {"schema": PROFILE_SCHEMA, "n_rows": n_rows, "sketch_size": sketch_size, "columns": profiled}
+        profiled[name] = {**body, "missing": missing, "invalid": n_rows - missing - int(mask.sum())}
+    return {
+        "schema": PROFILE_SCHEMA,
+        "n_rows": n_rows,
+        "slicing": slicing,
+        "n_slices": n_slices,
+        "columns": profiled,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -204,39 +231,51 @@ def build_reference_profile(
 @dataclass(frozen=True)
 class NumericReference:
     name: str
-    count: int
     missing: int
     invalid: int
     mean: float
     std: float
-    iqr: float
-    discrete: bool
-    quantiles: np.ndarray
-    hist_edges: np.ndarray
+    edges: np.ndarray  # interior bin edges, increasing
+    slice_counts: np.ndarray  # (n_slices x len(edges) + 1) int64
+    hist_edges: np.ndarray  # the report's pictures
     hist_counts: np.ndarray
 
     kind: ColumnKind = "numeric"
 
     @property
-    def scale(self) -> float:
-        """The normaliser of the Wasserstein distance: std, or IQR / 1.349, or 1 for a constant column."""
-        if self.std > 0:
-            return self.std
-        if self.iqr > 0:
-            return self.iqr / 1.349
-        return 1.0
+    def count(self) -> int:
+        return int(self.slice_counts.sum())
+
+    def bins(self, values: np.ndarray) -> np.ndarray:
+        """Bin index (int64) of each valid value."""
+        return np.searchsorted(self.edges, values, side="right").astype(np.int64)
 
 
 @dataclass(frozen=True)
 class CategoricalReference:
     name: str
-    count: int
     missing: int
     invalid: int
     codes: np.ndarray  # float64 category codes, sorted
-    counts: np.ndarray  # int64, aligned with codes
+    slice_counts: np.ndarray  # (n_slices x len(codes)) int64
 
     kind: ColumnKind = "categorical"
+
+    @property
+    def count(self) -> int:
+        return int(self.slice_counts.sum())
+
+    @property
+    def counts(self) -> np.ndarray:
+        """Pooled counts, aligned with codes."""
+        return self.slice_counts.sum(axis=0)
+
+    def bins(self, values: np.ndarray) -> np.ndarray:
+        """Index into codes of each valid value; a code the profile lacks gets len(codes)."""
+        index = np.searchsorted(self.codes, values)
+        found = index < self.codes.size
+        found[found] = self.codes[index[found]] == values[found]
+        return np.where(found, index, self.codes.size).astype(np.int64)
 
 
 ColumnReference = NumericReference | CategoricalReference
@@ -245,44 +284,57 @@ ColumnReference = NumericReference | CategoricalReference
 @dataclass(frozen=True)
 class ReferenceProfile:
     n_rows: int
-    sketch_size: int
+    slicing: str
+    n_slices: int
     columns: dict[str, ColumnReference]
+
+    def slices(self, weekday: np.ndarray, hour: np.ndarray) -> np.ndarray:
+        return time_of_week_slice(self.slicing, weekday, hour)
+
+
+def _read_column(name: str, column: Mapping[str, Any], n_slices: int) -> ColumnReference:
+    counts = np.asarray(column["slice_counts"], dtype=np.int64)
+    if counts.ndim != 2 or counts.shape[0] != n_slices:
+        raise ValueError(f"column {name}: slice_counts is not {n_slices} rows")
+    if column["kind"] == "numeric":
+        edges = np.asarray(column["edges"], dtype=np.float64)
+        if counts.shape[1] != edges.size + 1:
+            raise ValueError(f"column {name}: {counts.shape[1]} bins for {edges.size} edges")
+        return NumericReference(
+            name=name,
+            missing=int(column["missing"]),
+            invalid=int(column["invalid"]),
+            mean=float(column["mean"]),
+            std=float(column["std"]),
+            edges=edges,
+            slice_counts=counts,
+            hist_edges=np.asarray(column["hist"]["edges"], dtype=np.float64),
+            hist_counts=np.asarray(column["hist"]["counts"], dtype=np.int64),
+        )
+    if column["kind"] == "categorical":
+        codes = np.array([float(code) for code in column["codes"]], dtype=np.float64)
+        if counts.shape[1] != codes.size or np.any(np.diff(codes) <= 0):
+            raise ValueError(f"column {name}: codes are not sorted or do not match slice_counts")
+        return CategoricalReference(
+            name=name, missing=int(column["missing"]), invalid=int(column["invalid"]), codes=codes,
+            slice_counts=counts,
+        )  # fmt: skip
+    raise ValueError(f"column {name}: unknown kind {column['kind']!r}")
 
 
 def read_profile(source: str | bytes | Mapping[str, Any]) -> ReferenceProfile:
     """Parse a stored profile (JSON text/bytes or the dict itself); raises ValueError when malformed."""
     data: Mapping[str, Any] = json.loads(source) if isinstance(source, str | bytes) else source
     if data.get("schema") != PROFILE_SCHEMA:
-        raise ValueError(f"unsupported reference profile schema {data.get('schema')!r}")
-    columns: dict[str, ColumnReference] = {}
+        raise ValueError(
+            f"unsupported reference profile schema {data.get('schema')!r} (this monitor reads schema "
+            f"{PROFILE_SCHEMA}); rebuild the profile with this version's training"
+        )
     try:
-        for name, column in data["columns"].items():
-            if column["kind"] == "numeric":
-                columns[name] = NumericReference(
-                    name=name,
-                    count=int(column["count"]),
-                    missing=int(column["missing"]),
-                    invalid=int(column["invalid"]),
-                    mean=float(column["mean"]),
-                    std=float(column["std"]),
-                    iqr=float(column["iqr"]),
-                    discrete=bool(column["discrete"]),
-                    quantiles=np.asarray(column["quantiles"], dtype=np.float64),
-                    hist_edges=np.asarray(column["hist"]["edges"], dtype=np.float64),
-                    hist_counts=np.asarray(column["hist"]["counts"], dtype=np.int64),
-                )
-            elif column["kind"] == "categorical":
-                items = sorted((float(code), int(count)) for code, count in column["counts"].items())
-                columns[name] = CategoricalReference(
-                    name=name,
-                    count=int(column["count"]),
-                    missing=int(column["missing"]),
-                    invalid=int(column["invalid"]),
-                    codes=np.array([code for code, _ in items], dtype=np.float64),
-                    counts=np.array([count for _, count in items], dtype=np.int64),
-                )
-            else:
-                raise ValueError(f"column {name}: unknown kind {column['kind']!r}")
+        slicing, n_slices = str(data["slicing"]), int(data["n_slices"])
+        if SLICINGS.get(slicing, (None,))[0] != n_slices:
+            raise ValueError(f"slicing {slicing!r} with {n_slices} slices is unknown")
+        columns = {name: _read_column(name, column, n_slices) for name, column in data["columns"].items()}
     except (KeyError, TypeError) as error:
         raise ValueError(f"malformed reference profile: {error!r}") from error
-    return ReferenceProfile(n_rows=int(data["n_rows"]), sketch_size=int(data["sketch_size"]), columns=columns)
+    return ReferenceProfile(n_rows=int(data["n_rows"]), slicing=slicing, n_slices=n_slices, columns=columns)

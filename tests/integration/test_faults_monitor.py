@@ -34,7 +34,7 @@ WINDOW_END = "2023-03-07T05:00:00Z"
 CONFIG = MonitorConfig(
     models_bucket="models", capture_bucket="capture", rejected_bucket="rejected", min_predictions=200
 )
-ALARM_METRICS = {"DriftShare", "PredictionDriftScore", "MAERatio", "RejectedShare", "DatasetDrift"}
+ALARM_METRICS = {"DriftShare", "PredictionDrift", "MAERatio", "RejectedShare", "DatasetDrift"}
 
 
 def _publish_version(s3: Any, version: str, with_profile: bool = True) -> None:

@@ -36,8 +36,8 @@ def test_a_bad_value_is_named_with_its_reason(variable: str, value: str, reason:
 
 def test_every_problem_is_reported_at_once() -> None:
     with pytest.raises(ConfigError) as info:
-        MonitorConfig.from_env({"MIN_PREDICTIONS": "0", "DRIFT_THRESHOLD": "2"})
-    for name in ("MODELS_BUCKET", "CAPTURE_BUCKET", "REJECTED_BUCKET", "MIN_PREDICTIONS", "DRIFT_THRESHOLD"):
+        MonitorConfig.from_env({"MIN_PREDICTIONS": "0", "MIN_ACTUALS": "x"})
+    for name in ("MODELS_BUCKET", "CAPTURE_BUCKET", "REJECTED_BUCKET", "MIN_PREDICTIONS", "MIN_ACTUALS"):
         assert name in str(info.value)
 
 

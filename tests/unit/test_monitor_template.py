@@ -13,7 +13,7 @@ from trip_core.capture import ACTUAL_REJECTION_REASONS
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 MONITOR_ALARMS = {
     "DriftShareAlarm": "DriftShare",
-    "PredictionDriftAlarm": "PredictionDriftScore",
+    "PredictionDriftAlarm": "PredictionDrift",
     "MAERatioAlarm": "MAERatio",
     "RejectedShareAlarm": "RejectedShare",
     "ActualsOutOfDomainAlarm": "ActualsOutOfDomainShare",

@@ -1,4 +1,4 @@
-"""Reference profile: format, round trip, sketch fidelity, and the trip_distance outlier treatment."""
+"""Reference profile (schema 2): format, round trip, slicing, bins, and the trip_distance outliers."""
 
 from __future__ import annotations
 
@@ -6,16 +6,19 @@ import json
 
 import numpy as np
 import pytest
-from scipy.stats import ks_2samp, wasserstein_distance
 
 from tests.monitor_months import monitored_columns, month_columns, take
 from trip_core.contracts import MAX_TRIP_DISTANCE_MILES
-from trip_core.features import MONITORED_FEATURES
+from trip_core.features import MONITORED_FEATURES, TIME_OF_WEEK_FEATURES
 from trip_core.profile import (
+    NUMERIC_BINS,
+    PROFILE_SCHEMA,
+    SLICINGS,
     CategoricalReference,
     NumericReference,
     build_reference_profile,
     read_profile,
+    time_of_week_slice,
 )
 
 
@@ -27,91 +30,70 @@ def ref_2021() -> tuple[dict[str, np.ndarray], np.ndarray]:
 
 def test_profile_is_json_and_reads_back(ref_2021: tuple[dict[str, np.ndarray], np.ndarray]) -> None:
     columns, predictions = ref_2021
-    data = build_reference_profile(columns, predictions)
+    data = build_reference_profile(columns, predictions, "hour_of_week")
     profile = read_profile(json.dumps(data))
-    assert profile.n_rows == len(predictions)
+    assert (profile.slicing, profile.n_slices) == ("hour_of_week", 168)
     assert set(profile.columns) == {*MONITORED_FEATURES, "prediction"}
-    for name, kind in MONITORED_FEATURES.items():
-        column = profile.columns[name]
-        assert column.kind == kind
+    for name, column in profile.columns.items():
+        assert column.slice_counts.shape[0] == 168
         assert column.count + column.missing + column.invalid == len(predictions)
         if isinstance(column, NumericReference):
-            assert len(column.quantiles) == 1000
-            assert np.all(np.diff(column.quantiles) >= 0)
-            assert column.hist_counts.sum() == column.count
+            assert column.slice_counts.shape[1] == column.edges.size + 1 <= NUMERIC_BINS
+            assert np.all(np.diff(column.edges) > 0)
         else:
             assert isinstance(column, CategoricalReference)
-            assert column.counts.sum() == column.count
-    hour = profile.columns["pickup_hour"]
-    assert isinstance(hour, NumericReference) and hour.discrete
-    assert set(np.unique(hour.quantiles)) <= set(range(24))
+            assert column.codes.size == column.slice_counts.shape[1] and name in MONITORED_FEATURES
 
 
-def test_distance_outliers_are_invalid_not_compared(
-    ref_2021: tuple[dict[str, np.ndarray], np.ndarray],
-) -> None:
+def test_slice_counts_follow_the_pickup_time(ref_2021: tuple[dict[str, np.ndarray], np.ndarray]) -> None:
     columns, predictions = ref_2021
-    raw = columns["trip_distance"]
+    profile = read_profile(build_reference_profile(columns, predictions, "hour_of_week"))
+    weekday, hour = (columns[name] for name in TIME_OF_WEEK_FEATURES)
+    per_slice = np.bincount((weekday * 24 + hour).astype(np.int64), minlength=168)
+    assert np.array_equal(profile.columns["prediction"].slice_counts.sum(axis=1), per_slice)
+    saturday_23h = time_of_week_slice("day_type_x_3h", np.array([5]), np.array([23]))
+    sunday_0h = time_of_week_slice("day_type_x_3h", np.array([6]), np.array([0]))
+    assert (int(saturday_23h[0]), int(sunday_0h[0])) == (15, 16)
+    for name, (n_slices, _) in SLICINGS.items():
+        every = time_of_week_slice(name, np.repeat(np.arange(7), 24), np.tile(np.arange(24), 7))
+        assert set(every.tolist()) == set(range(n_slices))
+
+
+def test_bins_resolve_a_fifth_longer_distance(ref_2021: tuple[dict[str, np.ndarray], np.ndarray]) -> None:
+    """The binned CDF moves by several bins' worth when distances are 20 % longer."""
+    columns, predictions = ref_2021
     distance = read_profile(build_reference_profile(columns, predictions)).columns["trip_distance"]
     assert isinstance(distance, NumericReference)
-    assert raw.max() > 200_000  # the measured trap: raw std is ~1,900 miles
-    assert distance.invalid == int((raw > MAX_TRIP_DISTANCE_MILES).sum()) > 0
-    assert distance.quantiles.max() <= MAX_TRIP_DISTANCE_MILES
-    assert distance.std < 10
+    assert distance.edges.max() <= MAX_TRIP_DISTANCE_MILES
+    valid = columns["trip_distance"][columns["trip_distance"] <= MAX_TRIP_DISTANCE_MILES]
+    shares = distance.slice_counts.sum(axis=0) / distance.count
+    longer = np.bincount(distance.bins(valid * 1.2), minlength=shares.size) / valid.size
+    assert np.abs(np.cumsum(shares - longer)).max() > 5 * np.median(shares)
 
 
-def test_sketch_gives_the_exact_statistics_closely() -> None:
-    raw = month_columns("2023-03")
-    rng = np.random.default_rng(7)
-    order = rng.permutation(len(raw["prediction"]))
-    half = len(order) // 2
-    ref, cur = take(raw, order[:half]), take(raw, order[half:])
-    shifted = cur["trip_distance"] * 1.1
-    profile = read_profile(build_reference_profile(monitored_columns(ref), ref["prediction"]))
-    for name in ("trip_distance", "pickup_hour", "prediction"):
-        column = profile.columns[name]
-        assert isinstance(column, NumericReference)
-        full = monitored_columns(ref)[name] if name != "prediction" else ref["prediction"]
-        full = full[(full >= 0) & (full <= MAX_TRIP_DISTANCE_MILES)] if name == "trip_distance" else full
-        current = shifted if name == "trip_distance" else cur[name] if name == "prediction" else None
-        if current is None:
-            current = monitored_columns(cur)[name]
-        current = current[current <= MAX_TRIP_DISTANCE_MILES]
-        exact_w = wasserstein_distance(full, current) / np.std(full)
-        sketch_w = wasserstein_distance(column.quantiles, current) / column.scale
-        assert abs(exact_w - sketch_w) < 0.005, name
-        exact_d = ks_2samp(full, current).statistic
-        sketch_d = ks_2samp(column.quantiles, current).statistic
-        assert abs(exact_d - sketch_d) < 0.003, name
-
-
-def test_real_distance_shift_is_seen() -> None:
-    """Trips 20 % longer drift; the same trips unshifted do not; raw-std scaling would have missed it."""
+def test_out_of_range_distances_are_counted_not_profiled() -> None:
     raw = month_columns("2021-01")
-    rng = np.random.default_rng(3)
-    order = rng.permutation(len(raw["prediction"]))
-    half = len(order) // 2
-    ref, cur = take(raw, order[:half]), take(raw, order[half:])
-    profile = read_profile(build_reference_profile(monitored_columns(ref), ref["prediction"]))
+    columns = monitored_columns(raw)
+    profile = read_profile(build_reference_profile(columns, raw["prediction"]))
     distance = profile.columns["trip_distance"]
-    assert isinstance(distance, NumericReference)
-    live = cur["trip_distance"][cur["trip_distance"] <= MAX_TRIP_DISTANCE_MILES]  # validator rejects the rest
-
-    same = wasserstein_distance(distance.quantiles, live) / distance.scale
-    longer = wasserstein_distance(distance.quantiles, live * 1.2) / distance.scale
-    assert same < 0.05
-    assert longer > 0.1
-    raw_std = float(np.std(ref["trip_distance"]))
-    assert wasserstein_distance(ref["trip_distance"], live * 1.2) / raw_std < 0.1  # the trap: missed
+    outside = int(np.sum((raw["trip_distance"] < 0) | (raw["trip_distance"] > MAX_TRIP_DISTANCE_MILES)))
+    assert outside > 0 and distance.invalid == outside
 
 
-def test_bad_profiles_are_refused() -> None:
-    with pytest.raises(ValueError, match="schema"):
-        read_profile('{"schema": 99}')
+def test_bad_profiles_are_refused(ref_2021: tuple[dict[str, np.ndarray], np.ndarray]) -> None:
+    with pytest.raises(ValueError, match=r"schema 1.*reads schema 2"):
+        read_profile('{"schema": 1}')
+    columns, predictions = ref_2021
+    data = build_reference_profile(take(columns, np.arange(100)), predictions[:100])
+    data["n_slices"] = 5
+    with pytest.raises(ValueError, match="slicing"):
+        read_profile(data)
     with pytest.raises(ValueError, match="malformed"):
-        read_profile('{"schema": 1, "n_rows": 1, "sketch_size": 1, "columns": {"x": {"kind": "numeric"}}}')
-    columns = {name: np.zeros(3) for name in MONITORED_FEATURES}
+        read_profile({"schema": PROFILE_SCHEMA, "n_rows": 1, "slicing": "none", "n_slices": 1,
+                      "columns": {"x": {"kind": "numeric"}}})  # fmt: skip
     with pytest.raises(ValueError, match="rows"):
-        build_reference_profile(columns, np.zeros(4))
+        build_reference_profile({name: np.zeros(3) for name in columns}, np.zeros(4))
     with pytest.raises(ValueError, match="lack"):
         build_reference_profile({}, np.zeros(4))
+    with pytest.raises(ValueError, match="slicing"):
+        build_reference_profile(columns, predictions, "by_moon")
