@@ -56,10 +56,6 @@ def test_the_replay_runs_every_ride_through_the_service(no_drift: Outcome) -> No
     assert no_drift.line["windows"] == len(no_drift.recorded.runs) == WEEK * 24 + 1
 
 
-# strict: once the monitor meets the goal this XPASSes, which fails, and the marker must go
-@pytest.mark.xfail(
-    strict=True, reason="issue 12: the monitor before calibrated, seasonal, event-time windows"
-)
 def test_no_drift_week_raises_no_drift(no_drift: Outcome) -> None:
     line = no_drift.line
     assert line["windows_with_verdict"] > 0, line
