@@ -8,6 +8,7 @@ dataset drift) and 2023-03 with distances x1.2 (every window should flag trip_di
 the share of windows where each column drifts and the dataset-drift share.
 
     python -m benchmarks.bench_drift_calibration [--step-hours 2] [--window-hours 24 6] [--slicings ...]
+    python -m benchmarks.bench_drift_calibration --iid-windows 200   (iid samples at several n instead)
 """
 
 from __future__ import annotations
@@ -102,6 +103,30 @@ def run_scenario(
                 print_rates(f"{reference_months} vs {label} {slicing} {null} {hours}h", len(bounds), rates)
 
 
+IID_SIZES = (200, 500, 1_000, 2_000, 5_000, 20_000)
+
+
+def iid_false_positive_rates(windows_per_size: int) -> None:
+    """Per n: share of iid samples of the replayed month flagged against its own profile, with day excesses.
+
+    Below ALPHA by design where sampling noise no longer dominates: the null also holds the variation
+    between days that iid samples do not have.
+    """
+    month = months(REPLAYED)
+    profile = read_profile(reference_profile_dict(month, DEFAULT_SLICING, day_excess=True))
+    rng = np.random.default_rng(5)
+    for n in IID_SIZES:
+        flags: dict[str, list[bool]] = {}
+        for _ in range(windows_per_size):
+            window = take(month, rng.integers(0, len(month["prediction"]), n))
+            result = dataset_drift(profile, current_columns(version_rows(window)))
+            for name, column in {**result.features, "prediction": result.prediction}.items():
+                flags.setdefault(name, []).append(column is not None and column.drifted)
+            flags.setdefault("DATASET", []).append(result.dataset_drift)
+        rates = {name: float(np.mean(values)) for name, values in flags.items()}
+        print_rates(f"iid n={n} vs {REPLAYED} e_d", windows_per_size, rates)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -109,7 +134,11 @@ def main() -> None:
     parser.add_argument("--step-hours", type=int, default=2)
     parser.add_argument("--window-hours", type=int, nargs="+", default=[24])
     parser.add_argument("--slicings", nargs="+", default=[DEFAULT_SLICING], choices=list(SLICINGS))
+    parser.add_argument("--iid-windows", type=int, default=0, help="iid samples per n (0: none)")
     args = parser.parse_args()
+    if args.iid_windows:
+        iid_false_positive_rates(args.iid_windows)
+        return
     replay = month_in_time_order(REPLAYED)
     windows = {REPLAYED: replay, f"{REPLAYED} distance x{DISTANCE_FACTOR}": with_longer_distances(replay)}
     print(f"{'reference vs windows (expected) slicing null window':60} {'windows':>7} "

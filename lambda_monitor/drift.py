@@ -19,6 +19,11 @@ statistic exceeds both the null's (1 - ALPHA) quantile and the null median plus 
 quantile holds the false-positive rate at ALPHA for every n; the floor keeps a huge window from
 flagging a shift too small to matter. The draws are seeded by the column name and n, so the same
 rows and profile always give the same verdict.
+
+Day-to-day variation. When the profile holds the column's day excesses (trip_core.calibration),
+each null draw also gets a between-day deviation, weighted by the window's squared day shares
+(`day_weight`): real days differ more than iid samples do, and a window of one day carries its
+day's deviation whole.
 """
 
 from __future__ import annotations

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.spatial.distance import jensenshannon
 
 from trip_core.profile import (
     ColumnReference,
@@ -81,6 +80,9 @@ def reference_mixture(reference: ColumnReference, slices: np.ndarray) -> Mixture
 
 
 def _jensenshannon(reference: np.ndarray, current: np.ndarray) -> np.ndarray:
+    # Imported here: every function's zip ships trip_core, and the prediction function's has no scipy.
+    from scipy.spatial.distance import jensenshannon
+
     return np.asarray(jensenshannon(reference, current, axis=-1))
 
 
