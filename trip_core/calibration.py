@@ -158,7 +158,7 @@ def day_excesses(
     excesses, noise_variances = [], []
     for day in np.unique(days):
         mine = days == day
-        if np.count_nonzero(mine) < MIN_DAY_ROWS:
+        if np.count_nonzero(mine) < MIN_DAY_ROWS or mine.all():  # a lone day has no rest to differ from
             continue
         own = slice_counts(bins[mine], slices[mine], n_bins, n_slices)
         rest = dataclasses.replace(reference, slice_counts=reference.slice_counts - own)
