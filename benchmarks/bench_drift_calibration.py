@@ -1,13 +1,14 @@
-"""Which time-of-week slicing makes contiguous no-drift windows look like no drift?
+"""Do contiguous no-drift windows look like no drift, and does real drift still show?
 
-Slides 24 h and 6 h windows of pickup time hourly over 2023-03 and runs the monitor's drift code
-on each against a 2023-03 and a 2023-02 reference profile built with every candidate slicing
-(trip_core.profile.SLICINGS). Prints, per (reference, slicing, window length): the share of windows
-where each drift feature and the prediction drift, the dataset-drift share, and how sparse the
-reference slices are. No drift is injected, so every flag is a false positive (the 2023-02
-reference also carries the real month-to-month change).
+Slides 24 h windows of pickup time (every --step-hours) over 2023-03 and runs the monitor's drift
+code on each against reference profiles built without and with day excesses (trip_core.calibration):
+2023-03 itself, 2023-02 and 2023-01+02 (no drift injected: every flag is a false positive, the other
+months also carry the real month-to-month change), 2021-01 (real drift: every window should raise
+dataset drift) and 2023-03 with distances x1.2 (every window should flag trip_distance). Prints
+the share of windows where each column drifts and the dataset-drift share.
 
-    python -m benchmarks.bench_drift_calibration [--step-hours 1] [--slicings none hour_of_week ...]
+    python -m benchmarks.bench_drift_calibration [--step-hours 2] [--window-hours 24 6] [--slicings ...]
+    python -m benchmarks.bench_drift_calibration --iid-windows 200   (iid samples at several n instead)
 """
 
 from __future__ import annotations
@@ -19,11 +20,10 @@ import numpy as np
 from lambda_monitor.drift import dataset_drift
 from lambda_monitor.window import current_columns
 from tests.monitor_months import month_columns, reference_profile_dict, take, valid_rows, version_rows
-from trip_core.profile import SLICINGS, ReferenceProfile, read_profile
+from trip_core.profile import DEFAULT_SLICING, SLICINGS, ReferenceProfile, read_profile
 
 REPLAYED = "2023-03"
-REFERENCES = ("2023-03", "2023-02")
-WINDOW_HOURS = (24, 6)
+DISTANCE_FACTOR = 1.2
 MIN_ROWS = 200  # the monitor's default MinPredictions: smaller windows get no verdict
 
 
@@ -49,12 +49,6 @@ def window_bounds(pickup: np.ndarray, hours: int, step_hours: int) -> list[tuple
     return bounds
 
 
-def sparsity(profile: ReferenceProfile) -> tuple[int, int]:
-    """(smallest, median) reference rows per slice."""
-    rows = profile.columns["trip_distance"].slice_counts.sum(axis=1)
-    return int(rows.min()), int(np.median(rows))
-
-
 def false_positive_rates(
     profile: ReferenceProfile, rows: dict[str, np.ndarray], bounds: list[tuple[int, int]]
 ) -> dict[str, float]:
@@ -68,33 +62,89 @@ def false_positive_rates(
     return {name: float(np.mean(values)) for name, values in flags.items()}
 
 
+def months(names: str) -> dict[str, np.ndarray]:
+    """Valid rides of one or more months ("2023-01+2023-02")."""
+    parts = [valid_rows(month_columns(month)) for month in names.split("+")]
+    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+
+
+def with_longer_distances(rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {**rows, "trip_distance": rows["trip_distance"] * DISTANCE_FACTOR}
+
+
+# (reference months, what the windows are, whether every window should drift)
+SCENARIOS = (
+    ("2023-03", "2023-03", "no drift"),
+    ("2023-02", "2023-03", "no drift"),
+    ("2023-01+2023-02", "2023-03", "no drift"),
+    ("2021-01", "2023-03", "drift"),
+    ("2023-03", f"2023-03 distance x{DISTANCE_FACTOR}", "drift"),
+)
+
+
+HEADER = ("PULocationID", "DOLocationID", "trip_distance", "prediction", "DATASET")
+
+
+def print_rates(label: str, windows: int, rates: dict[str, float]) -> None:
+    print(f"{label:60} {windows:7d} " + " ".join(f"{rates[name]:12.1%}" for name in HEADER), flush=True)
+
+
+def run_scenario(
+    reference_months: str, replayed: dict[str, np.ndarray], label: str, args: argparse.Namespace
+) -> None:
+    reference = months(reference_months)
+    for slicing in args.slicings:
+        for day_excess in (False, True):
+            profile = read_profile(reference_profile_dict(reference, slicing, day_excess))
+            for hours in args.window_hours:
+                bounds = window_bounds(replayed["pickup_datetime"], hours, args.step_hours)
+                rates = false_positive_rates(profile, replayed, bounds)
+                null = "e_d" if day_excess else "iid"
+                print_rates(f"{reference_months} vs {label} {slicing} {null} {hours}h", len(bounds), rates)
+
+
+IID_SIZES = (200, 500, 1_000, 2_000, 5_000, 20_000)
+
+
+def iid_false_positive_rates(windows_per_size: int) -> None:
+    """Per n: share of iid samples of the replayed month flagged against its own profile, with day excesses.
+
+    Below ALPHA by design where sampling noise no longer dominates: the null also holds the variation
+    between days that iid samples do not have.
+    """
+    month = months(REPLAYED)
+    profile = read_profile(reference_profile_dict(month, DEFAULT_SLICING, day_excess=True))
+    rng = np.random.default_rng(5)
+    for n in IID_SIZES:
+        flags: dict[str, list[bool]] = {}
+        for _ in range(windows_per_size):
+            window = take(month, rng.integers(0, len(month["prediction"]), n))
+            result = dataset_drift(profile, current_columns(version_rows(window)))
+            for name, column in {**result.features, "prediction": result.prediction}.items():
+                flags.setdefault(name, []).append(column is not None and column.drifted)
+            flags.setdefault("DATASET", []).append(result.dataset_drift)
+        rates = {name: float(np.mean(values)) for name, values in flags.items()}
+        print_rates(f"iid n={n} vs {REPLAYED} e_d", windows_per_size, rates)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--step-hours", type=int, default=1)
-    parser.add_argument("--slicings", nargs="+", default=list(SLICINGS), choices=list(SLICINGS))
+    parser.add_argument("--step-hours", type=int, default=2)
+    parser.add_argument("--window-hours", type=int, nargs="+", default=[24])
+    parser.add_argument("--slicings", nargs="+", default=[DEFAULT_SLICING], choices=list(SLICINGS))
+    parser.add_argument("--iid-windows", type=int, default=0, help="iid samples per n (0: none)")
     args = parser.parse_args()
+    if args.iid_windows:
+        iid_false_positive_rates(args.iid_windows)
+        return
     replay = month_in_time_order(REPLAYED)
-    bounds = {
-        hours: window_bounds(replay["pickup_datetime"], hours, args.step_hours) for hours in WINDOW_HOURS
-    }
-    header = None
-    for month in REFERENCES:
-        reference = valid_rows(month_columns(month))
-        for slicing in args.slicings:
-            profile = read_profile(reference_profile_dict(reference, slicing))
-            smallest, median = sparsity(profile)
-            for hours in WINDOW_HOURS:
-                rates = false_positive_rates(profile, replay, bounds[hours])
-                if header is None:
-                    header = list(rates)
-                    names = " ".join(f"{name[:12]:>12}" for name in header)
-                    print(f"{'reference':9} {'slicing':16} {'slices':>6} {'min/med rows':>13} {'window':>6} "
-                          f"{'windows':>7} {names}", flush=True)  # fmt: skip
-                print(f"{month:9} {slicing:16} {profile.n_slices:6d} {f'{smallest}/{median}':>13} "
-                      f"{f'{hours}h':>6} {len(bounds[hours]):7d} "
-                      + " ".join(f"{rates[name]:12.1%}" for name in header), flush=True)  # fmt: skip
+    windows = {REPLAYED: replay, f"{REPLAYED} distance x{DISTANCE_FACTOR}": with_longer_distances(replay)}
+    print(f"{'reference vs windows (expected) slicing null window':60} {'windows':>7} "
+          + " ".join(f"{name[:12]:>12}" for name in HEADER))  # fmt: skip
+    for reference_months, replayed, expected in SCENARIOS:
+        run_scenario(reference_months, windows[replayed], f"{replayed} ({expected})", args)
 
 
 if __name__ == "__main__":

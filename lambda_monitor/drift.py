@@ -19,26 +19,25 @@ statistic exceeds both the null's (1 - ALPHA) quantile and the null median plus 
 quantile holds the false-positive rate at ALPHA for every n; the floor keeps a huge window from
 flagging a shift too small to matter. The draws are seeded by the column name and n, so the same
 rows and profile always give the same verdict.
+
+Day-to-day variation. When the profile holds the column's day excesses (trip_core.calibration),
+each null draw also gets a between-day deviation, weighted by the window's squared day shares
+(`day_weight`): real days differ more than iid samples do, and a window of one day carries its
+day's deviation whole.
 """
 
 from __future__ import annotations
 
-import functools
 import math
-import zlib
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.spatial.distance import jensenshannon
 
 from lambda_monitor.window import CurrentColumns
-from trip_core.profile import PREDICTION_COLUMN, ColumnReference, NumericReference, ReferenceProfile
+from trip_core.calibration import NULL_DRAWS, compare, null_distribution, statistic_of
+from trip_core.profile import DAYS_PER_WEEK, PREDICTION_COLUMN, ColumnReference, ReferenceProfile
 
 ALPHA = 0.05
-NULL_DRAWS = 999  # (NULL_DRAWS + 1) * ALPHA is whole: the order-statistic threshold has level ALPHA exactly
-PRIOR_ROWS = 20.0
-RARE_CODE_ROWS = 10
-NULL_CACHE_SIZE = 256
 DATASET_DRIFT_SHARE = 0.5
 # Smallest excess of the statistic over its null median that counts as drift (see docs/architecture.md).
 EFFECT_FLOOR = {"jensenshannon": 0.0025, "ks_binned": 0.003}
@@ -58,86 +57,20 @@ class ColumnDrift:
     drifted: bool
 
 
-@dataclass(frozen=True)
-class Mixture:
-    shares: np.ndarray  # reference shares per bin, mixed by the window's slice weights
-    reference_rows: float  # its effective sample size
-
-
-def compared_bins(reference: ColumnReference) -> np.ndarray:
-    """Map from the profile's bins (+ one for a code the profile lacks) to the compared bins.
-
-    Categorical codes seen fewer than RARE_CODE_ROWS times in the reference share one "rare" bin
-    with the codes it never saw: the null can only be drawn from what the reference saw, and a
-    window's rides in unseen codes would otherwise add distance the null never has.
-    """
-    pooled = reference.slice_counts.sum(axis=0)
-    if isinstance(reference, NumericReference):  # every value has a bin; order matters to K-S
-        return np.arange(pooled.size + 1)
-    common = pooled >= RARE_CODE_ROWS
-    return np.append(np.where(common, np.cumsum(common) - 1, common.sum()), common.sum())
-
-
-def _merged_counts(reference: ColumnReference, mapping: np.ndarray) -> np.ndarray:
-    counts = np.zeros((reference.slice_counts.shape[0], int(mapping.max()) + 1), dtype=np.int64)
-    np.add.at(counts.T, mapping[:-1], reference.slice_counts.T)
-    return counts
-
-
-def reference_mixture(reference: ColumnReference, slices: np.ndarray) -> Mixture:
-    """The reference distribution (over `compared_bins`) matching the time-of-week mix of `slices`."""
-    counts = _merged_counts(reference, compared_bins(reference))
-    weights = np.bincount(slices, minlength=counts.shape[0]) / slices.size
-    used = np.flatnonzero(weights)
-    pooled = counts.sum(axis=0) / counts.sum()
-    slice_rows = counts[used].sum(axis=1) + PRIOR_ROWS
-    per_slice = (counts[used] + PRIOR_ROWS * pooled) / slice_rows[:, None]
-    shares = weights[used] @ per_slice
-    return Mixture(shares / shares.sum(), float(1.0 / np.sum(weights[used] ** 2 / slice_rows)))
-
-
-def _jensenshannon(reference: np.ndarray, current: np.ndarray) -> np.ndarray:
-    return np.asarray(jensenshannon(reference, current, axis=-1))
-
-
-def _ks_binned(reference: np.ndarray, current: np.ndarray) -> np.ndarray:
-    return np.asarray(np.abs(np.cumsum(reference - current, axis=-1)).max(axis=-1))
-
-
-STATISTICS = {"jensenshannon": _jensenshannon, "ks_binned": _ks_binned}
-
-
-def null_distribution(statistic: str, mixture: Mixture, n: int, seed_text: str) -> np.ndarray:
-    """Sorted statistic of NULL_DRAWS (reference, window) multinomial pairs drawn from the mixture."""
-    reference_rows = max(round(mixture.reference_rows), 1)
-    return _null(statistic, mixture.shares.tobytes(), n, reference_rows, seed_text)
-
-
-@functools.lru_cache(maxsize=NULL_CACHE_SIZE)
-def _null(statistic: str, shares_bytes: bytes, n: int, reference_rows: int, seed_text: str) -> np.ndarray:
-    """A pure function of its arguments: a mixture met again (same slices, same n) is drawn once."""
-    shares = np.frombuffer(shares_bytes, dtype=np.float64)
-    rng = np.random.default_rng(zlib.crc32(f"{seed_text}:{n}".encode()))
-    current = rng.multinomial(n, shares, size=NULL_DRAWS) / n
-    reference = rng.multinomial(reference_rows, shares, size=NULL_DRAWS) / reference_rows
-    null = np.sort(STATISTICS[statistic](reference, current))
-    null.setflags(write=False)
-    return null
-
-
-def column_drift(reference: ColumnReference, values: np.ndarray, slices: np.ndarray) -> ColumnDrift | None:
+def column_drift(
+    reference: ColumnReference, values: np.ndarray, slices: np.ndarray, day_weight: float = 1.0
+) -> ColumnDrift | None:
     """Drift of one column's valid window values (`slices`: their time-of-week slices).
 
+    `day_weight`: sum of the window's squared day shares (1 for a window inside one day).
     None when either side is empty.
     """
     n = int(values.size)
     if n == 0 or reference.count == 0:
         return None
-    statistic = "ks_binned" if isinstance(reference, NumericReference) else "jensenshannon"
-    mixture = reference_mixture(reference, slices)
-    window = np.bincount(compared_bins(reference)[reference.bins(values)], minlength=mixture.shares.size)
-    distance = float(STATISTICS[statistic](mixture.shares, window / n))
-    null = null_distribution(statistic, mixture, n, reference.name)
+    statistic = statistic_of(reference)
+    mixture, distance = compare(reference, values, slices)
+    null = null_distribution(statistic, mixture, n, reference.name, reference.day_excess, day_weight)
     quantile = float(null[math.ceil((1 - ALPHA) * (NULL_DRAWS + 1)) - 1])
     median = float(np.median(null))
     threshold = max(quantile, median + EFFECT_FLOOR[statistic])
@@ -146,6 +79,14 @@ def column_drift(reference: ColumnReference, values: np.ndarray, slices: np.ndar
         reference.name, reference.kind, n, statistic, distance, threshold, p_value, median,
         distance - median, distance > threshold,
     )  # fmt: skip
+
+
+def day_weight(weekday: np.ndarray) -> float:
+    """Sum of squared day shares of a window's rows; a window shorter than a week has one weekday per day."""
+    if weekday.size == 0:
+        return 1.0
+    shares = np.bincount(weekday.astype(np.int64), minlength=DAYS_PER_WEEK) / weekday.size
+    return float(np.sum(shares**2))
 
 
 @dataclass(frozen=True)
@@ -164,7 +105,8 @@ def dataset_drift(profile: ReferenceProfile, current: CurrentColumns) -> Dataset
     for name, reference in profile.columns.items():
         if name not in current.valid:
             continue
-        result = column_drift(reference, current.valid[name], slices[current.row[name]])
+        rows = current.row[name]
+        result = column_drift(reference, current.valid[name], slices[rows], day_weight(current.weekday[rows]))
         if result is None:
             continue
         if name == PREDICTION_COLUMN:

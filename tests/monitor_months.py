@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from lambda_monitor.window import VersionRows
+from trip_core.calibration import add_day_excesses
 from trip_core.capture import CaptureBatch
 from trip_core.contracts import MAX_TRIP_DISTANCE_MILES
 from trip_core.features import MONITORED_FEATURES, TIME_OF_WEEK_FEATURES, compute_features, feature_column
@@ -98,9 +100,15 @@ def valid_rows(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def reference_profile_dict(
-    columns: dict[str, np.ndarray], slicing: str = DEFAULT_SLICING
-) -> dict[str, object]:
-    return build_reference_profile(monitored_columns(columns), columns["prediction"], slicing)
+    columns: dict[str, np.ndarray], slicing: str = DEFAULT_SLICING, day_excess: bool = False
+) -> dict[str, Any]:
+    """The rows' profile; with `day_excess`, as training builds it from dated rows."""
+    features = monitored_columns(columns)
+    profile = build_reference_profile(features, columns["prediction"], slicing)
+    if not day_excess:
+        return profile
+    days = columns["pickup_datetime"].astype("datetime64[D]")
+    return add_day_excesses(profile, features, columns["prediction"], days)
 
 
 def version_rows(columns: dict[str, np.ndarray], version: str = "1") -> VersionRows:

@@ -21,6 +21,7 @@ from training import metrics, model
 from training.export import export_bundle
 from training.gate import Candidate
 from trip_core.bundle import load_bundle
+from trip_core.calibration import add_day_excesses
 from trip_core.contracts import PARITY_TOLERANCE_MINUTES
 from trip_core.features import MONITORED_FEATURES, TIME_OF_WEEK_FEATURES, feature_column
 from trip_core.profile import build_reference_profile
@@ -30,6 +31,8 @@ from trip_core.profile import build_reference_profile
 class Rows:
     features: np.ndarray
     target: np.ndarray
+    # New York local pickup date per row: the profile measures how much days differ (None: it does not)
+    pickup_day: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.target)
@@ -78,7 +81,7 @@ def train_candidate(
         predictions=predictions,
         bundle=bundle_bytes,
         bundle_sha256=bundle.sha256,
-        profile=reference_profile(holdout.features, served),
+        profile=reference_profile(holdout.features, served, holdout.pickup_day),
         rmse=scores["rmse"],
         mae=scores["mae"],
         parity_max_abs_diff=parity_max_abs_diff,
@@ -97,6 +100,9 @@ def parity(served: np.ndarray, predictions: np.ndarray) -> float:
     return diff
 
 
-def reference_profile(features: np.ndarray, predictions: np.ndarray) -> bytes:
+def reference_profile(features: np.ndarray, predictions: np.ndarray, pickup_day: np.ndarray | None) -> bytes:
     columns = {name: feature_column(features, name) for name in (*MONITORED_FEATURES, *TIME_OF_WEEK_FEATURES)}
-    return json.dumps(build_reference_profile(columns, predictions), sort_keys=True).encode()
+    profile = build_reference_profile(columns, predictions)
+    if pickup_day is not None:
+        profile = add_day_excesses(profile, columns, predictions, pickup_day)
+    return json.dumps(profile, sort_keys=True).encode()

@@ -127,7 +127,11 @@ def load_data(args: argparse.Namespace) -> tuple[list[data_mod.MonthData], data_
 
 
 def frame_rows(frame: pd.DataFrame) -> pipeline.Rows:
-    return pipeline.Rows(data_mod.frame_features(frame), frame["duration"].to_numpy())
+    return pipeline.Rows(
+        data_mod.frame_features(frame),
+        frame["duration"].to_numpy(),
+        frame[data_mod.PICKUP].to_numpy().astype("datetime64[D]"),
+    )
 
 
 def bundle_meta(args: argparse.Namespace, params: model.ModelParams) -> dict[str, object]:

@@ -19,6 +19,8 @@ numeric column:
      "edges": [interior bin edges: distinct pooled quantiles at i / NUMERIC_BINS],
      "slice_counts": [[count in bin b, for b in 0..len(edges)] for s],
      "hist": {"edges": [...], "counts": [...]}}   (pooled, linear bins: the report's pictures only)
+every column, optional: "day_excess": [e_d for each reference day] (trip_core.calibration; a
+profile without it is judged against iid sampling noise only)
 
 A value goes to bin `searchsorted(edges, value, side="right")`: bin 0 holds values below edges[0],
 the last bin values at or above edges[-1]. Bins at pooled quantiles put about 1/NUMERIC_BINS of the
@@ -38,8 +40,8 @@ over the same range.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -184,6 +186,18 @@ def _column_slices(columns: Mapping[str, np.ndarray], slicing: str) -> tuple[np.
     return time_of_week_slice(slicing, np.where(known, weekday, 0), np.where(known, hour, 0)), known
 
 
+def profiled_values(
+    columns: Mapping[str, np.ndarray], predictions: np.ndarray, slicing: str
+) -> Iterator[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+    """(name, every row's value, every row's slice, rows profiled) of each profiled column."""
+    slices, time_known = _column_slices(columns, slicing)
+    for name, kind in column_kinds().items():
+        values = np.asarray(predictions if name == PREDICTION_COLUMN else columns[name], dtype=np.float64)
+        if len(values) != len(predictions):
+            raise ValueError(f"column {name} has {len(values)} rows, predictions {len(predictions)}")
+        yield name, values, slices, valid_mask(name, kind, values) & time_known
+
+
 def build_reference_profile(
     columns: Mapping[str, np.ndarray],
     predictions: np.ndarray,
@@ -201,17 +215,12 @@ def build_reference_profile(
     if slicing not in SLICINGS:
         raise ValueError(f"unknown slicing {slicing!r}; one of {', '.join(SLICINGS)}")
     n_slices = SLICINGS[slicing][0]
-    slices, time_known = _column_slices(columns, slicing)
     profiled: dict[str, dict[str, Any]] = {}
-    for name, kind in column_kinds().items():
-        values = np.asarray(predictions if name == PREDICTION_COLUMN else columns[name], dtype=np.float64)
-        if len(values) != n_rows:
-            raise ValueError(f"column {name} has {len(values)} rows, predictions {n_rows}")
-        mask = valid_mask(name, kind, values) & time_known
+    for name, values, slices, mask in profiled_values(columns, predictions, slicing):
         missing = int(np.isnan(values).sum())
         body = (
             _numeric_profile(values[mask], slices[mask], n_slices)
-            if kind == "numeric"
+            if column_kinds()[name] == "numeric"
             else _categorical_profile(name, values[mask], slices[mask], n_slices)
         )
         profiled[name] = {**body, "missing": missing, "invalid": n_rows - missing - int(mask.sum())}
@@ -239,6 +248,7 @@ class NumericReference:
     slice_counts: np.ndarray  # (n_slices x len(edges) + 1) int64
     hist_edges: np.ndarray  # the report's pictures
     hist_counts: np.ndarray
+    day_excess: np.ndarray = field(default_factory=lambda: np.zeros(0))  # see trip_core.calibration
 
     kind: ColumnKind = "numeric"
 
@@ -258,6 +268,7 @@ class CategoricalReference:
     invalid: int
     codes: np.ndarray  # float64 category codes, sorted
     slice_counts: np.ndarray  # (n_slices x len(codes)) int64
+    day_excess: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     kind: ColumnKind = "categorical"
 
@@ -292,6 +303,13 @@ class ReferenceProfile:
         return time_of_week_slice(self.slicing, weekday, hour)
 
 
+def _day_excess(column: Mapping[str, Any]) -> np.ndarray:
+    excess = np.asarray(column.get("day_excess", []), dtype=np.float64)
+    if excess.ndim != 1 or not np.all(np.isfinite(excess)):
+        raise ValueError("day_excess is not a list of finite numbers")
+    return excess
+
+
 def _read_column(name: str, column: Mapping[str, Any], n_slices: int) -> ColumnReference:
     counts = np.asarray(column["slice_counts"], dtype=np.int64)
     if counts.ndim != 2 or counts.shape[0] != n_slices:
@@ -310,6 +328,7 @@ def _read_column(name: str, column: Mapping[str, Any], n_slices: int) -> ColumnR
             slice_counts=counts,
             hist_edges=np.asarray(column["hist"]["edges"], dtype=np.float64),
             hist_counts=np.asarray(column["hist"]["counts"], dtype=np.int64),
+            day_excess=_day_excess(column),
         )
     if column["kind"] == "categorical":
         codes = np.array([float(code) for code in column["codes"]], dtype=np.float64)
@@ -317,7 +336,7 @@ def _read_column(name: str, column: Mapping[str, Any], n_slices: int) -> ColumnR
             raise ValueError(f"column {name}: codes are not sorted or do not match slice_counts")
         return CategoricalReference(
             name=name, missing=int(column["missing"]), invalid=int(column["invalid"]), codes=codes,
-            slice_counts=counts,
+            slice_counts=counts, day_excess=_day_excess(column),
         )  # fmt: skip
     raise ValueError(f"column {name}: unknown kind {column['kind']!r}")
 

@@ -11,6 +11,7 @@ from lambda_monitor.drift import ALPHA, column_drift, dataset_drift
 from lambda_monitor.window import current_columns
 from tests.monitor_months import month_columns, reference_profile_dict, take, valid_rows, version_rows
 from trip_core.profile import PREDICTION_COLUMN, column_kinds, read_profile
+from trip_core.zones import zone_table
 
 WINDOW_SIZES = (200, 500, 1_000, 2_000, 5_000, 20_000)
 REFERENCES = 6  # independent reference samples: the FPR is averaged over the reference's own noise too
@@ -146,3 +147,60 @@ def test_prediction_is_tested_apart_from_the_features() -> None:
     result = dataset_drift(read_profile(reference_profile_dict(month)), current_columns(version_rows(month)))
     assert PREDICTION_COLUMN not in result.features and result.prediction is not None
     assert set(result.features) == {"PULocationID", "DOLocationID", "trip_distance"}
+
+
+ZONES = np.array(sorted(zone_table().location_ids))[:40]
+DAY_ROWS = 1_500
+DAY_CONCENTRATION = 3_000.0  # a day's zone shares ~ Dirichlet: as far from the base as 3,000 iid rides
+
+
+def _days_with_zone_effect(first_day: str, days: int, seed: int) -> dict[str, np.ndarray]:
+    """`days` days of DAY_ROWS rides; each day has its own (Dirichlet) pickup and dropoff zone shares."""
+    rng = np.random.default_rng(seed)
+    base = np.linspace(1.0, 3.0, ZONES.size) / np.linspace(1.0, 3.0, ZONES.size).sum()
+    start = np.datetime64(first_day, "s")
+    parts = []
+    for day in range(days):
+        seconds = np.sort(rng.integers(0, 86_400, DAY_ROWS))
+        pu, do = (rng.choice(ZONES, DAY_ROWS, p=rng.dirichlet(base * DAY_CONCENTRATION)) for _ in range(2))
+        parts.append((start + np.timedelta64(day, "D") + seconds.astype("timedelta64[s]"), pu, do))
+    n = days * DAY_ROWS
+    distance = rng.lognormal(0.5, 0.6, n)
+    return {
+        "ride_id": np.arange(n, dtype=np.int64),
+        "pickup_datetime": np.concatenate([part[0] for part in parts]),
+        "PULocationID": np.concatenate([part[1] for part in parts]),
+        "DOLocationID": np.concatenate([part[2] for part in parts]),
+        "trip_distance": distance,
+        "prediction": np.clip(distance * 4.0, 1.0, 60.0),
+    }
+
+
+@cache
+def held_out_day_flag_rates() -> dict[tuple[str, bool], float]:
+    """Per (column, day excess in the profile): share of new days of the same world that drift."""
+    reference = _days_with_zone_effect("2023-01-02", 28, seed=21)
+    new_days = _days_with_zone_effect("2023-02-06", 120, seed=22)
+    day = new_days["pickup_datetime"].astype("datetime64[D]")
+    rates: dict[tuple[str, bool], float] = {}
+    for day_excess in (False, True):
+        profile = read_profile(reference_profile_dict(reference, day_excess=day_excess))
+        results = [
+            dataset_drift(profile, current_columns(version_rows(take(new_days, np.flatnonzero(day == one)))))
+            for one in np.unique(day)
+        ]
+        for name in ("PULocationID", "DOLocationID", "trip_distance"):
+            rates[name, day_excess] = float(np.mean([result.features[name].drifted for result in results]))
+    return rates
+
+
+def test_days_that_differ_flag_against_an_iid_null_but_not_with_day_excesses() -> None:
+    rates = held_out_day_flag_rates()
+    print(f"\nheld-out days flagged: {rates}")
+    for name in ("PULocationID", "DOLocationID"):
+        assert rates[name, False] > 4 * ALPHA
+        assert rates[name, True] <= 2 * ALPHA
+    # Estimated from 28 days, the excesses err on the wide side as often as not; both columns at 0 would
+    # mean the null is far too wide.
+    assert rates["PULocationID", True] + rates["DOLocationID", True] > 0
+    assert rates["trip_distance", True] <= 2 * ALPHA  # no day effect there: its excesses are noise around 0

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from tests.monitor_months import monitored_columns, month_columns, take
+from trip_core.calibration import MIN_DAY_ROWS, add_day_excesses
 from trip_core.contracts import MAX_TRIP_DISTANCE_MILES
 from trip_core.features import MONITORED_FEATURES, TIME_OF_WEEK_FEATURES
 from trip_core.profile import (
@@ -97,3 +98,20 @@ def test_bad_profiles_are_refused(ref_2021: tuple[dict[str, np.ndarray], np.ndar
         build_reference_profile({}, np.zeros(4))
     with pytest.raises(ValueError, match="slicing"):
         build_reference_profile(columns, predictions, "by_moon")
+
+
+def test_day_excesses_are_one_per_full_day_and_optional() -> None:
+    raw = month_columns("2021-01")
+    first_days = take(raw, np.flatnonzero(raw["pickup_datetime"] < np.datetime64("2021-01-08")))
+    columns, predictions = monitored_columns(first_days), first_days["prediction"]
+    days = first_days["pickup_datetime"].astype("datetime64[D]")
+    plain = build_reference_profile(columns, predictions)
+    dated = json.loads(json.dumps(add_day_excesses(plain, columns, predictions, days)))
+    full_days = int(np.count_nonzero(np.unique(days, return_counts=True)[1] >= MIN_DAY_ROWS))
+    assert full_days >= 3
+    for name, column in read_profile(dated).columns.items():
+        assert column.day_excess.shape == (full_days,), name
+        assert read_profile(plain).columns[name].day_excess.size == 0
+    dated["columns"]["trip_distance"]["day_excess"] = [float("nan")]
+    with pytest.raises(ValueError, match="day_excess"):
+        read_profile(dated)
