@@ -161,7 +161,7 @@ def _train_and_gate(
 
 
 def _rows(rides: LabelledRides) -> Rows:
-    return Rows(rides.features, rides.target)
+    return Rows(rides.features, rides.target, rides.pickup.astype("datetime64[D]"))
 
 
 def _split_summary(split: Split, fraction: float) -> dict[str, Any]:

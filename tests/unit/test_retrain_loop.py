@@ -358,3 +358,14 @@ def test_a_rollback_check_without_a_loop_promotion_says_so_explicitly(
         kept["kind"] == "rollback_kept"
         and kept["verdict"] == "kept: no loop promotion within the rollback window"
     )
+
+
+def test_retrained_rows_carry_their_pickup_days_so_the_profile_measures_day_variation() -> None:
+    from lambda_retrain.labelled import LabelledRides
+    from lambda_retrain.retrain import _rows
+
+    pickup = np.array(["2023-03-06T23:59:59", "2023-03-07T00:00:00"], dtype="datetime64[s]")
+    versions = np.array(["1", "1"], dtype=object)
+    rides = LabelledRides(np.zeros((2, 12)), np.ones(2), np.ones(2), versions, pickup)
+    days = _rows(rides).pickup_day
+    assert days is not None and [str(d) for d in days] == ["2023-03-06", "2023-03-07"]
