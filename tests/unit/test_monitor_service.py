@@ -113,6 +113,18 @@ def test_scheduled_windows_and_catch_up() -> None:
     assert unaligned.windows == [DAY]
 
 
+def test_a_state_ahead_of_the_clock_does_not_stop_the_schedule(reference: dict[str, object]) -> None:
+    """A state written by a wrong clock (or a replay's simulated one) once made every run evaluate nothing
+    until the clock caught up: no metric, no MonitorErrors, alarms silent (notBreaching)."""
+    ahead = due_windows(NOW + timedelta(days=3), NOW)
+    assert ahead.windows == [DAY] and ahead.state_ahead_of_clock
+    ports = _ports(reference)
+    _capture(ports, _day(), "3", "2023-03-06T20:00:00Z")
+    ports.state.save_window_end(NOW + timedelta(days=3))
+    assert run_event({}, ports, CONFIG, NOW)["evaluated"] == [utc_iso(DAY.end)]
+    assert ports.state.last_window_end() == DAY.end
+
+
 def test_backfill_window_and_prefixes() -> None:
     backfill = backfill_window(
         {"window_start": "2023-03-01T00:00:00Z", "window_end": "2023-03-01T02:00:00+00:00"}
