@@ -305,6 +305,32 @@ def test_missing_profile_is_an_error_not_a_crash(reference: dict[str, object]) -
     assert _metrics(ports).find("MonitorErrors")[0].value == 1
 
 
+def test_a_schema_1_profile_left_for_an_old_version_is_an_error_not_a_crash(
+    reference: dict[str, object],
+) -> None:
+    ports = _ports({**reference, "schema": 1})
+    _capture(ports, _day(), "3", "2023-03-06T14:30:00Z")
+    summary = run_event({}, ports, CONFIG, NOW)
+    assert summary["versions"] == {"3": "error"}
+    assert "schema 1" in _report(ports, DAY.end)["problems"][0]
+    assert _metrics(ports).find("MonitorErrors")[0].value == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AttributeError,
+    reason="trip_core.profile.read_profile calls .get on whatever JSON it is given: a profile object that "
+    "is an array (or null) raises AttributeError, which the monitor does not catch, so every window of "
+    "every version fails until the object is replaced (owner of profile.py: raise ValueError)",
+)
+def test_a_profile_that_is_not_a_json_object_is_an_error_not_a_crash(reference: dict[str, object]) -> None:
+    ports = _ports(reference)
+    assert isinstance(ports.profiles, MemoryProfiles)
+    ports.profiles.profiles = {key: [] for key in ports.profiles.profiles}  # type: ignore[misc]
+    _capture(ports, _day(), "3", "2023-03-06T14:30:00Z")
+    assert run_event({}, ports, CONFIG, NOW)["versions"] == {"3": "error"}
+
+
 def test_config_fails_fast() -> None:
     with pytest.raises(ConfigError, match="MODELS_BUCKET"):
         MonitorConfig.from_env({"CAPTURE_BUCKET": "c", "REJECTED_BUCKET": "r"})
