@@ -61,8 +61,10 @@ def actuals_prefixes(start: datetime, end: datetime) -> list[str]:
 
 
 def _fetch(source: BlobSource, prefixes: Iterable[str]) -> list[tuple[str, bytes]]:
-    keys = [key for prefix in prefixes for key in source.list_keys(prefix)]
+    """Every object under the prefixes, in prefix then key order; listed and read concurrently (a window
+    lists dozens of hourly partitions, a long backfill thousands)."""
     with ThreadPoolExecutor(READ_THREADS) as pool:
+        keys = [key for listed in pool.map(source.list_keys, prefixes) for key in listed]
         bodies = list(pool.map(source.get, keys))
     return [(key, body) for key, body in zip(keys, bodies, strict=True) if body is not None]
 
