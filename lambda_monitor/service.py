@@ -33,6 +33,7 @@ from trip_core.event_window import (
     in_target_domain,
     join_actuals,
     late_rows,
+    latest_captures,
     read_actuals,
     read_captures,
 )
@@ -286,7 +287,7 @@ def run_monitor(
     default: backfill_metrics_time), store the report with `notes` added; returns the report."""
     report = _new_report(window, config, now, metrics_at or backfill_metrics_time(window, now))
     problems: list[str] = []  # unreadable inputs: skipped, counted in MonitorErrors, logged, reported
-    batches = read_captures(ports.capture, window.start, window.end, problems)
+    batches = latest_captures(read_captures(ports.capture, window.start, window.end, problems))
     actuals = read_actuals(ports.capture, window.start, window.end, batches, problems)
     for problem in problems:
         logger.warning("monitor input skipped", extra={"problem": problem})

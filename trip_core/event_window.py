@@ -100,6 +100,22 @@ def read_captures(
     return batches
 
 
+def latest_captures(batches: Sequence[CaptureBatch]) -> list[CaptureBatch]:
+    """Each ride (its id as text) once, in its latest capture (by captured_at; on a tie, the later
+    object), in the batches' order. A Kinesis retry resumes at the first failed record, so the rides
+    after it are captured again under the retried batch's own keys; a client may also send a ride twice."""
+    if not batches:
+        return []
+    order = sorted(range(len(batches)), key=lambda i: batches[i].captured_at)
+    ids = np.array([str(ride) for i in order for ride in batches[i].ride_id], dtype=object)
+    _, last_reversed = np.unique(ids[::-1], return_index=True)  # the first seen backwards is the latest
+    kept = np.zeros(ids.size, dtype=bool)
+    kept[ids.size - 1 - last_reversed] = True
+    bounds = np.cumsum([len(batches[i]) for i in order])[:-1]
+    masks = dict(zip(order, np.split(kept, bounds), strict=True))
+    return [b if masks[i].all() else b.subset(masks[i]) for i, b in enumerate(batches) if masks[i].any()]
+
+
 def late_rows(batches: Iterable[CaptureBatch], end: datetime) -> int:
     """Rows captured after end + LATE_ALLOWANCE: a scheduled run could not have seen them."""
     due = end + LATE_ALLOWANCE

@@ -18,6 +18,7 @@ from trip_core.event_window import (
     join_actuals,
     judge_actuals,
     late_rows,
+    latest_captures,
     read_actuals,
     read_captures,
 )
@@ -145,3 +146,13 @@ def test_the_partitions_of_a_range_are_listed_concurrently() -> None:
     start = datetime(2023, 3, 6, 5, tzinfo=UTC)
     assert read_captures(source, start, start + timedelta(hours=2), []) == []
     assert sorted(source.prefixes) == sorted(capture_prefixes(start, start + timedelta(hours=2)))
+
+
+def test_latest_captures_keep_each_ride_once_in_its_latest_capture() -> None:
+    pickup = "2023-03-06T10:00:00"
+    first = _batch([1, 2, 3], [pickup] * 3, "2023-03-06T20:00:00Z")
+    retried = CaptureBatch("m", "4", "2023-03-06T20:01:00Z", ["1", 3], [pickup] * 2, [1] * 2, [2] * 2,
+                           [1.0] * 2, [3.0] * 2)  # fmt: skip
+    kept = latest_captures([retried, first])  # "1" and 1 are one ride
+    assert [(b.model_version, b.ride_id) for b in kept] == [("4", ["1", 3]), ("3", [2])]
+    assert latest_captures([]) == []

@@ -149,6 +149,19 @@ def test_too_little_data_publishes_the_count_only(reference: dict[str, object]) 
     assert ports.state.last_window_end() == DAY.end
 
 
+def test_rides_captured_again_by_a_retried_batch_count_once(reference: dict[str, object]) -> None:
+    """A Kinesis retry resumes at the first failed record, so the rides after it are predicted and
+    captured again under the retried batch's own keys: the window counts each ride once, its latest
+    capture."""
+    ports = _ports(reference)
+    day = _day()
+    _capture(ports, day, "3", "2023-03-06T20:00:00Z", seq=1)
+    _capture(ports, take(day, np.arange(100, 400)), "3", "2023-03-06T20:01:00Z", seq=2)
+    run_event({}, ports, CONFIG, NOW)
+    report = _report(ports, DAY.end)
+    assert report["prediction_count"] == report["versions"]["3"]["prediction_count"] == len(day["prediction"])
+
+
 def test_window_selects_rides_by_pickup_time_whenever_they_were_captured(
     reference: dict[str, object],
 ) -> None:
