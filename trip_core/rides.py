@@ -117,15 +117,6 @@ class UndecodableRecord(ValueError):
         self.error = FieldError(RECORD_FIELD, reason)
 
 
-def decode_record_data(data_base64: str) -> Any:
-    """Kinesis record data (base64 of UTF-8 JSON) -> the decoded JSON value; raises UndecodableRecord."""
-    try:
-        raw = binascii.a2b_base64(data_base64, strict_mode=True)  # = base64.b64decode(validate=True)
-    except (binascii.Error, ValueError, TypeError):
-        raise UndecodableRecord("invalid base64") from None
-    return decode_json_bytes(raw)
-
-
 def decode_json_bytes(raw: bytes) -> Any:
     try:
         text = raw.decode("utf-8")
