@@ -55,16 +55,12 @@ METRIC_MAX_AGE = timedelta(days=14)
 ACTUALS_RIDE_LOOKBACK = timedelta(minutes=MAX_ACTUAL_MINUTES)
 
 # ------------------------------------------------------------------------------------ inputs -> features
-# Which input of a ride each monitored or derived feature is computed from: a ride whose input is
-# invalid has every feature it feeds marked missing, not guessed.
+# Which input of a ride each monitored feature is computed from: a ride whose input is invalid has
+# every feature it feeds marked missing, not guessed.
 FEATURE_INPUTS: dict[str, str] = {
     "PULocationID": "PULocationID",
     "DOLocationID": "DOLocationID",
     "trip_distance": "trip_distance",
-    "pu_borough": "PULocationID",
-    "do_borough": "DOLocationID",
-    "pickup_hour": "pickup_datetime",
-    "pickup_weekday": "pickup_datetime",
 }
 
 
