@@ -6,9 +6,13 @@ PY := $(VENV)/bin/python
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 
-.PHONY: install test lint check bench bench-quick clean
+.DEFAULT_GOAL := install
+.PHONY: help install test lint check bench bench-quick clean
 
-install: $(VENV)/.installed
+help:  ## this list: every documented target
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-zA-Z0-9_-]+):.*## /\1\t/' | expand -t 18
+
+install: $(VENV)/.installed  ## .venv (Python 3.12, requirements.lock)
 
 $(VENV)/.installed: pyproject.toml requirements.lock infra/venvs.sh
 	rm -rf $(VENV)
@@ -17,10 +21,10 @@ $(VENV)/.installed: pyproject.toml requirements.lock infra/venvs.sh
 	$(VENV)/bin/pip install --quiet -c requirements.lock -e ".[train,dev]"
 	touch $@
 
-test: install
+test: install  ## unit + integration tests
 	$(VENV)/bin/pytest tests/unit tests/integration
 
-lint: install
+lint: install  ## ruff, ruff format, mypy, cfn-lint, checkov
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy trip_core training lambda_predict lambda_monitor lambda_retrain infra benchmarks tests
@@ -30,7 +34,7 @@ lint: install
 	BC_SKIP_MAPPING=TRUE .venvs/checkov/bin/checkov -f template.yaml --framework cloudformation --quiet --compact --skip-download
 
 # README's test command (and CI's): everything, on a fresh machine, servers started and stopped.
-check: install lint test localstack-test bench-quick
+check: install lint test localstack-test bench-quick  ## what CI runs: lint, tests, LocalStack end to end, quick bench
 
 bench: install localstack-venv sam-venv  ## performance record: ours vs the course, Evidently; e2e on LocalStack -> bench-results.jsonl
 	infra/venvs.sh evidently
@@ -44,7 +48,7 @@ clean:  ## remove what the project built locally (venvs, state, build output)
 
 .PHONY: train replay
 # Trains on the committed 2023-01 + 2023-02, validates on 2023-03, registers and gates (promotes if better).
-train: install
+train: install  ## train on 2023-01 + 2023-02, validate on 2023-03, register, gate
 	$(PY) -m training.train --train data/green_tripdata_2023-01.parquet data/green_tripdata_2023-02.parquet \
 		--valid data/green_tripdata_2023-03.parquet
 

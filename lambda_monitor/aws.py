@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from lambda_monitor.ports import MetricDatum
@@ -13,6 +13,7 @@ from lambda_monitor.window import Window, hour_prefixes
 from trip_core.batching import limited_batches
 from trip_core.capture import decode_rejected
 from trip_core.contracts import (
+    LATE_ALLOWANCE,
     MONITOR_STATE_KEY,
     REJECTED_PREFIX,
     REPORTS_PREFIX,
@@ -28,7 +29,6 @@ from trip_core.profile import ReferenceProfile, read_profile
 MAX_METRICS_PER_CALL = 1000
 MAX_BYTES_PER_CALL = 1_000_000
 BYTES_BUDGET = 900_000  # margin under the 1 MB request limit for the envelope
-REJECTION_LAG = timedelta(hours=1)  # rejected objects are keyed by processing hour, counted by arrival
 
 
 def _keys(s3: Any, bucket: str, prefix: str, start_after: str | None = None) -> list[str]:
@@ -71,7 +71,9 @@ class S3Rejected:
         self.s3, self.bucket = s3, bucket
 
     def count(self, window: Window, problems: list[str] | None = None) -> int:
-        prefixes = hour_prefixes(REJECTED_PREFIX, window, lead=REJECTION_LAG)
+        # keyed by the hour they were processed in (at or after arrival), counted by arrival: the
+        # partitions up to the allowance after the end, as for captures and actuals
+        prefixes = hour_prefixes(REJECTED_PREFIX, window, lag=LATE_ALLOWANCE)
         keys = [k for prefix in prefixes for k in _keys(self.s3, self.bucket, prefix)]
         with ThreadPoolExecutor(READ_THREADS) as pool:
             objects = list(pool.map(lambda key: _get(self.s3, self.bucket, key), keys))

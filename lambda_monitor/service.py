@@ -33,6 +33,7 @@ from trip_core.event_window import (
     in_target_domain,
     join_actuals,
     late_rows,
+    latest_captures,
     read_actuals,
     read_captures,
 )
@@ -61,19 +62,22 @@ class Schedule:
 
     windows: list[Window]
     skipped_ends: list[datetime] = field(default_factory=list)
+    state_ahead_of_clock: bool = False  # the last end lay after the latest due one: it was ignored
 
 
 def due_windows(last_end: datetime | None, now: datetime) -> Schedule:
     """Windows of MONITOR_WINDOW ending every MONITOR_STEP, up to floor_hour(now) - LATE_ALLOWANCE,
-    after the last evaluated end; at most MAX_CATCH_UP_WINDOWS, older due ends are skipped."""
+    after the last evaluated end; at most MAX_CATCH_UP_WINDOWS, older due ends are skipped. A last end
+    after the latest due one cannot be a run's: it is ignored, as no state, rather than wait for it."""
     latest = floor_hour(now) - LATE_ALLOWANCE
-    end = latest if last_end is None else floor_hour(last_end) + MONITOR_STEP
+    ahead = last_end is not None and floor_hour(last_end) > latest
+    end = latest if last_end is None or ahead else floor_hour(last_end) + MONITOR_STEP
     ends = []
     while end <= latest:
         ends.append(end)
         end += MONITOR_STEP
     kept = ends[-MAX_CATCH_UP_WINDOWS:]
-    return Schedule([Window(e - MONITOR_WINDOW, e) for e in kept], ends[: len(ends) - len(kept)])
+    return Schedule([Window(e - MONITOR_WINDOW, e) for e in kept], ends[: len(ends) - len(kept)], ahead)
 
 
 def backfill_metrics_time(window: Window, now: datetime) -> datetime:
@@ -283,7 +287,7 @@ def run_monitor(
     default: backfill_metrics_time), store the report with `notes` added; returns the report."""
     report = _new_report(window, config, now, metrics_at or backfill_metrics_time(window, now))
     problems: list[str] = []  # unreadable inputs: skipped, counted in MonitorErrors, logged, reported
-    batches = read_captures(ports.capture, window.start, window.end, problems)
+    batches = latest_captures(read_captures(ports.capture, window.start, window.end, problems))
     actuals = read_actuals(ports.capture, window.start, window.end, batches, problems)
     for problem in problems:
         logger.warning("monitor input skipped", extra={"problem": problem})
@@ -332,6 +336,8 @@ def run_event(
     if window is not None:
         return _summary(run_monitor(window, ports, config, now))
     schedule = due_windows(ports.state.last_window_end(), now)
+    if schedule.state_ahead_of_clock:
+        logger.warning("monitor state is ahead of the clock; ignored", extra={"now": utc_iso(now)})
     skipped = [utc_iso(end) for end in schedule.skipped_ends]
     if skipped:
         logger.warning(

@@ -32,9 +32,9 @@ class Window:
         return self.start <= moment < self.end
 
 
-def hour_prefixes(prefix: str, window: Window, lead: timedelta = timedelta(0)) -> list[str]:
-    """`<prefix>dt=YYYY-MM-DD/hour=HH/` of every hour overlapping [start - lead, end)."""
-    return [hour_prefix(prefix, hour) for hour in utc_hours(window.start - lead, window.end)]
+def hour_prefixes(prefix: str, window: Window, lag: timedelta = timedelta(0)) -> list[str]:
+    """`<prefix>dt=YYYY-MM-DD/hour=HH/` of every hour overlapping [start, end + lag)."""
+    return [hour_prefix(prefix, hour) for hour in utc_hours(window.start, window.end + lag)]
 
 
 @dataclass(frozen=True)

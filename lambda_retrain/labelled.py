@@ -19,7 +19,13 @@ import numpy as np
 from lambda_retrain.ports import Store
 from trip_core.capture import CaptureBatch
 from trip_core.contracts import utc_iso
-from trip_core.event_window import in_target_domain, join_actuals, read_actuals, read_captures
+from trip_core.event_window import (
+    in_target_domain,
+    join_actuals,
+    latest_captures,
+    read_actuals,
+    read_captures,
+)
 from trip_core.features import FEATURE_NAMES, compute_features
 
 MAX_LISTED_PROBLEMS = 20  # unreadable objects listed in the summary (the audit record)
@@ -53,9 +59,9 @@ def load_labelled(
 ) -> LabelledRides:
     """Labelled rides picked up in [start, end); `keep_batch` narrows further (e.g. one model version)."""
     problems: list[str] = []
-    window = read_captures(capture, start, end, problems)
+    window = latest_captures(read_captures(capture, start, end, problems))
     actuals = read_actuals(capture, start, end, window, problems)
-    batches = sorted((b for b in window if keep_batch is None or keep_batch(b)), key=lambda b: b.captured_at)
+    batches = [b for b in window if keep_batch is None or keep_batch(b)]
     ordered = _join(batches, actuals.durations)
     result = _rides(ordered)
     result.summary = {
@@ -74,22 +80,25 @@ def load_labelled(
 
 
 def _join(batches: list[CaptureBatch], durations: dict[str, float]) -> list[tuple[Any, ...]]:
-    """Captured rides with an actual duration in the training target's domain, ordered by pickup time."""
-    rows: dict[str, tuple[Any, ...]] = {}  # by ride id: the latest capture wins (a ride sent twice)
+    """Captured rides (each once) with an actual duration in the training target's domain, ordered by
+    pickup time."""
+    rows: list[tuple[Any, ...]] = []
     for batch in batches:
         truth = join_actuals(batch.ride_id, durations)
         for i in np.flatnonzero(in_target_domain(truth)).tolist():
-            rows[str(batch.ride_id[i])] = (
-                batch.pickup_datetime[i],
-                str(batch.ride_id[i]),
-                batch.pu_location_id[i],
-                batch.do_location_id[i],
-                batch.trip_distance[i],
-                float(truth[i]),
-                batch.prediction[i],
-                batch.model_version,
+            rows.append(
+                (
+                    batch.pickup_datetime[i],
+                    str(batch.ride_id[i]),
+                    batch.pu_location_id[i],
+                    batch.do_location_id[i],
+                    batch.trip_distance[i],
+                    float(truth[i]),
+                    batch.prediction[i],
+                    batch.model_version,
+                )
             )
-    return sorted(rows.values(), key=lambda r: (r[0], r[1]))
+    return sorted(rows, key=lambda r: (r[0], r[1]))
 
 
 def _rides(ordered: list[tuple[Any, ...]]) -> LabelledRides:

@@ -28,6 +28,11 @@ MAX_TRIP_DISTANCE_MILES = 100.0
 # A registered bundle must reproduce the fitted model to within this, on every validation row.
 PARITY_TOLERANCE_MINUTES = 1e-3
 
+# A pickup later than its ride's arrival (or invoke) time + this is rejected: a client clock off by hours
+# is tolerated; a pickup years ahead would create a capture partition no window ever reads (and one past
+# year 9999 in UTC cannot be named at all).
+MAX_PICKUP_LEAD = timedelta(days=1)
+
 # An actual duration a client reports outside [0, MAX_ACTUAL_MINUTES] (or not finite) is impossible: the
 # monitor rejects it with its reason and never averages it in (docs/architecture.md, "Actuals").
 MAX_ACTUAL_MINUTES = 24 * 60.0
@@ -50,16 +55,12 @@ METRIC_MAX_AGE = timedelta(days=14)
 ACTUALS_RIDE_LOOKBACK = timedelta(minutes=MAX_ACTUAL_MINUTES)
 
 # ------------------------------------------------------------------------------------ inputs -> features
-# Which input of a ride each monitored or derived feature is computed from: a ride whose input is
-# invalid has every feature it feeds marked missing, not guessed.
+# Which input of a ride each monitored feature is computed from: a ride whose input is invalid has
+# every feature it feeds marked missing, not guessed.
 FEATURE_INPUTS: dict[str, str] = {
     "PULocationID": "PULocationID",
     "DOLocationID": "DOLocationID",
     "trip_distance": "trip_distance",
-    "pu_borough": "PULocationID",
-    "do_borough": "DOLocationID",
-    "pickup_hour": "pickup_datetime",
-    "pickup_weekday": "pickup_datetime",
 }
 
 

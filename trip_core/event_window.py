@@ -61,8 +61,10 @@ def actuals_prefixes(start: datetime, end: datetime) -> list[str]:
 
 
 def _fetch(source: BlobSource, prefixes: Iterable[str]) -> list[tuple[str, bytes]]:
-    keys = [key for prefix in prefixes for key in source.list_keys(prefix)]
+    """Every object under the prefixes, in prefix then key order; listed and read concurrently (a window
+    lists dozens of hourly partitions, a long backfill thousands)."""
     with ThreadPoolExecutor(READ_THREADS) as pool:
+        keys = [key for listed in pool.map(source.list_keys, prefixes) for key in listed]
         bodies = list(pool.map(source.get, keys))
     return [(key, body) for key, body in zip(keys, bodies, strict=True) if body is not None]
 
@@ -96,6 +98,22 @@ def read_captures(
         if batch is not None:
             batches.append(batch)
     return batches
+
+
+def latest_captures(batches: Sequence[CaptureBatch]) -> list[CaptureBatch]:
+    """Each ride (its id as text) once, in its latest capture (by captured_at; on a tie, the later
+    object), in the batches' order. A Kinesis retry resumes at the first failed record, so the rides
+    after it are captured again under the retried batch's own keys; a client may also send a ride twice."""
+    if not batches:
+        return []
+    order = sorted(range(len(batches)), key=lambda i: batches[i].captured_at)
+    ids = np.array([str(ride) for i in order for ride in batches[i].ride_id], dtype=object)
+    _, last_reversed = np.unique(ids[::-1], return_index=True)  # the first seen backwards is the latest
+    kept = np.zeros(ids.size, dtype=bool)
+    kept[ids.size - 1 - last_reversed] = True
+    bounds = np.cumsum([len(batches[i]) for i in order])[:-1]
+    masks = dict(zip(order, np.split(kept, bounds), strict=True))
+    return [b if masks[i].all() else b.subset(masks[i]) for i, b in enumerate(batches) if masks[i].any()]
 
 
 def late_rows(batches: Iterable[CaptureBatch], end: datetime) -> int:

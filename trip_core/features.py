@@ -43,9 +43,6 @@ TIME_OF_WEEK_FEATURES: tuple[str, ...] = ("pickup_weekday", "pickup_hour")
 
 PAIR_BASE = 1000  # pu_do_pair = PULocationID * PAIR_BASE + DOLocationID
 
-# Bounds of the app's distance estimate: the serving validator rejects rides outside them and
-# training drops them, so the model never sees inputs serving would refuse.
-
 
 def compute_features(
     pu_location_id: np.ndarray,

@@ -14,14 +14,14 @@ import binascii
 import json
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import orjson
 
-from trip_core.contracts import MAX_TRIP_DISTANCE_MILES, MIN_TRIP_DISTANCE_MILES
+from trip_core.contracts import MAX_PICKUP_LEAD, MAX_TRIP_DISTANCE_MILES, MIN_TRIP_DISTANCE_MILES
 from trip_core.validity import distance_in_bounds, is_known_zone
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -117,15 +117,6 @@ class UndecodableRecord(ValueError):
         self.error = FieldError(RECORD_FIELD, reason)
 
 
-def decode_record_data(data_base64: str) -> Any:
-    """Kinesis record data (base64 of UTF-8 JSON) -> the decoded JSON value; raises UndecodableRecord."""
-    try:
-        raw = binascii.a2b_base64(data_base64, strict_mode=True)  # = base64.b64decode(validate=True)
-    except (binascii.Error, ValueError, TypeError):
-        raise UndecodableRecord("invalid base64") from None
-    return decode_json_bytes(raw)
-
-
 def decode_json_bytes(raw: bytes) -> Any:
     try:
         text = raw.decode("utf-8")
@@ -214,7 +205,15 @@ def _check_distance(ride: dict[str, Any], errors: list[FieldError]) -> float | N
     return None
 
 
-def _check_pickup(ride: dict[str, Any], errors: list[FieldError]) -> datetime | None:
+MAX_PICKUP_LEAD_HOURS = MAX_PICKUP_LEAD / timedelta(hours=1)
+
+
+def _too_far_ahead(pickup: datetime, fallback_local: datetime) -> bool:
+    """Both naive New York local; the lead is compared on the wall clock (a DST hour is within it)."""
+    return pickup - fallback_local > MAX_PICKUP_LEAD
+
+
+def _check_pickup(ride: dict[str, Any], fallback_time: datetime, errors: list[FieldError]) -> datetime | None:
     name = "pickup_datetime"
     value = ride.get(name)
     if value is None:  # optional: absent or null -> the caller's fallback time
@@ -231,10 +230,16 @@ def _check_pickup(ride: dict[str, Any], errors: list[FieldError]) -> datetime | 
         errors.append(FieldError(name, f"not an ISO 8601 datetime: {value!r}"))
         return None
     try:
-        return to_new_york_naive(moment)
+        local = to_new_york_naive(moment)
     except (OverflowError, ValueError):
         errors.append(FieldError(name, f"out of range: {value!r}"))
         return None
+    if _too_far_ahead(local, to_new_york_naive(fallback_time)):
+        errors.append(
+            FieldError(name, f"more than {MAX_PICKUP_LEAD_HOURS:g} h after arrival: {excerpt(value)}")
+        )
+        return None
+    return local
 
 
 def _fast_valid_ride(payload: Any, fallback_time: datetime) -> ValidRide | None:
@@ -257,7 +262,9 @@ def _fast_valid_ride(payload: Any, fallback_time: datetime) -> ValidRide | None:
     if pickup is None:
         return ValidRide(ride_id, pu, do, distance, to_new_york_naive(fallback_time), False)
     moment = _fast_pickup(pickup)
-    return None if moment is None else ValidRide(ride_id, pu, do, distance, moment, True)
+    if moment is None or _too_far_ahead(moment, to_new_york_naive(fallback_time)):
+        return None
+    return ValidRide(ride_id, pu, do, distance, moment, True)
 
 
 def _fast_distance(value: Any) -> float | None:
@@ -306,7 +313,7 @@ def _checked_ride(payload: Any, fallback_time: datetime) -> ValidRide | list[Fie
     pu = _check_location(ride, "PULocationID", errors)
     do = _check_location(ride, "DOLocationID", errors)
     distance = _check_distance(ride, errors)
-    pickup = _check_pickup(ride, errors)
+    pickup = _check_pickup(ride, fallback_time, errors)
     if errors:
         return errors
     assert ride_id is not None and pu is not None and do is not None and distance is not None

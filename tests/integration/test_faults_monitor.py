@@ -49,14 +49,18 @@ def _publish_version(s3: Any, version: str, with_profile: bool = True) -> None:
     s3.put_object(Bucket="models", Key=version_pointer_key(version), Body=pointer.to_json())
 
 
-def _sample(n: int, seed: int) -> dict[str, np.ndarray]:
-    """`n` rides picked up on 2023-03-06 in New York."""
+SAMPLE_ROWS = 400  # each part of the day's rides: different parts share no ride
+
+
+def _sample(n: int, part: int) -> dict[str, np.ndarray]:
+    """`n` rides picked up on 2023-03-06 in New York, from the day's `part` (shuffled once)."""
     rows = rides_of_day(valid_rows(month_columns("2023-03")), "2023-03-06")
-    return take(rows, np.random.default_rng(seed).choice(len(rows["prediction"]), n, replace=False))
+    order = np.random.default_rng(0).permutation(len(rows["prediction"]))
+    return take(rows, order[part * SAMPLE_ROWS : part * SAMPLE_ROWS + n])
 
 
-def _put_captures(s3: Any, version: str, n: int, seed: int, shard: str) -> None:
-    for i, batch in enumerate(capture_batches(_sample(n, seed), version, "2023-03-06T20:20:00Z")):
+def _put_captures(s3: Any, version: str, n: int, part: int, shard: str) -> None:
+    for i, batch in enumerate(capture_batches(_sample(n, part), version, "2023-03-06T20:20:00Z")):
         for key, body in capture_objects(batch, shard, str(i)).items():
             s3.put_object(Bucket="capture", Key=key, Body=body)
 
@@ -82,9 +86,9 @@ def test_corrupt_inputs_are_counted_logged_and_the_rest_is_analysed(
     s3, cloudwatch = monitor_aws
     _publish_version(s3, "3")
     _publish_version(s3, "5", with_profile=False)  # pointer whose reference profile is missing
-    _put_captures(s3, "3", 300, seed=0, shard="shardId-good")
-    _put_captures(s3, "5", 250, seed=1, shard="shardId-noprofile")
-    _put_captures(s3, "9", 220, seed=2, shard="shardId-unknown")  # no pointer for version 9
+    _put_captures(s3, "3", 300, part=0, shard="shardId-good")
+    _put_captures(s3, "5", 250, part=1, shard="shardId-noprofile")
+    _put_captures(s3, "9", 220, part=2, shard="shardId-unknown")  # no pointer for version 9
     prefix = "captures/dt=2023-03-06/hour=14/"
     bad_capture_at = json.loads(gzip.decompress(encode_capture(capture_batches(_sample(5, 3), "3", "x")[0])))
     corrupt = {
@@ -141,7 +145,7 @@ def test_no_data_raises_no_false_alarm(monitor_aws: tuple[Any, Any]) -> None:
 def test_a_too_small_window_raises_no_false_alarm(monitor_aws: tuple[Any, Any]) -> None:
     s3, cloudwatch = monitor_aws
     _publish_version(s3, "3")
-    _put_captures(s3, "3", 50, seed=4, shard="shardId-few")  # below MIN_PREDICTIONS
+    _put_captures(s3, "3", 50, part=4, shard="shardId-few")  # below MIN_PREDICTIONS
     s3.put_object(
         Bucket="rejected",
         Key="rejected/dt=2023-03-06/hour=14/a.json",

@@ -13,10 +13,11 @@ from lambda_monitor.aws import MAX_METRICS_PER_CALL, aws_ports, metric_batches
 from lambda_monitor.config import MonitorConfig
 from lambda_monitor.ports import MetricDatum
 from lambda_monitor.service import run_event
+from lambda_monitor.window import Window
 from tests.doubles.captures import capture_objects, rides_of_day
 from tests.monitor_months import capture_batches, month_columns, reference_profile_dict, valid_rows
 from trip_core.capture import Actual, Rejection, encode_actuals, encode_rejected
-from trip_core.contracts import actuals_key, version_pointer_key
+from trip_core.contracts import actuals_key, rejected_key, version_pointer_key
 from trip_core.pointer import ModelPointer
 
 # the scheduled run at NOW evaluates the rides picked up on 2023-03-06 in New York (05:00 to 05:00 UTC)
@@ -117,3 +118,22 @@ def test_put_metric_data_is_batched_to_the_api_limits(monitor_aws: tuple[Any, An
     for batch in batches:
         cloudwatch.put_metric_data(Namespace="TripDuration", MetricData=batch)
     assert _value(cloudwatch, "FeatureDriftScore", {"ModelVersion": "3", "Feature": "f2499"}) == 0.01
+
+
+def test_rejections_are_counted_by_arrival_whatever_hour_they_were_processed_in(
+    monitor_aws: tuple[Any, Any],
+) -> None:
+    """Rejected objects are keyed by the hour they were processed in, which is at or after arrival: a
+    ride arriving just before the window's end is stored under the next hour's partition."""
+    s3, cloudwatch = monitor_aws
+    window = Window(datetime(2023, 3, 6, 5, tzinfo=UTC), datetime(2023, 3, 7, 5, tzinfo=UTC))
+    for processed_at, arrival in (
+        (datetime(2023, 3, 7, 5, 0, 10, tzinfo=UTC), "2023-03-07T04:59:50Z"),  # in, processed after the end
+        (datetime(2023, 3, 6, 5, 0, 10, tzinfo=UTC), "2023-03-06T05:00:01Z"),  # in
+        (datetime(2023, 3, 6, 5, 0, 10, tzinfo=UTC), "2023-03-06T04:59:59Z"),  # before the start
+    ):
+        key = rejected_key(processed_at, "shardId-000", arrival)
+        s3.put_object(
+            Bucket="rejected", Key=key, Body=encode_rejected([Rejection("s", "1", arrival, "e30=")])
+        )
+    assert aws_ports(CONFIG, s3=s3, cloudwatch=cloudwatch).rejected.count(window, []) == 2

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from trip_core.contracts import TLC_PICKUP_COLUMN, RideRequest
+from trip_core.contracts import FEATURE_INPUTS, TLC_PICKUP_COLUMN, RideRequest
+from trip_core.features import MONITORED_FEATURES
 from trip_core.rides import ValidRide, validate_ride
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
@@ -44,3 +45,7 @@ def test_from_tlc_row_round_trips_through_validation() -> None:
     request = RideRequest.from_row(7, next(frame.itertuples(index=False)))
     result = validate_ride(request.to_payload(), datetime(2023, 3, 7, tzinfo=UTC))
     assert result == ValidRide(7, 130, 205, 3.66, datetime(2023, 3, 6, 14, 30), True)
+
+
+def test_feature_inputs_name_exactly_the_monitored_features() -> None:
+    assert set(FEATURE_INPUTS) == set(MONITORED_FEATURES)

@@ -113,6 +113,18 @@ def test_scheduled_windows_and_catch_up() -> None:
     assert unaligned.windows == [DAY]
 
 
+def test_a_state_ahead_of_the_clock_does_not_stop_the_schedule(reference: dict[str, object]) -> None:
+    """A state written by a wrong clock (or a replay's simulated one) once made every run evaluate nothing
+    until the clock caught up: no metric, no MonitorErrors, alarms silent (notBreaching)."""
+    ahead = due_windows(NOW + timedelta(days=3), NOW)
+    assert ahead.windows == [DAY] and ahead.state_ahead_of_clock
+    ports = _ports(reference)
+    _capture(ports, _day(), "3", "2023-03-06T20:00:00Z")
+    ports.state.save_window_end(NOW + timedelta(days=3))
+    assert run_event({}, ports, CONFIG, NOW)["evaluated"] == [utc_iso(DAY.end)]
+    assert ports.state.last_window_end() == DAY.end
+
+
 def test_backfill_window_and_prefixes() -> None:
     backfill = backfill_window(
         {"window_start": "2023-03-01T00:00:00Z", "window_end": "2023-03-01T02:00:00+00:00"}
@@ -135,6 +147,19 @@ def test_too_little_data_publishes_the_count_only(reference: dict[str, object]) 
     assert _metrics(ports).find("PredictionCount", ModelVersion="3")[0].value == 150
     assert {d.timestamp for d in _metrics(ports).data} == {NOW}  # a scheduled run: its evaluation time
     assert ports.state.last_window_end() == DAY.end
+
+
+def test_rides_captured_again_by_a_retried_batch_count_once(reference: dict[str, object]) -> None:
+    """A Kinesis retry resumes at the first failed record, so the rides after it are predicted and
+    captured again under the retried batch's own keys: the window counts each ride once, its latest
+    capture."""
+    ports = _ports(reference)
+    day = _day()
+    _capture(ports, day, "3", "2023-03-06T20:00:00Z", seq=1)
+    _capture(ports, take(day, np.arange(100, 400)), "3", "2023-03-06T20:01:00Z", seq=2)
+    run_event({}, ports, CONFIG, NOW)
+    report = _report(ports, DAY.end)
+    assert report["prediction_count"] == report["versions"]["3"]["prediction_count"] == len(day["prediction"])
 
 
 def test_window_selects_rides_by_pickup_time_whenever_they_were_captured(
@@ -291,6 +316,32 @@ def test_missing_profile_is_an_error_not_a_crash(reference: dict[str, object]) -
     summary = run_event({}, ports, CONFIG, NOW)
     assert summary["versions"] == {"7": "error"}
     assert _metrics(ports).find("MonitorErrors")[0].value == 1
+
+
+def test_a_schema_1_profile_left_for_an_old_version_is_an_error_not_a_crash(
+    reference: dict[str, object],
+) -> None:
+    ports = _ports({**reference, "schema": 1})
+    _capture(ports, _day(), "3", "2023-03-06T14:30:00Z")
+    summary = run_event({}, ports, CONFIG, NOW)
+    assert summary["versions"] == {"3": "error"}
+    assert "schema 1" in _report(ports, DAY.end)["problems"][0]
+    assert _metrics(ports).find("MonitorErrors")[0].value == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AttributeError,
+    reason="trip_core.profile.read_profile calls .get on whatever JSON it is given: a profile object that "
+    "is an array (or null) raises AttributeError, which the monitor does not catch, so every window of "
+    "every version fails until the object is replaced (owner of profile.py: raise ValueError)",
+)
+def test_a_profile_that_is_not_a_json_object_is_an_error_not_a_crash(reference: dict[str, object]) -> None:
+    ports = _ports(reference)
+    assert isinstance(ports.profiles, MemoryProfiles)
+    ports.profiles.profiles = {key: [] for key in ports.profiles.profiles}  # type: ignore[misc]
+    _capture(ports, _day(), "3", "2023-03-06T14:30:00Z")
+    assert run_event({}, ports, CONFIG, NOW)["versions"] == {"3": "error"}
 
 
 def test_config_fails_fast() -> None:

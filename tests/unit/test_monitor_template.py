@@ -46,3 +46,19 @@ def test_the_dashboard_shows_every_actuals_rejection_reason_and_the_new_metrics(
         assert f'"ActualsRejected", "Reason", "{reason}"' in body
     for metric in ("ActualsOutOfDomainShare", "ActualsCount", "RMSERatio", "ActualsOutOfDomainAlarm.Arn"):
         assert metric in body
+
+
+def test_a_monitor_that_cannot_judge_is_not_silent(template: dict[str, Any]) -> None:
+    """The verdict alarms treat missing data as OK, so MonitorErrors (published by the run) and the
+    function's own Errors (a run killed before it publishes) need alarms of their own, on the dashboard."""
+    resources = template["Resources"]
+    errors = resources["MonitorErrorsAlarm"]["Properties"]
+    assert (errors["Namespace"], errors["MetricName"], errors["Threshold"]) == (
+        "TripDuration",
+        "MonitorErrors",
+        1,
+    )
+    function = resources["MonitorFunctionErrorsAlarm"]["Properties"]
+    assert function["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "MonitorFunction"}}]
+    body = str(resources["Dashboard"]["Properties"]["DashboardBody"])
+    assert "MonitorErrorsAlarm.Arn" in body and "MonitorFunctionErrorsAlarm.Arn" in body

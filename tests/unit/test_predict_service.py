@@ -184,6 +184,14 @@ BAD_RECORDS: list[tuple[str, bytes, str, str]] = [
         "pickup_datetime",
         "not an ISO 8601 datetime: '06/03/2023'",
     ),
+    (
+        "pickup in year 9999",  # its UTC hour is past datetime's range: it once crashed the whole batch
+        json.dumps(
+            {"ride_id": 1, "ride": {**good(1)["ride"], "pickup_datetime": "9999-12-31T23:30:00"}}
+        ).encode(),
+        "pickup_datetime",
+        "more than 24 h after arrival: '9999-12-31T23:30:00'",
+    ),
     ("long ride_id", json.dumps(good("r" * 65)).encode(), "ride_id", "longer than 64 characters (65)"),
     ("bool ride_id", json.dumps(good(False)).encode(), "ride_id", "must be an integer or a string, got bool"),
 ]

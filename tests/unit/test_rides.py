@@ -47,7 +47,7 @@ def test_course_format_is_valid_and_uses_arrival_time_in_new_york() -> None:
     [
         ("2023-03-06T14:30:00", datetime(2023, 3, 6, 14, 30)),  # naive = New York local
         ("2023-03-06T19:30:00Z", datetime(2023, 3, 6, 14, 30)),
-        ("2023-07-01T12:00:00+00:00", datetime(2023, 7, 1, 8, 0)),  # EDT
+        ("2022-07-01T12:00:00+00:00", datetime(2022, 7, 1, 8, 0)),  # EDT
         ("2023-03-06", datetime(2023, 3, 6)),
     ],
 )
@@ -55,6 +55,23 @@ def test_pickup_datetime_is_converted_to_new_york_local(given_pickup: str, expec
     result = validate_ride(ride(pickup_datetime=given_pickup), ARRIVAL)
     assert isinstance(result, ValidRide)
     assert result.pickup_datetime == expected and result.pickup_from_payload
+
+
+@pytest.mark.parametrize(
+    ("given_pickup", "accepted"),
+    [
+        ("2023-03-07T14:30:02", True),  # exactly MAX_PICKUP_LEAD after the arrival (New York local)
+        ("2023-03-07T14:30:03", False),
+        ("9999-12-31T23:30:00", False),  # its UTC hour lies past year 9999
+    ],
+)
+def test_pickup_far_after_arrival_is_rejected_by_both_paths(given_pickup: str, accepted: bool) -> None:
+    payload = ride(pickup_datetime=given_pickup)
+    full, fast = _checked_ride(payload, ARRIVAL), _fast_valid_ride(payload, ARRIVAL)
+    assert isinstance(full, ValidRide) is accepted
+    assert (fast == full) if accepted else fast is None
+    if not isinstance(full, ValidRide):
+        assert [e.field for e in full] == ["pickup_datetime"]
 
 
 def test_string_ride_id_and_integral_float_location_are_accepted() -> None:
