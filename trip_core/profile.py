@@ -343,7 +343,9 @@ def _read_column(name: str, column: Mapping[str, Any], n_slices: int) -> ColumnR
 
 def read_profile(source: str | bytes | Mapping[str, Any]) -> ReferenceProfile:
     """Parse a stored profile (JSON text/bytes or the dict itself); raises ValueError when malformed."""
-    data: Mapping[str, Any] = json.loads(source) if isinstance(source, str | bytes) else source
+    data = json.loads(source) if isinstance(source, str | bytes) else source
+    if not isinstance(data, Mapping):
+        raise ValueError(f"a reference profile is a JSON object, not {type(data).__name__}")
     if data.get("schema") != PROFILE_SCHEMA:
         raise ValueError(
             f"unsupported reference profile schema {data.get('schema')!r} (this monitor reads schema "

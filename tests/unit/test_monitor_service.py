@@ -329,13 +329,6 @@ def test_a_schema_1_profile_left_for_an_old_version_is_an_error_not_a_crash(
     assert _metrics(ports).find("MonitorErrors")[0].value == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AttributeError,
-    reason="trip_core.profile.read_profile calls .get on whatever JSON it is given: a profile object that "
-    "is an array (or null) raises AttributeError, which the monitor does not catch, so every window of "
-    "every version fails until the object is replaced (owner of profile.py: raise ValueError)",
-)
 def test_a_profile_that_is_not_a_json_object_is_an_error_not_a_crash(reference: dict[str, object]) -> None:
     ports = _ports(reference)
     assert isinstance(ports.profiles, MemoryProfiles)
