@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 from lambda_predict.adapters import KinesisPredictionSink, S3BlobStore, S3ModelSource
@@ -13,8 +14,11 @@ from lambda_predict.service import PredictService
 from trip_core.bundle import load_bundle
 
 
-def build_service(config: PredictConfig, s3: Any, kinesis: Any) -> PredictService:
-    """Wire the service with boto3 clients and load the model (raises ModelLoadError)."""
+def build_service(
+    config: PredictConfig, s3: Any, kinesis: Any, now: Callable[[], datetime] | None = None
+) -> PredictService:
+    """Wire the service with boto3 clients and load the model (raises ModelLoadError); `now` is the
+    clock of its captures (the wall clock unless a replay brings its simulated one)."""
     models = ModelProvider(
         S3ModelSource(s3, config.models_bucket),
         config.pointer_key,
@@ -28,6 +32,7 @@ def build_service(config: PredictConfig, s3: Any, kinesis: Any) -> PredictServic
         KinesisPredictionSink(kinesis, config.predictions_stream),
         S3BlobStore(s3, config.capture_bucket, "application/json", content_encoding="gzip"),
         S3BlobStore(s3, config.rejected_bucket, "application/json"),
+        now=now,
     )
 
 

@@ -140,7 +140,7 @@ class PredictService:
         rejected: BlobStore,
         retry_policy: RetryPolicy | None = None,
         sleep: Callable[[float], None] | None = None,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        now: Callable[[], datetime] | None = None,  # the clock of captures; None: the wall clock
     ) -> None:
         self.models = models
         self._sink = sink
@@ -148,7 +148,7 @@ class PredictService:
         self._rejected = rejected
         self._policy = retry_policy or RetryPolicy()
         self._sleep = sleep
-        self._now = now
+        self._now = now or (lambda: datetime.now(UTC))
 
     # ------------------------------------------------------------------------------ Kinesis batch
 

@@ -28,9 +28,8 @@ from lambda_monitor.aws import aws_ports
 from lambda_monitor.config import MonitorConfig
 from lambda_monitor.ports import MetricDatum, Ports
 from lambda_monitor.service import run_event
-from lambda_predict.adapters import KinesisPredictionSink, S3BlobStore, S3ModelSource
+from lambda_predict.bootstrap import build_service
 from lambda_predict.config import PredictConfig
-from lambda_predict.model_provider import ModelProvider
 from lambda_predict.service import PredictService
 from training.publish import S3ObjectStore, publish_live, publish_version
 from trip_core.bundle import load_bundle
@@ -185,23 +184,9 @@ def kinesis_record(payload: bytes, sequence: int, arrival: float) -> dict[str, A
 
 
 def predict_service(clients: dict[str, Any], template: Template, clock: SimulatedClock) -> PredictService:
-    """Wired as lambda_predict.bootstrap does, with the template's configuration, on the simulated clock."""
+    """Wired as the function's cold start does, with the template's configuration, on the simulated clock."""
     config = PredictConfig.from_env(template.function_environment("PredictFunction"))
-    s3 = clients["s3"]
-    models = ModelProvider(
-        S3ModelSource(s3, config.models_bucket),
-        config.pointer_key,
-        load_bundle,
-        ttl_seconds=config.pointer_ttl_seconds,
-        pinned=config.pinned,
-    )
-    return PredictService(
-        models,
-        KinesisPredictionSink(clients["kinesis"], config.predictions_stream),
-        S3BlobStore(s3, config.capture_bucket, "application/json", content_encoding="gzip"),
-        S3BlobStore(s3, config.rejected_bucket, "application/json"),
-        now=clock.now,
-    )
+    return build_service(config, clients["s3"], clients["kinesis"], now=clock.now)
 
 
 def monitor_ports(
