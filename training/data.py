@@ -58,6 +58,9 @@ class MonthData:
     sha256: str
     rows_read: int
     frame: pd.DataFrame  # aligned columns + `duration` (minutes), filtered
+    # The rows the serving validator accepts, whatever their duration: the traffic the monitor's reference
+    # profile must describe (rides with a meter error still ask for a prediction).
+    inputs: pd.DataFrame
 
     @property
     def rows(self) -> int:
@@ -98,7 +101,9 @@ def load_month(uri: str, reader: ByteReader = read_bytes) -> MonthData:
     frame = table.select(list(_COLUMNS)).to_pandas()
     frame = frame.astype({column: dtype for column, (_, _, dtype) in _COLUMNS.items()})
     rows_read = len(frame)
-    frame = _clean(frame, month_from_name(uri))
+    inputs = _serving_inputs(frame, month_from_name(uri))
+    frame = inputs.loc[inputs["duration"].between(MIN_DURATION_MINUTES, MAX_DURATION_MINUTES)]
+    frame = frame.reset_index(drop=True)
     if frame.empty:
         raise DataError(
             uri,
@@ -106,18 +111,18 @@ def load_month(uri: str, reader: ByteReader = read_bytes) -> MonthData:
             f"{MAX_DURATION_MINUTES:g} min, pickup in the file's month, known zones, "
             f"distance {MIN_TRIP_DISTANCE_MILES:g}-{MAX_TRIP_DISTANCE_MILES:g} mi)",
         )
-    return MonthData(uri, hashlib.sha256(raw).hexdigest(), rows_read, frame)
+    return MonthData(uri, hashlib.sha256(raw).hexdigest(), rows_read, frame, inputs)
 
 
-def _clean(frame: pd.DataFrame, month: str | None) -> pd.DataFrame:
+def _serving_inputs(frame: pd.DataFrame, month: str | None) -> pd.DataFrame:
+    """Rows of the file's month the serving validator would accept, with their `duration` (any value)."""
     frame = frame.dropna()
     duration = (frame[DROPOFF] - frame[PICKUP]).dt.total_seconds() / 60.0
     pickup_month = frame[PICKUP].dt.strftime("%Y-%m")
     if month is None and len(frame):
         month = str(pickup_month.mode().iloc[0])
     keep = (
-        duration.between(MIN_DURATION_MINUTES, MAX_DURATION_MINUTES)
-        & (pickup_month == month)
+        (pickup_month == month)
         & distance_in_bounds(frame["trip_distance"])
         & known_zones(frame["PULocationID"].to_numpy())
         & known_zones(frame["DOLocationID"].to_numpy())

@@ -20,7 +20,7 @@ from sklearn.pipeline import Pipeline
 from training import metrics, model
 from training.export import export_bundle
 from training.gate import Candidate
-from trip_core.bundle import load_bundle
+from trip_core.bundle import ServingBundle, load_bundle
 from trip_core.calibration import add_day_excesses
 from trip_core.contracts import PARITY_TOLERANCE_MINUTES
 from trip_core.features import MONITORED_FEATURES, TIME_OF_WEEK_FEATURES, feature_column
@@ -61,9 +61,15 @@ class TrainedCandidate:
 
 
 def train_candidate(
-    train: Rows, holdout: Rows, params: model.ModelParams, meta: dict[str, Any]
+    train: Rows,
+    holdout: Rows,
+    params: model.ModelParams,
+    meta: dict[str, Any],
+    profiled: Rows | None = None,
 ) -> TrainedCandidate:
-    """`meta` goes into the bundle, with the holdout scores under "validation"."""
+    """`meta` goes into the bundle, with the holdout scores under "validation". The reference profile
+    describes `profiled` (default: the holdout): the rides serving will see, which include rides whose
+    duration is outside the target's domain, so their inputs are not filtered by it."""
     started = time.perf_counter()
     fitted = model.fit(train.features, train.target, params)
     fit_seconds = time.perf_counter() - started
@@ -81,13 +87,17 @@ def train_candidate(
         predictions=predictions,
         bundle=bundle_bytes,
         bundle_sha256=bundle.sha256,
-        profile=reference_profile(holdout.features, served, holdout.pickup_day),
+        profile=_profile_of(bundle, holdout if profiled is None else profiled),
         rmse=scores["rmse"],
         mae=scores["mae"],
         parity_max_abs_diff=parity_max_abs_diff,
         fit_seconds=fit_seconds,
         n_trees=int(fitted[-1].n_iter_),
     )
+
+
+def _profile_of(bundle: ServingBundle, rows: Rows) -> bytes:
+    return reference_profile(rows.features, bundle.predict(rows.features), rows.pickup_day)
 
 
 def parity(served: np.ndarray, predictions: np.ndarray) -> float:

@@ -65,7 +65,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     train = frame_rows(data_mod.concat(train_months))
     valid = frame_rows(valid_month.frame)
     log.info("fitting on %d rows", len(train))
-    trained = pipeline.train_candidate(train, valid, params, bundle_meta(args, params))
+    trained = pipeline.train_candidate(
+        train, valid, params, bundle_meta(args, params), frame_rows(valid_month.inputs)
+    )
     log.info(
         "fitted %d trees in %.1f s; validation RMSE %.3f, MAE %.3f; bundle %d bytes, parity %.2e min",
         trained.n_trees,

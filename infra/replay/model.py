@@ -36,6 +36,7 @@ def train_model(
         frame_rows(valid_month.frame),
         params,
         bundle_meta(args, params),
+        frame_rows(valid_month.inputs),
     )
     write_outputs(out, trained)
     return ModelFiles(trained.bundle, trained.profile, trained.bundle_sha256, trained.rmse, trained.mae)

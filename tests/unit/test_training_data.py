@@ -133,3 +133,18 @@ def test_float_location_ids_are_accepted(tmp_path: Path) -> None:
     month = load_month(_write(tmp_path, _table(PULocationID=pa.array([74.0] * 4))))
     assert month.frame["PULocationID"].tolist() == [74] * 4
     assert np.issubdtype(month.frame["PULocationID"].dtype, np.integer)
+
+
+def test_the_serving_inputs_keep_every_duration_the_training_rows_drop(tmp_path: Path) -> None:
+    """The reference profile describes what serving sees: a ride with a meter error still asks."""
+    pickup = pd.to_datetime(["2023-03-05 08:00"] * 4)
+    dropoff = pickup + pd.to_timedelta([12, 0, -3, 900], unit="min")
+    table = _table(
+        4,
+        lpep_pickup_datetime=pa.array(pickup.as_unit("us")),
+        lpep_dropoff_datetime=pa.array(dropoff.as_unit("us")),
+        trip_distance=pa.array([2.0, 0.0, 1.0, MAX_TRIP_DISTANCE_MILES + 1]),
+    )
+    month = load_month(_write(tmp_path, table))
+    assert month.frame["duration"].tolist() == [12.0]
+    assert month.inputs["duration"].tolist() == [12.0, 0.0, -3.0]  # the 101-mile ride is refused
