@@ -19,7 +19,8 @@ from lambda_retrain.triggers import Source, Trigger
 from training import metrics
 from training.publish import publish_live
 from trip_core.bundle import load_bundle
-from trip_core.contracts import parse_utc, utc_iso
+from trip_core.capture import CaptureBatch
+from trip_core.contracts import MONITOR_WINDOW, parse_utc, utc_iso
 from trip_core.observability import logger
 from trip_core.pointer import ModelPointer
 
@@ -64,10 +65,7 @@ def rollback_check(
         verdict = "kept: previous version's pointer/bundle missing"
         record = {**base, "verdict": verdict, "live_version": live.version}
         return _decided(record_decision(ports, now, DecisionKind.ROLLBACK_KEPT, record, live.version))
-    since = parse_utc(str(promotion["promoted_at"]))
-    rides = load_labelled(
-        ports.capture, since, now + timedelta(seconds=1), keep_batch=lambda b: b.model_version == live.version
-    )
+    rides = _served_since(ports, live.version, parse_utc(str(promotion["promoted_at"])), now)
     base.update(live_version=live.version, previous_version=previous.version, data=dict(rides.summary))
     if len(rides) < config.min_rollback_rows:
         if trigger.source == Source.SCHEDULE:
@@ -84,6 +82,16 @@ def rollback_check(
         )
     judged = Judged(live, previous, previous_body, rides, promotion, state)
     return _judge(trigger, ports, config, now, base, judged)
+
+
+def _served_since(ports: Ports, version: str, since: datetime, now: datetime) -> LabelledRides:
+    """The labelled rides `version` served (captured) since `since`: picked up from a MONITOR_WINDOW before
+    it, since a ride waiting in the stream when the pointer moved is served by the new version."""
+
+    def served(batch: CaptureBatch) -> bool:
+        return batch.model_version == version and parse_utc(batch.captured_at) >= since
+
+    return load_labelled(ports.capture, since - MONITOR_WINDOW, now + timedelta(seconds=1), keep_batch=served)
 
 
 def _within_window(

@@ -228,7 +228,7 @@ def test_monitor_publishes_metrics(aws: Aws, stack: Stack, run: Run) -> None:
     assert count >= len(run.good)
     listed = cw.list_metrics(Namespace="TripDuration", MetricName="FeatureDriftScore")["Metrics"]
     features = {d["Value"] for m in listed for d in m["Dimensions"] if d["Name"] == "Feature"}
-    assert {"trip_distance", "pickup_hour"} <= features
+    assert features == {"PULocationID", "DOLocationID", "trip_distance"}
 
 
 def test_alarm_fires_on_drifted_traffic_and_notifies(
