@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from lambda_monitor.ports import MetricDatum
-from lambda_monitor.window import Window, hour_prefixes
+from lambda_monitor.window import Window
 from trip_core.batching import limited_batches
 from trip_core.capture import decode_rejected
 from trip_core.contracts import (
@@ -17,6 +17,7 @@ from trip_core.contracts import (
     MONITOR_STATE_KEY,
     REJECTED_PREFIX,
     REPORTS_PREFIX,
+    hour_prefixes,
     parse_utc,
     utc_iso,
     version_pointer_key,
@@ -73,7 +74,7 @@ class S3Rejected:
     def count(self, window: Window, problems: list[str] | None = None) -> int:
         # keyed by the hour they were processed in (at or after arrival), counted by arrival: the
         # partitions up to the allowance after the end, as for captures and actuals
-        prefixes = hour_prefixes(REJECTED_PREFIX, window, lag=LATE_ALLOWANCE)
+        prefixes = hour_prefixes(REJECTED_PREFIX, window.start, window.end + LATE_ALLOWANCE)
         keys = [k for prefix in prefixes for k in _keys(self.s3, self.bucket, prefix)]
         with ThreadPoolExecutor(READ_THREADS) as pool:
             objects = list(pool.map(lambda key: _get(self.s3, self.bucket, key), keys))

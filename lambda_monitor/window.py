@@ -6,12 +6,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import numpy as np
 
 from trip_core.capture import CaptureBatch
-from trip_core.contracts import FEATURE_INPUTS, hour_prefix, utc_hours
+from trip_core.contracts import FEATURE_INPUTS
 from trip_core.features import TIME_OF_WEEK_FEATURES, compute_features, feature_column
 from trip_core.profile import PREDICTION_COLUMN, column_kinds, valid_mask
 from trip_core.validity import known_zones, pickup_known
@@ -30,11 +30,6 @@ class Window:
 
     def contains(self, moment: datetime) -> bool:
         return self.start <= moment < self.end
-
-
-def hour_prefixes(prefix: str, window: Window, lag: timedelta = timedelta(0)) -> list[str]:
-    """`<prefix>dt=YYYY-MM-DD/hour=HH/` of every hour overlapping [start, end + lag)."""
-    return [hour_prefix(prefix, hour) for hour in utc_hours(window.start, window.end + lag)]
 
 
 @dataclass(frozen=True)

@@ -147,6 +147,11 @@ def hour_prefix(prefix: str, moment: datetime) -> str:
     return f"{prefix}{hour_partition(moment)}/"
 
 
+def hour_prefixes(prefix: str, start: datetime, end: datetime) -> list[str]:
+    """The hour prefixes of every UTC hour overlapping [start, end): what a time range lists."""
+    return [hour_prefix(prefix, hour) for hour in utc_hours(start, end)]
+
+
 def day_prefix(prefix: str, day: date) -> str:
     """`<prefix>dt=YYYY-MM-DD/`: what to list for one UTC day of any hourly partitioning."""
     return f"{prefix}dt={day:%Y-%m-%d}/"

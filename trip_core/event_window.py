@@ -34,9 +34,8 @@ from trip_core.contracts import (
     LATE_ALLOWANCE,
     MAX_DURATION_MINUTES,
     MIN_DURATION_MINUTES,
-    hour_prefix,
+    hour_prefixes,
     parse_utc,
-    utc_hours,
 )
 
 READ_THREADS = 16
@@ -52,12 +51,12 @@ class BlobSource(Protocol):
 
 def capture_prefixes(start: datetime, end: datetime) -> list[str]:
     """The pickup-hour partitions of captures overlapping [start, end)."""
-    return [hour_prefix(CAPTURE_PREFIX, hour) for hour in utc_hours(start, end)]
+    return hour_prefixes(CAPTURE_PREFIX, start, end)
 
 
 def actuals_prefixes(start: datetime, end: datetime) -> list[str]:
     """The report-hour partitions of the actuals of rides picked up in [start, end)."""
-    return [hour_prefix(ACTUALS_PREFIX, hour) for hour in utc_hours(start, end + LATE_ALLOWANCE)]
+    return hour_prefixes(ACTUALS_PREFIX, start, end + LATE_ALLOWANCE)
 
 
 def _fetch(source: BlobSource, prefixes: Iterable[str]) -> list[tuple[str, bytes]]:

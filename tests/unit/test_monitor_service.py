@@ -13,7 +13,7 @@ import pytest
 from lambda_monitor.config import MonitorConfig
 from lambda_monitor.ports import Ports
 from lambda_monitor.service import backfill_window, due_windows, run_event
-from lambda_monitor.window import Window, hour_prefixes
+from lambda_monitor.window import Window
 from tests.doubles.captures import rides_of_day
 from tests.doubles.monitor import (
     MemoryBlobs,
@@ -26,7 +26,7 @@ from tests.doubles.monitor import (
 from tests.monitor_months import capture_batches, month_columns, reference_profile_dict, take, valid_rows
 from trip_core.capture import ACTUAL_REJECTION_REASONS, Actual
 from trip_core.config import ConfigError
-from trip_core.contracts import MAX_CATCH_UP_WINDOWS, report_key, utc_iso
+from trip_core.contracts import MAX_CATCH_UP_WINDOWS, hour_prefixes, report_key, utc_iso
 from trip_core.pointer import ModelPointer
 
 # The schedule at NOW evaluates the window ending 05:00 UTC = midnight in New York: the rides picked up
@@ -133,7 +133,7 @@ def test_backfill_window_and_prefixes() -> None:
     assert backfill_window({"source": "aws.events"}) is None
     with pytest.raises(ValueError):
         backfill_window({"window_start": "2023-03-01T00:00:00Z"})
-    prefixes = hour_prefixes("rejected/", Window(NOW - timedelta(hours=1), NOW))
+    prefixes = hour_prefixes("rejected/", NOW - timedelta(hours=1), NOW)
     assert prefixes == ["rejected/dt=2023-03-07/hour=05/", "rejected/dt=2023-03-07/hour=06/"]
 
 
