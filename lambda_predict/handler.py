@@ -36,7 +36,8 @@ class RetryableRecordError(RuntimeError):
 
 
 def is_kinesis_event(event: Any) -> bool:
-    return isinstance(event, dict) and isinstance(event.get("Records"), list)
+    """A Kinesis batch; a direct ride that also carries a "Records" key is still a direct ride."""
+    return isinstance(event, dict) and isinstance(event.get("Records"), list) and "ride" not in event
 
 
 def handle(event: Any, context: Any, service: PredictService) -> dict[str, Any]:
