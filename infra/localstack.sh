@@ -19,6 +19,8 @@ ls_env() {
   export DNS_ADDRESS=0 DISABLE_EVENTS=1 SKIP_SSL_CERT_DOWNLOAD=1 OVERRIDE_IN_DOCKER=0
   export FILESYSTEM_ROOT=$FS
   export LAMBDA_RUNTIME_EXECUTOR=local LAMBDA_LOCAL_PYTHON3_12=$ROOT/.venvs/lambda-python3.12/bin/python
+  # the retrain function's cold start (numpy, scipy, scikit-learn) outlasts the default 20 s on a loaded machine
+  export LAMBDA_RUNTIME_ENVIRONMENT_TIMEOUT=${LAMBDA_RUNTIME_ENVIRONMENT_TIMEOUT:-90}
   # event-source mappings: LocalStack waits POLL_INTERVAL (default 1 s) after every batch, so one shard
   # tops out near BatchSize records/s, and backs off up to 10 s on an empty stream. AWS keeps polling
   # while a shard has records and polls an idle one about once a second: come closer to that.
