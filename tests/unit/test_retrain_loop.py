@@ -18,7 +18,7 @@ from lambda_retrain.ports import Ports, Store
 from lambda_retrain.rollback import Judgement, RollbackResult, rollback_check
 from lambda_retrain.triggers import direct_trigger, triggers_from_event
 from tests.doubles.captures import capture_objects, live_pickups
-from tests.doubles.retrain import MemoryStore
+from tests.doubles.retrain import MemoryStore, StaticAlarms
 from training.export import export_bundle
 from training.gate import GateConfig
 from training.model import ModelParams, fit
@@ -49,6 +49,7 @@ CONFIG = RetrainConfig(
     min_rollback_rows=50,
     retrain_alarms=("td-drift-share",),
     rollback_alarms=("td-mae-ratio",),
+    allow_force_promote=True,
 )
 FAST = ModelParams(max_iter=40)
 
@@ -151,7 +152,8 @@ def drifted() -> tuple[Ports, FakeTracker]:
     models, capture_store, tracker = MemoryStore(), MemoryStore(), FakeTracker()
     bundle = publish_model(models, "1", rides(3000, 0, slope=1.0))
     capture(capture_store, rides(1500, 1), bundle, "1", NOW - timedelta(hours=1), 0)
-    return Ports(models, capture_store, tracker), tracker
+    alarms = StaticAlarms({"td-drift-share": "ALARM", "td-mae-ratio": "ALARM"})
+    return Ports(models, capture_store, alarms, tracker), tracker
 
 
 def mem(store: Store) -> MemoryStore:
@@ -202,10 +204,10 @@ def test_drift_alarm_retrains_and_promotes_a_better_challenger(drifted: tuple[Po
 def test_refused_when_the_champion_is_better(drifted: tuple[Ports, FakeTracker]) -> None:
     ports, _ = drifted
     recent = rides(1500, 1)
-    publish_model(mem(ports.models), "1", recent, ModelParams(max_iter=200))  # knows the holdout too
+    publish_model(mem(ports.models), "2", recent, ModelParams(max_iter=200))  # knows the holdout too
     (decision,) = handle(direct(), ports, CONFIG, NOW, "test")["decisions"]
     assert decision["kind"] == "refused" and decision["verdict"].startswith("rejected")
-    assert ModelPointer.from_json(mem(ports.models).objects[LIVE_POINTER_KEY]).version == "1"
+    assert ModelPointer.from_json(mem(ports.models).objects[LIVE_POINTER_KEY]).version == "2"
     assert "serving/versions/10.json" in mem(ports.models).objects  # registered, published, not live
 
 
@@ -219,7 +221,7 @@ def test_guards_cooldown_lock_and_min_rows(drifted: tuple[Ports, FakeTracker]) -
     (locked,) = handle(direct(skip_cooldown=True), ports, CONFIG, later, "t")["decisions"]
     assert "lock" in locked["verdict"]
     assert acquire_lock(ports.models, later + timedelta(seconds=961), 960, "after the lease")  # expired lease
-    mem(ports.models).delete(LOOP_LOCK_KEY)
+    mem(ports.models).objects.pop(LOOP_LOCK_KEY)
     strict = RetrainConfig(**{**CONFIG.__dict__, "min_labelled_rows": 5000})
     (few,) = handle(direct(skip_cooldown=True), ports, strict, later, "t")["decisions"]
     assert few["kind"] == "skipped" and "1500 labelled rows < MIN_LABELLED_ROWS 5000" in few["verdict"]
@@ -243,7 +245,11 @@ def test_sns_ok_and_unknown_alarms_are_ignored() -> None:
     (trigger,) = triggers_from_event(event, CONFIG)
     assert (trigger.action, trigger.source, trigger.alarm_name) == ("rollback_check", "alarm", "td-mae-ratio")
     assert handle(
-        {"Records": [sns("td-drift-share", "OK")]}, Ports(MemoryStore(), MemoryStore()), CONFIG, NOW, "t"
+        {"Records": [sns("td-drift-share", "OK")]},
+        Ports(MemoryStore(), MemoryStore(), StaticAlarms()),
+        CONFIG,
+        NOW,
+        "t",
     )["ignored"]
 
 
@@ -285,14 +291,14 @@ def test_good_promotion_is_kept_and_without_mlflow_versions_come_from_s3(
     ports, _ = drifted
     ports.tracker = None
     (good,) = handle(direct(), ports, CONFIG, NOW, "t")["decisions"]
-    assert good["version"] == "2"  # next integer after serving/versions/1.json
+    assert good["version"] == f"loop-{NOW:%Y%m%dT%H%M%SZ}"  # never a number: never one of MLflow's
     assert "S3 only" in read_audit(ports.models)[0]["mlflow"]
     live = ModelPointer.from_json(mem(ports.models).objects[LIVE_POINTER_KEY])
     capture(
         mem(ports.capture),
         rides(400, 8),
         mem(ports.models).objects[live.bundle_key],
-        "2",
+        good["version"],
         NOW + timedelta(minutes=5),
         20_000,
     )
@@ -309,6 +315,7 @@ def test_scheduled_check_rolls_back_a_bad_promotion_without_an_alarm(
     """The schedule judges the last loop promotion by itself; with nothing (or too little) to judge it
     records nothing, so an hourly check does not fill the audit."""
     ports, _ = drifted
+    ports.alarms = StaticAlarms({"td-drift-share": "OK", "td-mae-ratio": "OK"})
     scheduled = {"action": "rollback_check", "source": "schedule", "reason": "scheduled"}
     assert handle(scheduled, ports, CONFIG, NOW, "t")["decisions"] == []  # no loop promotion yet
     (good,) = handle(direct(), ports, CONFIG, NOW, "t")["decisions"]
@@ -350,7 +357,7 @@ def test_a_rollback_check_without_a_loop_promotion_says_so_explicitly(
     drifted: tuple[Ports, FakeTracker],
 ) -> None:
     ports, _ = drifted
-    trigger = direct_trigger(direct(action="rollback_check"))
+    trigger = direct_trigger(direct(action="rollback_check"), CONFIG)
     result = rollback_check(trigger, ports, CONFIG, NOW, "t")
     assert result == RollbackResult(Judgement.NO_RECENT_PROMOTION)
     (kept,) = handle(direct(action="rollback_check"), ports, CONFIG, NOW, "t")["decisions"]
