@@ -56,3 +56,52 @@ class StaticAlarms:
 
     def states(self, names: tuple[str, ...]) -> dict[str, str]:
         return {name: self.current[name] for name in names if name in self.current}
+
+
+class MlflowClientTracker:
+    """The Tracker port over the mlflow client: the same registry (and numbering) `make train` uses, for
+    tests that need both paths on one MLflow without a REST server."""
+
+    def __init__(self, experiment: str) -> None:
+        from mlflow.tracking import MlflowClient
+
+        self.client = MlflowClient()
+        found = self.client.get_experiment_by_name(experiment)
+        self.experiment_id = found.experiment_id if found else self.client.create_experiment(experiment)
+
+    def start_run(self, name: str, params: dict[str, str], tags: dict[str, str]) -> str:
+        run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
+        for key, value in params.items():
+            self.client.log_param(run.info.run_id, key, value)
+        return str(run.info.run_id)
+
+    def finish_run(self, run_id: str, metrics: dict[str, float]) -> None:
+        for key, value in metrics.items():
+            self.client.log_metric(run_id, key, value)
+        self.client.set_terminated(run_id)
+
+    def upload_artifact(self, run_id: str, path: str, body: bytes) -> None:
+        import tempfile
+        from pathlib import Path
+
+        folder, name = path.rsplit("/", 1)
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / name).write_bytes(body)
+            self.client.log_artifact(run_id, str(Path(tmp) / name), folder)
+
+    def register_version(self, model_name: str, run_id: str, tags: dict[str, str]) -> str:
+        from contextlib import suppress
+
+        from mlflow.exceptions import MlflowException
+
+        with suppress(MlflowException):  # already registered (by `make train` or an earlier loop run)
+            self.client.create_registered_model(model_name)
+        source = self.client.get_run(run_id).info.artifact_uri
+        return str(self.client.create_model_version(model_name, source, run_id, tags=tags).version)
+
+    def set_version_tags(self, model_name: str, version: str, tags: dict[str, str]) -> None:
+        for key, value in tags.items():
+            self.client.set_model_version_tag(model_name, version, key, value)
+
+    def set_alias(self, model_name: str, alias: str, version: str) -> None:
+        self.client.set_registered_model_alias(model_name, alias, version)
