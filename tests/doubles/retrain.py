@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime, timedelta
+from typing import Any
 
-from lambda_retrain.ports import Tagged
+from lambda_retrain.guards import Lease, acquire_lock
+from lambda_retrain.ports import Store, Tagged
 
 
 class MemoryStore:
@@ -56,6 +59,34 @@ class StaticAlarms:
 
     def states(self, names: tuple[str, ...]) -> dict[str, str]:
         return {name: self.current[name] for name in names if name in self.current}
+
+
+class ReadThenRace:
+    """A Store whose first read of the lock lets a rival take the lock over before the reader acts on
+    what it read: the interleaving of two takers of one expired lease, made deterministic."""
+
+    def __init__(self, store: Store, rival: Any) -> None:
+        self.store, self.rival, self.raced = store, rival, False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def get_tagged(self, key: str) -> Tagged | None:
+        seen = self.store.get_tagged(key)
+        if not self.raced:
+            self.raced = True
+            self.rival()
+        return seen
+
+
+def race_for_an_expired_lease(store: Store, now: datetime) -> tuple[Lease | None, Lease | None]:
+    """Two takers of one expired lease: (the first reader's lease, its rival's lease)."""
+    assert acquire_lock(store, now, 60, "crashed run") is not None
+    later = now + timedelta(seconds=61)
+    won: dict[str, Any] = {}
+    racing = ReadThenRace(store, lambda: won.update(rival=acquire_lock(store, later, 60, "rival")))
+    first = acquire_lock(racing, later, 60, "first")
+    return first, won["rival"]
 
 
 class MlflowClientTracker:

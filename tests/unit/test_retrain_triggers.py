@@ -19,8 +19,8 @@ from lambda_retrain.config import RetrainConfig
 from lambda_retrain.guards import acquire_lock, release_lock
 from lambda_retrain.loop import handle
 from lambda_retrain.mlflow_rest import MlflowRest, authorization, env_credentials
-from lambda_retrain.ports import Ports, Store, Tagged
-from tests.doubles.retrain import MemoryStore, StaticAlarms
+from lambda_retrain.ports import Ports, Store
+from tests.doubles.retrain import MemoryStore, StaticAlarms, race_for_an_expired_lease
 from training.model import ModelParams
 from trip_core.config import ConfigError
 from trip_core.contracts import LOOP_LOCK_KEY, MODEL_PARAM_BOUNDS
@@ -36,37 +36,9 @@ CONFIG = RetrainConfig(
 ENV = {"MODELS_BUCKET": "models", "CAPTURE_BUCKET": "capture"}
 
 
-class ReadThenRace:
-    """A Store whose first read of the lock lets a rival take the lock over before the reader acts on
-    what it read: the interleaving of two takers of one expired lease, made deterministic."""
-
-    def __init__(self, store: Store, rival: Any) -> None:
-        self.store, self.rival, self.raced = store, rival, False
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.store, name)
-
-    def get_tagged(self, key: str) -> Tagged | None:
-        seen = self.store.get_tagged(key)
-        if not self.raced:
-            self.raced = True
-            self.rival()
-        return seen
-
-
-def race_for_an_expired_lease(store: Store) -> tuple[Any, Any]:
-    """Two takers of one expired lease: (the first reader's lease, its rival's lease)."""
-    assert acquire_lock(store, NOW, 60, "crashed run") is not None
-    later = NOW + timedelta(seconds=61)
-    won: dict[str, Any] = {}
-    racing = ReadThenRace(store, lambda: won.update(rival=acquire_lock(store, later, 60, "rival")))
-    first = acquire_lock(racing, later, 60, "first")
-    return first, won["rival"]
-
-
 def test_of_two_takers_of_an_expired_lease_exactly_one_wins() -> None:
     store = MemoryStore()
-    first, rival = race_for_an_expired_lease(store)
+    first, rival = race_for_an_expired_lease(store, NOW)
     assert first is None and rival is not None
     assert json.loads(store.objects[LOOP_LOCK_KEY])["owner"] == "rival"
 
