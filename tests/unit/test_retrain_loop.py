@@ -376,3 +376,65 @@ def test_retrained_rows_carry_their_pickup_days_so_the_profile_measures_day_vari
     rides = LabelledRides(np.zeros((2, 12)), np.ones(2), np.ones(2), versions, pickup)
     days = _rows(rides).pickup_day
     assert days is not None and [str(d) for d in days] == ["2023-03-06", "2023-03-07"]
+
+
+class DownTracker(FakeTracker):
+    """MLflow down: registering the fitted candidate fails."""
+
+    def start_run(self, name: str, params: dict[str, str], tags: dict[str, str]) -> str:
+        raise ConnectionError("MLflow unreachable")
+
+
+def test_a_failed_retrain_is_audited_counts_toward_the_cooldown_and_frees_the_lock(
+    drifted: tuple[Ports, FakeTracker],
+) -> None:
+    ports, _ = drifted
+    ports.tracker = DownTracker()
+    alarm = {
+        "Records": [
+            {"Sns": {"Message": json.dumps({"AlarmName": "td-drift-share", "NewStateValue": "ALARM"})}}
+        ]
+    }
+    with pytest.raises(ConnectionError, match="MLflow unreachable"):
+        handle(alarm, ports, CONFIG, NOW, "t")
+    (failed,) = read_audit(ports.models)
+    assert failed["kind"] == "failed" and failed["error"] == "ConnectionError: MLflow unreachable"
+    assert failed["trigger"]["alarm_name"] == "td-drift-share"
+    assert json.loads(mem(ports.models).objects[LOOP_STATE_KEY])["last_retrain_at"] == utc_iso(NOW)
+    assert LOOP_LOCK_KEY not in mem(ports.models).objects
+    (again,) = handle(alarm, ports, CONFIG, NOW + timedelta(minutes=1), "t")["decisions"]
+    assert again["kind"] == "skipped" and "cooldown" in again["verdict"]  # no second fit
+
+
+def test_the_schedule_retrains_while_a_retrain_alarm_stays_in_alarm(
+    drifted: tuple[Ports, FakeTracker],
+) -> None:
+    """The drift alarm's one notification came when too few rides were labelled; it stays in ALARM
+    (no new notification), and the scheduled tick retrains once there are enough, after the cooldown."""
+    ports, _ = drifted
+    alarm = {
+        "Records": [
+            {"Sns": {"Message": json.dumps({"AlarmName": "td-drift-share", "NewStateValue": "ALARM"})}}
+        ]
+    }
+    strict = RetrainConfig(**{**CONFIG.__dict__, "min_labelled_rows": 5000})
+    (few,) = handle(alarm, ports, strict, NOW, "t")["decisions"]
+    assert few["kind"] == "skipped" and "MIN_LABELLED_ROWS" in few["verdict"]
+    scheduled = {"action": "rollback_check", "source": "schedule", "reason": "scheduled"}
+    ports.alarms = StaticAlarms({"td-drift-share": "OK"})
+    assert handle(scheduled, ports, CONFIG, NOW + timedelta(minutes=1), "t")["decisions"] == []
+    ports.alarms = StaticAlarms({"td-drift-share": "ALARM"})
+    (healed,) = handle(scheduled, ports, CONFIG, NOW + timedelta(minutes=2), "t")["decisions"]
+    assert healed["kind"] == "promoted"
+    assert read_audit(ports.models)[-1]["trigger"]["reason"] == "scheduled: td-drift-share still in ALARM"
+    # within the cooldown the tick stays quiet: it neither fits nor records a skip every hour
+    assert handle(scheduled, ports, CONFIG, NOW + timedelta(minutes=3), "t")["decisions"] == []
+
+
+def test_force_promote_needs_the_stack_parameter(drifted: tuple[Ports, FakeTracker]) -> None:
+    ports, _ = drifted
+    closed = RetrainConfig(**{**CONFIG.__dict__, "allow_force_promote": False})
+    (refused,) = handle(direct(force_promote=True), ports, closed, NOW, "t")["decisions"]
+    assert refused["kind"] == "invalid_request" and "AllowForcePromote" in refused["verdict"]
+    assert ModelPointer.from_json(mem(ports.models).objects[LIVE_POINTER_KEY]).version == "1"
+    assert LOOP_STATE_KEY not in mem(ports.models).objects  # nothing ran
