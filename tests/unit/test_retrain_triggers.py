@@ -192,3 +192,11 @@ def test_basic_auth_needs_both_halves() -> None:
     with pytest.raises(ValueError, match="both a username and a password"):
         authorization({"username": "loop"})
     assert authorization({}) is None
+
+
+def test_make_train_refuses_plain_http_to_a_remote_tracking_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    from training import tracking
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.internal.example:5000")
+    with pytest.raises(ConfigError, match="use https://"):
+        tracking.configure()
