@@ -58,6 +58,7 @@ LOOP_OVERRIDES = {
     "PointerTtlSeconds": "5",
     "MlflowTrackingUri": MLFLOW_URL,
     "RollbackCheckMinutes": "2",  # the scheduled rollback check judges a promotion by itself
+    "AllowForcePromote": "true",  # the rollback phase forces a bad model live (refused by default)
 }
 TRAIN_2021 = ["data/green_tripdata_2021-01.parquet"]
 VALID_2021 = "data/green_tripdata_2021-02.parquet"
@@ -204,7 +205,7 @@ def deploy_and_train() -> tuple[Stack, dict[str, Any]]:
 
 def reset_loop(stack: Stack) -> None:
     """Start from a quiet loop: no state of a previous run (cooldown, last promotion), alarms OK."""
-    stack.models.delete(LOOP_STATE_KEY)
+    client("s3").delete_object(Bucket=stack.models.bucket, Key=LOOP_STATE_KEY)
     cw = client("cloudwatch")
     for output in ("DriftShareAlarmName", "MAERatioAlarmName"):
         if stack.alarm(output)["StateValue"] == "ALARM":

@@ -22,6 +22,9 @@ class DecisionKind(StrEnum):
     SKIPPED = "skipped"
     ROLLBACK = "rollback"
     ROLLBACK_KEPT = "rollback_kept"
+    FAILED = "failed"  # a retrain or rollback check raised: the error, then Lambda reports it
+    IGNORED = "ignored"  # a notification for an alarm CloudWatch does not describe as in ALARM
+    INVALID_REQUEST = "invalid_request"  # a direct invoke refused (unknown key, bad param, force_promote)
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,16 @@
-"""boto3 adapter of the Store port."""
+"""boto3 adapters of the loop's ports: the Store (S3), the Alarms (CloudWatch), the MLflow secret."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from botocore.exceptions import ClientError
+
+from lambda_retrain.ports import Tagged
+from training.publish import PRECONDITION_CODES, PRECONDITION_STATUSES, s3_conditional_put
+
+MISSING_CODES = ("NoSuchKey", "404")
 
 
 class S3Store:
@@ -18,41 +24,75 @@ class S3Store:
         self.bucket, self._client = bucket, client
 
     def get(self, key: str) -> bytes | None:
+        tagged = self.get_tagged(key)
+        return None if tagged is None else tagged.body
+
+    def get_tagged(self, key: str) -> Tagged | None:
         try:
             response = self._client.get_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            if exc.response.get("Error", {}).get("Code") in MISSING_CODES:
                 return None
             raise
-        body: bytes = response["Body"].read()
-        return body
+        return Tagged(response["Body"].read(), str(response["ETag"]))
 
     def put(self, key: str, body: bytes, content_type: str = "application/octet-stream") -> None:
         self._client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
 
-    def put_if_absent(self, key: str, body: bytes) -> bool:
+    def put_if_absent(self, key: str, body: bytes, content_type: str = "application/json") -> str | None:
         """S3 conditional write (If-None-Match: *): exactly one concurrent writer wins."""
+        return s3_conditional_put(self._client, self.bucket, key, body, content_type, IfNoneMatch="*")
+
+    def put_if_match(self, key: str, body: bytes, etag: str) -> str | None:
+        """S3 conditional write (If-Match: <etag>): replaces the object only as it was read."""
+        return s3_conditional_put(self._client, self.bucket, key, body, "application/json", IfMatch=etag)
+
+    def delete_if_match(self, key: str, etag: str) -> bool:
+        """S3 conditional delete (If-Match: <etag>): removes the object only as it was written."""
         try:
-            self._client.put_object(
-                Bucket=self.bucket, Key=key, Body=body, ContentType="application/json", IfNoneMatch="*"
-            )
+            self._client.delete_object(Bucket=self.bucket, Key=key, IfMatch=etag)
         except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            if exc.response.get("Error", {}).get("Code") in (
-                "PreconditionFailed",
-                "ConditionalRequestConflict",
-            ):
-                return False
-            if status in (409, 412):
+            if code in (*PRECONDITION_CODES, *MISSING_CODES) or status in PRECONDITION_STATUSES:
                 return False
             raise
         return True
-
-    def delete(self, key: str) -> None:
-        self._client.delete_object(Bucket=self.bucket, Key=key)
 
     def list_keys(self, prefix: str) -> list[str]:
         keys: list[str] = []
         for page in self._client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
             keys.extend(item["Key"] for item in page.get("Contents", []))
         return keys
+
+
+class CloudWatchAlarms:
+    def __init__(self, client: Any = None) -> None:
+        if client is None:
+            import boto3
+
+            client = boto3.client("cloudwatch")
+        self._client = client
+
+    def states(self, names: tuple[str, ...]) -> dict[str, str]:
+        if not names:
+            return {}
+        found: dict[str, str] = {}
+        for page in self._client.get_paginator("describe_alarms").paginate(
+            AlarmNames=list(names), AlarmTypes=["MetricAlarm", "CompositeAlarm"]
+        ):
+            for alarm in [*page.get("MetricAlarms", []), *page.get("CompositeAlarms", [])]:
+                found[str(alarm["AlarmName"])] = str(alarm["StateValue"])
+        return found
+
+
+def secret_json(secret_arn: str, client: Any = None) -> dict[str, str]:
+    """A Secrets Manager secret holding a JSON object (the MLflow credentials)."""
+    if client is None:
+        import boto3
+
+        client = boto3.client("secretsmanager")
+    value = json.loads(client.get_secret_value(SecretId=secret_arn)["SecretString"])
+    if not isinstance(value, dict):
+        raise ValueError(f"secret {secret_arn} is not a JSON object")
+    return {str(k): str(v) for k, v in value.items()}

@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from trip_core.config import EnvReader
+from trip_core.config import EnvReader, tracking_uri_problem
 from trip_core.contracts import DEFAULT_EXPERIMENT, DEFAULT_MODEL_NAME, PRODUCTION_ALIAS
 
 
@@ -29,7 +29,10 @@ class RetrainConfig:
     rollback_alarms: tuple[str, ...] = ()  # alarm names whose ALARM starts a rollback check first
     mlflow_tracking_uri: str | None = None
     mlflow_experiment: str = DEFAULT_EXPERIMENT
+    # Secrets Manager secret with {"token"} or {"username", "password"}, read once at cold start
+    mlflow_auth_secret_arn: str | None = None
     alias: str = PRODUCTION_ALIAS
+    allow_force_promote: bool = False  # a direct invoke may promote against the gate (demos only)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RetrainConfig:
@@ -53,7 +56,11 @@ class RetrainConfig:
             rollback_alarms=read.names("ROLLBACK_ALARMS"),
             mlflow_tracking_uri=read.optional("MLFLOW_TRACKING_URI"),
             mlflow_experiment=read.text("MLFLOW_EXPERIMENT_NAME", cls.mlflow_experiment),
+            mlflow_auth_secret_arn=read.optional("MLFLOW_AUTH_SECRET_ARN"),
             alias=read.text("MODEL_ALIAS", cls.alias),
+            allow_force_promote=read.flag("ALLOW_FORCE_PROMOTE", cls.allow_force_promote),
         )
+        if config.mlflow_tracking_uri and (problem := tracking_uri_problem(config.mlflow_tracking_uri)):
+            read.problem(problem)
         read.check()
         return config

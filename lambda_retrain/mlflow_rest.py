@@ -3,18 +3,43 @@
 Run: create, log params/metrics (log-batch), finish. Artifacts through the tracking server's artifact
 proxy (`mlflow-artifacts:/` run URIs, the project's `mlflow server --artifacts-destination s3://...`).
 Registry: create the registered model if needed, create a version of the run, tag it, move an alias.
+Auth as the mlflow client does it: a bearer token or basic auth on every request (`authorization`).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 from typing import Any
 
 API = "/api/2.0/mlflow"
+# the mlflow client's own variable names; a Secrets Manager secret uses the lower-case keys
+ENV_CREDENTIALS = {
+    "token": "MLFLOW_TRACKING_TOKEN",
+    "username": "MLFLOW_TRACKING_USERNAME",
+    "password": "MLFLOW_TRACKING_PASSWORD",
+}
+
+
+def env_credentials(env: Mapping[str, str]) -> dict[str, str]:
+    return {key: env[name] for key, name in ENV_CREDENTIALS.items() if env.get(name)}
+
+
+def authorization(credentials: Mapping[str, str]) -> str | None:
+    """The Authorization header of {"token"} or {"username", "password"}; None for no credentials."""
+    if credentials.get("token"):
+        return f"Bearer {credentials['token']}"
+    username, password = credentials.get("username"), credentials.get("password")
+    if bool(username) != bool(password):
+        raise ValueError("MLflow basic auth needs both a username and a password")
+    if not username:
+        return None
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
 
 
 class MlflowError(RuntimeError):
@@ -24,8 +49,11 @@ class MlflowError(RuntimeError):
 
 
 class MlflowRest:
-    def __init__(self, tracking_uri: str, experiment: str, timeout: float = 30.0) -> None:
+    def __init__(
+        self, tracking_uri: str, experiment: str, auth: str | None = None, timeout: float = 30.0
+    ) -> None:
         self.base, self.experiment, self.timeout = tracking_uri.rstrip("/"), experiment, timeout
+        self._auth = auth
         self._experiment_id: str | None = None
         self._artifact_uris: dict[str, str] = {}
 
@@ -37,8 +65,7 @@ class MlflowRest:
             url += "?" + urllib.parse.urlencode(body)
         elif body is not None:
             data = json.dumps(body).encode()
-        request = urllib.request.Request(url, data=data, method=method)
-        request.add_header("Content-Type", "application/json")
+        request = self._request(url, data, method, "application/json")
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 text = response.read()
@@ -52,6 +79,15 @@ class MlflowRest:
             ) from exc
         result: dict[str, Any] = json.loads(text or b"{}")
         return result
+
+    def _request(
+        self, url: str, data: bytes | None, method: str, content_type: str
+    ) -> urllib.request.Request:
+        request = urllib.request.Request(url, data=data, method=method)
+        request.add_header("Content-Type", content_type)
+        if self._auth is not None:
+            request.add_header("Authorization", self._auth)
+        return request
 
     def experiment_id(self) -> str:
         if self._experiment_id is None:
@@ -99,8 +135,7 @@ class MlflowRest:
             raise MlflowError(0, "UNSUPPORTED_ARTIFACT_URI", f"cannot upload to {uri or 'unknown'}")
         location = uri[len(prefix) :].lstrip("/")
         url = f"{self.base}/api/2.0/mlflow-artifacts/artifacts/{location}/{path}"
-        request = urllib.request.Request(url, data=body, method="PUT")
-        request.add_header("Content-Type", "application/octet-stream")
+        request = self._request(url, body, "PUT", "application/octet-stream")
         with urllib.request.urlopen(request, timeout=self.timeout):
             pass
 

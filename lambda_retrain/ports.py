@@ -1,4 +1,5 @@
-"""What the loop needs from the outside: two object stores (models, capture) and, optionally, MLflow."""
+"""What the loop needs from the outside: two object stores (models, capture), the alarms' current state
+and, optionally, MLflow."""
 
 from __future__ import annotations
 
@@ -6,14 +7,30 @@ from dataclasses import dataclass
 from typing import Protocol
 
 
+@dataclass(frozen=True)
+class Tagged:
+    """An object's body with the ETag it was read at (the condition of a later conditional write)."""
+
+    body: bytes
+    etag: str
+
+
 class Store(Protocol):
-    """One bucket. `put` also satisfies training.publish.ObjectStore."""
+    """One bucket. `put` and `put_if_absent` also satisfy training.publish.ObjectStore."""
 
     def get(self, key: str) -> bytes | None: ...  # None when the key does not exist
+    def get_tagged(self, key: str) -> Tagged | None: ...
     def put(self, key: str, body: bytes, content_type: str) -> None: ...
-    def put_if_absent(self, key: str, body: bytes) -> bool: ...  # False when the key exists
-    def delete(self, key: str) -> None: ...
+    def put_if_absent(self, key: str, body: bytes, content_type: str) -> str | None: ...  # ETag; None: exists
+    def put_if_match(self, key: str, body: bytes, etag: str) -> str | None: ...  # None: changed or gone
+    def delete_if_match(self, key: str, etag: str) -> bool: ...  # False: changed or gone, left as it is
     def list_keys(self, prefix: str) -> list[str]: ...
+
+
+class Alarms(Protocol):
+    """CloudWatch's own view of the alarms (DescribeAlarms), not what a notification claims."""
+
+    def states(self, names: tuple[str, ...]) -> dict[str, str]: ...  # name -> ALARM | OK | INSUFFICIENT_DATA
 
 
 class Tracker(Protocol):
@@ -31,4 +48,5 @@ class Tracker(Protocol):
 class Ports:
     models: Store
     capture: Store
+    alarms: Alarms
     tracker: Tracker | None = None

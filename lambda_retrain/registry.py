@@ -1,5 +1,6 @@
 """Model versions of the loop: the live pointer (S3) is the champion; MLflow, when configured,
-numbers the versions and mirrors tags and alias, otherwise versions are numbered from S3."""
+numbers the versions and mirrors tags and alias; without it versions are named `loop-<time>` (never a
+number, so never one of the numbers `make train`'s MLflow gives)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from trip_core.contracts import (
     BUNDLE_ARTIFACT,
     LIVE_POINTER_KEY,
     PROFILE_ARTIFACT,
-    VERSION_POINTERS_PREFIX,
+    loop_version,
     version_pointer_key,
 )
 from trip_core.observability import logger
@@ -66,15 +67,6 @@ def version_pointer(store: Store, version: str) -> ModelPointer | None:
     return None if body is None else ModelPointer.from_json(body)
 
 
-def next_s3_version(store: Store) -> str:
-    numbers = [
-        int(name)
-        for key in store.list_keys(VERSION_POINTERS_PREFIX)
-        if (name := key.rsplit("/", 1)[-1].removesuffix(".json")).isdigit()
-    ]
-    return str(max(numbers, default=0) + 1)
-
-
 def register(
     ports: Ports,
     config: RetrainConfig,
@@ -82,10 +74,11 @@ def register(
     trained: TrainedCandidate,
     run: RunLog,
 ) -> RegisteredVersion:
-    """A new version of the candidate: an MLflow run + registered version, or the next S3 number."""
-    name = f"loop-{now:%Y%m%dT%H%M%S}"
+    """A new version of the candidate: an MLflow run + registered version (MLflow numbers every version,
+    `make train`'s too), or without MLflow a non-numeric `loop-<time>` that no MLflow number can equal."""
+    name = loop_version(now)
     if ports.tracker is None:
-        return RegisteredVersion(next_s3_version(ports.models), name)
+        return RegisteredVersion(name, name)
     run_id = ports.tracker.start_run(name, run.params, run.tags)
     _upload_artifacts(ports.tracker, run_id, trained)
     ports.tracker.finish_run(run_id, run.metrics)

@@ -96,8 +96,8 @@ def retrain(trigger: Trigger, ports: Ports, config: RetrainConfig, now: datetime
     if left > 0:
         verdict = f"skipped: cooldown, {left:.0f} min left of {config.cooldown_minutes:g}"
         return record_decision(ports, now, DecisionKind.SKIPPED, {**base, "verdict": verdict, "state": state})
-    with holding_lock(ports.models, now, config.lock_lease_seconds, actor) as locked:
-        if not locked:
+    with holding_lock(ports.models, now, config.lock_lease_seconds, actor) as lease:
+        if lease is None:
             verdict = "skipped: another retrain holds the lock"
             return record_decision(ports, now, DecisionKind.SKIPPED, {**base, "verdict": verdict})
         return _retrain_locked(trigger, ports, config, now, base, state)
@@ -125,6 +125,8 @@ def _retrain_locked(
         return record_decision(ports, now, DecisionKind.SKIPPED, {**base, "verdict": verdict, "data": data})
     split = split_holdout(rides, config.holdout_fraction)
     data.update(_split_summary(split, config.holdout_fraction))
+    state = {**state, "last_retrain_at": utc_iso(now)}  # the attempt counts, even if the fit fails
+    write_state(ports.models, state)
     retrained = _train_and_gate(trigger, ports, config, now, split, data)
     _remember(ports.models, state, now, retrained)
     record = {

@@ -1,14 +1,24 @@
-"""What an invocation asks for: SNS alarm notifications or a direct invoke -> typed triggers."""
+"""What an invocation asks for: SNS alarm notifications or a direct invoke -> typed triggers.
+
+A notification's body is only a claim: the loop re-checks the alarm with CloudWatch before acting
+(loop.py). A direct invoke is checked whole: its keys, their types, `params` against
+trip_core.contracts.MODEL_PARAM_BOUNDS, and `force_promote` only where the stack allows it; anything else
+is a `TriggerRefused` (audited by loop.py, never a crash)."""
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from lambda_retrain.config import RetrainConfig
+from trip_core.contracts import MODEL_PARAM_BOUNDS
 from trip_core.observability import logger
+
+MAX_REASON_CHARS = 500
+DIRECT_KEYS = ("action", "source", "reason", "skip_cooldown", "force_promote", "params")
 
 
 class Action(StrEnum):
@@ -19,7 +29,11 @@ class Action(StrEnum):
 class Source(StrEnum):
     ALARM = "alarm"
     DIRECT = "direct"
-    SCHEDULE = "schedule"  # the periodic rollback check
+    SCHEDULE = "schedule"  # the periodic rollback check (and retry of a retrain alarm still in ALARM)
+
+
+class TriggerRefused(ValueError):
+    """A direct invoke the loop will not act on; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -30,8 +44,8 @@ class Trigger:
     alarm_name: str | None = None
     alarm_state: str | None = None
     skip_cooldown: bool = False
-    force_promote: bool = False  # demo only: promote whatever the gate says (audited as forced)
-    params: dict[str, Any] = field(default_factory=dict)  # ModelParams overrides
+    force_promote: bool = False  # demo only (ALLOW_FORCE_PROMOTE): promote whatever the gate says
+    params: dict[str, Any] = field(default_factory=dict)  # ModelParams overrides, checked
 
     def record(self) -> dict[str, Any]:
         return {
@@ -47,28 +61,63 @@ class Trigger:
 
 
 def triggers_from_event(event: dict[str, Any], config: RetrainConfig) -> list[Trigger]:
-    """SNS alarm notifications -> the triggers they mean (ALARM of a configured alarm); direct -> one."""
+    """SNS alarm notifications -> the triggers they claim (ALARM of a configured alarm); direct -> one."""
     records = event.get("Records")
     if not isinstance(records, list):
-        return [direct_trigger(event)]
+        return [direct_trigger(event, config)]
     return [trigger for record in records if (trigger := alarm_trigger(record, config)) is not None]
 
 
-def direct_trigger(event: dict[str, Any]) -> Trigger:
-    action = str(event.get("action", Action.RETRAIN))
-    if action not in tuple(Action):
-        raise ValueError(f"unknown action {action!r}")
-    source = str(event.get("source", Source.DIRECT))
-    if source not in (Source.DIRECT, Source.SCHEDULE):
-        raise ValueError(f"unknown source {source!r}")
+def direct_trigger(event: dict[str, Any], config: RetrainConfig) -> Trigger:
+    unknown = sorted(str(key) for key in event if key not in DIRECT_KEYS)
+    if unknown:
+        raise TriggerRefused(f"unknown key(s) {unknown}; allowed: {list(DIRECT_KEYS)}")
+    action = _choice(event, "action", tuple(Action), Action.RETRAIN)
+    source = _choice(event, "source", (Source.DIRECT, Source.SCHEDULE), Source.DIRECT)
+    reason = event.get("reason", "direct invoke")
+    if not isinstance(reason, str) or len(reason) > MAX_REASON_CHARS:
+        raise TriggerRefused(f"reason must be a text of at most {MAX_REASON_CHARS} characters")
+    force_promote = _flag(event, "force_promote")
+    if force_promote and not config.allow_force_promote:
+        raise TriggerRefused("force_promote is not allowed on this stack (parameter AllowForcePromote)")
     return Trigger(
         action=Action(action),
         source=Source(source),
-        reason=str(event.get("reason", "direct invoke")),
-        skip_cooldown=bool(event.get("skip_cooldown", False)),
-        force_promote=bool(event.get("force_promote", False)),
-        params=dict(event.get("params") or {}),
+        reason=reason,
+        skip_cooldown=_flag(event, "skip_cooldown"),
+        force_promote=force_promote,
+        params=checked_params(event.get("params", {})),
     )
+
+
+def _choice(event: dict[str, Any], key: str, allowed: tuple[str, ...], default: str) -> str:
+    value = event.get(key, default)
+    if value not in allowed:
+        raise TriggerRefused(f"{key} must be one of {list(allowed)}, got {value!r}"[:MAX_REASON_CHARS])
+    return str(value)
+
+
+def _flag(event: dict[str, Any], key: str) -> bool:
+    value = event.get(key, False)
+    if not isinstance(value, bool):
+        raise TriggerRefused(f"{key} must be true or false, got {value!r}"[:MAX_REASON_CHARS])
+    return value
+
+
+def checked_params(params: Any) -> dict[str, Any]:
+    """ModelParams overrides, each a known field of the right type within its bounds."""
+    if not isinstance(params, dict):
+        raise TriggerRefused("params must be an object of ModelParams fields")
+    for name, value in params.items():
+        if name not in MODEL_PARAM_BOUNDS:
+            raise TriggerRefused(f"unknown param {str(name)[:40]!r}; allowed: {sorted(MODEL_PARAM_BOUNDS)}")
+        kind, low, high = MODEL_PARAM_BOUNDS[name]
+        numeric = isinstance(value, int | float) and not isinstance(value, bool)
+        typed = numeric and (kind is float or isinstance(value, int)) and math.isfinite(value)
+        if not (typed and low <= value <= high):
+            bounds = f"{kind.__name__} in [{low:g}, {high:g}]"
+            raise TriggerRefused(f"param {name} must be {bounds}, got {value!r}"[:MAX_REASON_CHARS])
+    return {name: MODEL_PARAM_BOUNDS[name][0](value) for name, value in params.items()}
 
 
 def alarm_trigger(record: Any, config: RetrainConfig) -> Trigger | None:
@@ -81,7 +130,7 @@ def alarm_trigger(record: Any, config: RetrainConfig) -> Trigger | None:
         return None
     if state != "ALARM":
         return None
-    reason = f"{name} -> {state}: {message.get('NewStateReason', '')}"[:500]
+    reason = f"{name} -> {state}: {message.get('NewStateReason', '')}"[:MAX_REASON_CHARS]
     if name in config.rollback_alarms:
         return Trigger(Action.ROLLBACK_CHECK, Source.ALARM, reason, name, state)
     if name in config.retrain_alarms:

@@ -4,7 +4,9 @@
 Tracking URI from MLFLOW_TRACKING_URI; unset, an embedded SQLite store `mlflow.db` with artifacts
 under `mlruns/` in the project root, so training works with no server. MLFLOW_ARTIFACT_LOCATION
 (e.g. s3://<models>/mlflow) sets where a newly created experiment stores artifacts when the store
-itself does not decide it (SQLite without a server).
+itself does not decide it (SQLite without a server). A server off this host must be https://; its
+credentials are the mlflow client's own env names (MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME
+and MLFLOW_TRACKING_PASSWORD), which nothing here overrides.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from sklearn.pipeline import Pipeline
 
 from training.gate import RegisteredVersion
 from training.model import as_frame
+from trip_core.config import ConfigError, tracking_uri_problem
 from trip_core.contracts import BUNDLE_ARTIFACT, DEFAULT_EXPERIMENT
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -40,7 +43,9 @@ def configure() -> str:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("DO_NOT_TRACK", "true")
     uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{PROJECT_ROOT / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
+    if problem := tracking_uri_problem(uri):
+        raise ConfigError(problem)
+    mlflow.set_tracking_uri(uri)  # credentials: the client reads MLFLOW_TRACKING_TOKEN/USERNAME/PASSWORD
     artifacts = os.environ.get("MLFLOW_ARTIFACT_LOCATION")
     if artifacts is None and "MLFLOW_TRACKING_URI" not in os.environ:
         artifacts = (PROJECT_ROOT / "mlruns").as_uri()

@@ -40,6 +40,14 @@ class EnvReader:
     def text(self, name: str, default: str) -> str:
         return self.optional(name) or default
 
+    def flag(self, name: str, default: bool) -> bool:
+        """ "true" or "false" (any case)."""
+        raw = (self.optional(name) or str(default)).lower()
+        if raw not in ("true", "false"):
+            self.problem(f"{name} must be true or false, got {raw!r}")
+            return default
+        return raw == "true"
+
     def names(self, name: str) -> tuple[str, ...]:
         """A comma-separated list."""
         return tuple(part.strip() for part in (self.optional(name) or "").split(",") if part.strip())
@@ -82,3 +90,20 @@ class EnvReader:
             self.problem(f"{name} must be at least {low}, got {value}")
             return default
         return value
+
+
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+def tracking_uri_problem(uri: str) -> str | None:
+    """Why an MLflow tracking URI may not be used, or None: an http(s) server off this host must be
+    reached over HTTPS, since its credentials and the models travel in every request."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(uri)
+    if parts.scheme == "https" or parts.scheme not in ("http", "https"):
+        return None  # HTTPS, or a local store (sqlite:, file:, a path)
+    host = parts.hostname or ""
+    if host in LOOPBACK_HOSTS or host.startswith("127."):
+        return None
+    return f"MLFLOW_TRACKING_URI {uri!r} is plain http to a remote host: use https://"

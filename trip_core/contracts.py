@@ -167,6 +167,14 @@ LOOP_STATE_KEY = "loop/state.json"
 LOOP_LOCK_KEY = "loop/lock.json"
 
 
+# Versions the loop publishes when the stack has no MLflow: never a number, so never one of MLflow's
+LOOP_VERSION_PREFIX = "loop-"
+
+
+def loop_version(moment: datetime) -> str:
+    return f"{LOOP_VERSION_PREFIX}{moment.astimezone(UTC):%Y%m%dT%H%M%SZ}"
+
+
 def version_pointer_key(version: str) -> str:
     return f"{VERSION_POINTERS_PREFIX}{version}.json"
 
@@ -178,6 +186,17 @@ def bundle_key(model_name: str, version: str) -> str:
 def profile_key(model_name: str, version: str) -> str:
     return f"models/{model_name}/{version}/{PROFILE_FILENAME}"
 
+
+# A direct invoke's `params` (training.model.ModelParams overrides): type and inclusive bounds of each
+MODEL_PARAM_BOUNDS: dict[str, tuple[type, float, float]] = {
+    "max_iter": (int, 1, 2000),
+    "learning_rate": (float, 1e-3, 1.0),
+    "max_leaf_nodes": (int, 2, 1024),
+    "min_samples_leaf": (int, 1, 10_000),
+    "l2_regularization": (float, 0.0, 1e4),
+    "encoder_folds": (int, 2, 20),
+    "random_state": (int, 0, 2**31 - 1),
+}
 
 # ------------------------------------------------------------------------------------ S3: capture bucket
 CAPTURE_PREFIX = "captures/"

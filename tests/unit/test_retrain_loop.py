@@ -18,7 +18,7 @@ from lambda_retrain.ports import Ports, Store
 from lambda_retrain.rollback import Judgement, RollbackResult, rollback_check
 from lambda_retrain.triggers import direct_trigger, triggers_from_event
 from tests.doubles.captures import capture_objects, live_pickups
-from tests.doubles.retrain import MemoryStore
+from tests.doubles.retrain import MemoryStore, StaticAlarms
 from training.export import export_bundle
 from training.gate import GateConfig
 from training.model import ModelParams, fit
@@ -49,6 +49,7 @@ CONFIG = RetrainConfig(
     min_rollback_rows=50,
     retrain_alarms=("td-drift-share",),
     rollback_alarms=("td-mae-ratio",),
+    allow_force_promote=True,
 )
 FAST = ModelParams(max_iter=40)
 
@@ -151,7 +152,8 @@ def drifted() -> tuple[Ports, FakeTracker]:
     models, capture_store, tracker = MemoryStore(), MemoryStore(), FakeTracker()
     bundle = publish_model(models, "1", rides(3000, 0, slope=1.0))
     capture(capture_store, rides(1500, 1), bundle, "1", NOW - timedelta(hours=1), 0)
-    return Ports(models, capture_store, tracker), tracker
+    alarms = StaticAlarms({"td-drift-share": "ALARM", "td-mae-ratio": "ALARM"})
+    return Ports(models, capture_store, alarms, tracker), tracker
 
 
 def mem(store: Store) -> MemoryStore:
@@ -202,10 +204,10 @@ def test_drift_alarm_retrains_and_promotes_a_better_challenger(drifted: tuple[Po
 def test_refused_when_the_champion_is_better(drifted: tuple[Ports, FakeTracker]) -> None:
     ports, _ = drifted
     recent = rides(1500, 1)
-    publish_model(mem(ports.models), "1", recent, ModelParams(max_iter=200))  # knows the holdout too
+    publish_model(mem(ports.models), "2", recent, ModelParams(max_iter=200))  # knows the holdout too
     (decision,) = handle(direct(), ports, CONFIG, NOW, "test")["decisions"]
     assert decision["kind"] == "refused" and decision["verdict"].startswith("rejected")
-    assert ModelPointer.from_json(mem(ports.models).objects[LIVE_POINTER_KEY]).version == "1"
+    assert ModelPointer.from_json(mem(ports.models).objects[LIVE_POINTER_KEY]).version == "2"
     assert "serving/versions/10.json" in mem(ports.models).objects  # registered, published, not live
 
 
@@ -219,7 +221,7 @@ def test_guards_cooldown_lock_and_min_rows(drifted: tuple[Ports, FakeTracker]) -
     (locked,) = handle(direct(skip_cooldown=True), ports, CONFIG, later, "t")["decisions"]
     assert "lock" in locked["verdict"]
     assert acquire_lock(ports.models, later + timedelta(seconds=961), 960, "after the lease")  # expired lease
-    mem(ports.models).delete(LOOP_LOCK_KEY)
+    mem(ports.models).objects.pop(LOOP_LOCK_KEY)
     strict = RetrainConfig(**{**CONFIG.__dict__, "min_labelled_rows": 5000})
     (few,) = handle(direct(skip_cooldown=True), ports, strict, later, "t")["decisions"]
     assert few["kind"] == "skipped" and "1500 labelled rows < MIN_LABELLED_ROWS 5000" in few["verdict"]
@@ -243,7 +245,11 @@ def test_sns_ok_and_unknown_alarms_are_ignored() -> None:
     (trigger,) = triggers_from_event(event, CONFIG)
     assert (trigger.action, trigger.source, trigger.alarm_name) == ("rollback_check", "alarm", "td-mae-ratio")
     assert handle(
-        {"Records": [sns("td-drift-share", "OK")]}, Ports(MemoryStore(), MemoryStore()), CONFIG, NOW, "t"
+        {"Records": [sns("td-drift-share", "OK")]},
+        Ports(MemoryStore(), MemoryStore(), StaticAlarms()),
+        CONFIG,
+        NOW,
+        "t",
     )["ignored"]
 
 
@@ -285,14 +291,14 @@ def test_good_promotion_is_kept_and_without_mlflow_versions_come_from_s3(
     ports, _ = drifted
     ports.tracker = None
     (good,) = handle(direct(), ports, CONFIG, NOW, "t")["decisions"]
-    assert good["version"] == "2"  # next integer after serving/versions/1.json
+    assert good["version"] == f"loop-{NOW:%Y%m%dT%H%M%SZ}"  # never a number: never one of MLflow's
     assert "S3 only" in read_audit(ports.models)[0]["mlflow"]
     live = ModelPointer.from_json(mem(ports.models).objects[LIVE_POINTER_KEY])
     capture(
         mem(ports.capture),
         rides(400, 8),
         mem(ports.models).objects[live.bundle_key],
-        "2",
+        good["version"],
         NOW + timedelta(minutes=5),
         20_000,
     )
@@ -309,6 +315,7 @@ def test_scheduled_check_rolls_back_a_bad_promotion_without_an_alarm(
     """The schedule judges the last loop promotion by itself; with nothing (or too little) to judge it
     records nothing, so an hourly check does not fill the audit."""
     ports, _ = drifted
+    ports.alarms = StaticAlarms({"td-drift-share": "OK", "td-mae-ratio": "OK"})
     scheduled = {"action": "rollback_check", "source": "schedule", "reason": "scheduled"}
     assert handle(scheduled, ports, CONFIG, NOW, "t")["decisions"] == []  # no loop promotion yet
     (good,) = handle(direct(), ports, CONFIG, NOW, "t")["decisions"]
@@ -350,7 +357,7 @@ def test_a_rollback_check_without_a_loop_promotion_says_so_explicitly(
     drifted: tuple[Ports, FakeTracker],
 ) -> None:
     ports, _ = drifted
-    trigger = direct_trigger(direct(action="rollback_check"))
+    trigger = direct_trigger(direct(action="rollback_check"), CONFIG)
     result = rollback_check(trigger, ports, CONFIG, NOW, "t")
     assert result == RollbackResult(Judgement.NO_RECENT_PROMOTION)
     (kept,) = handle(direct(action="rollback_check"), ports, CONFIG, NOW, "t")["decisions"]
@@ -369,3 +376,65 @@ def test_retrained_rows_carry_their_pickup_days_so_the_profile_measures_day_vari
     rides = LabelledRides(np.zeros((2, 12)), np.ones(2), np.ones(2), versions, pickup)
     days = _rows(rides).pickup_day
     assert days is not None and [str(d) for d in days] == ["2023-03-06", "2023-03-07"]
+
+
+class DownTracker(FakeTracker):
+    """MLflow down: registering the fitted candidate fails."""
+
+    def start_run(self, name: str, params: dict[str, str], tags: dict[str, str]) -> str:
+        raise ConnectionError("MLflow unreachable")
+
+
+def test_a_failed_retrain_is_audited_counts_toward_the_cooldown_and_frees_the_lock(
+    drifted: tuple[Ports, FakeTracker],
+) -> None:
+    ports, _ = drifted
+    ports.tracker = DownTracker()
+    alarm = {
+        "Records": [
+            {"Sns": {"Message": json.dumps({"AlarmName": "td-drift-share", "NewStateValue": "ALARM"})}}
+        ]
+    }
+    with pytest.raises(ConnectionError, match="MLflow unreachable"):
+        handle(alarm, ports, CONFIG, NOW, "t")
+    (failed,) = read_audit(ports.models)
+    assert failed["kind"] == "failed" and failed["error"] == "ConnectionError: MLflow unreachable"
+    assert failed["trigger"]["alarm_name"] == "td-drift-share"
+    assert json.loads(mem(ports.models).objects[LOOP_STATE_KEY])["last_retrain_at"] == utc_iso(NOW)
+    assert LOOP_LOCK_KEY not in mem(ports.models).objects
+    (again,) = handle(alarm, ports, CONFIG, NOW + timedelta(minutes=1), "t")["decisions"]
+    assert again["kind"] == "skipped" and "cooldown" in again["verdict"]  # no second fit
+
+
+def test_the_schedule_retrains_while_a_retrain_alarm_stays_in_alarm(
+    drifted: tuple[Ports, FakeTracker],
+) -> None:
+    """The drift alarm's one notification came when too few rides were labelled; it stays in ALARM
+    (no new notification), and the scheduled tick retrains once there are enough, after the cooldown."""
+    ports, _ = drifted
+    alarm = {
+        "Records": [
+            {"Sns": {"Message": json.dumps({"AlarmName": "td-drift-share", "NewStateValue": "ALARM"})}}
+        ]
+    }
+    strict = RetrainConfig(**{**CONFIG.__dict__, "min_labelled_rows": 5000})
+    (few,) = handle(alarm, ports, strict, NOW, "t")["decisions"]
+    assert few["kind"] == "skipped" and "MIN_LABELLED_ROWS" in few["verdict"]
+    scheduled = {"action": "rollback_check", "source": "schedule", "reason": "scheduled"}
+    ports.alarms = StaticAlarms({"td-drift-share": "OK"})
+    assert handle(scheduled, ports, CONFIG, NOW + timedelta(minutes=1), "t")["decisions"] == []
+    ports.alarms = StaticAlarms({"td-drift-share": "ALARM"})
+    (healed,) = handle(scheduled, ports, CONFIG, NOW + timedelta(minutes=2), "t")["decisions"]
+    assert healed["kind"] == "promoted"
+    assert read_audit(ports.models)[-1]["trigger"]["reason"] == "scheduled: td-drift-share still in ALARM"
+    # within the cooldown the tick stays quiet: it neither fits nor records a skip every hour
+    assert handle(scheduled, ports, CONFIG, NOW + timedelta(minutes=3), "t")["decisions"] == []
+
+
+def test_force_promote_needs_the_stack_parameter(drifted: tuple[Ports, FakeTracker]) -> None:
+    ports, _ = drifted
+    closed = RetrainConfig(**{**CONFIG.__dict__, "allow_force_promote": False})
+    (refused,) = handle(direct(force_promote=True), ports, closed, NOW, "t")["decisions"]
+    assert refused["kind"] == "invalid_request" and "AllowForcePromote" in refused["verdict"]
+    assert ModelPointer.from_json(mem(ports.models).objects[LIVE_POINTER_KEY]).version == "1"
+    assert LOOP_STATE_KEY not in mem(ports.models).objects  # nothing ran

@@ -65,6 +65,12 @@ class FakeStore:
     def put(self, key: str, body: bytes, content_type: str) -> None:
         self.objects[key] = body
 
+    def put_if_absent(self, key: str, body: bytes, content_type: str) -> str | None:
+        if key in self.objects:
+            return None
+        self.objects[key] = body
+        return key
+
 
 @pytest.fixture(scope="module")
 def setting() -> tuple[dict[str, bytes], np.ndarray, np.ndarray]:

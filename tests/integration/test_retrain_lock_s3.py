@@ -1,0 +1,54 @@
+"""The lock's conditional writes on moto's S3 (If-None-Match / If-Match on PutObject, If-Match on
+DeleteObject), through the S3Store adapter the function uses."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from lambda_retrain.aws import S3Store
+from lambda_retrain.guards import acquire_lock, release_lock
+from tests.doubles.retrain import race_for_an_expired_lease
+from trip_core.contracts import LOOP_LOCK_KEY
+
+NOW = datetime(2024, 5, 6, 12, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+def store(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Store]:
+    for key, value in {
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "t",
+        "AWS_SECRET_ACCESS_KEY": "t",
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket="models")
+        yield S3Store("models", s3)
+
+
+def holder(store: S3Store) -> Any:
+    body = store.get(LOOP_LOCK_KEY)
+    return None if body is None else json.loads(body)["owner"]
+
+
+def test_of_two_takers_of_an_expired_lease_on_s3_exactly_one_wins(store: S3Store) -> None:
+    first, rival = race_for_an_expired_lease(store, NOW)
+    assert first is None and rival is not None and holder(store) == "rival"
+
+
+def test_on_s3_only_the_holder_releases(store: S3Store) -> None:
+    lease = acquire_lock(store, NOW, 60, "a")
+    assert lease is not None and acquire_lock(store, NOW, 60, "b") is None
+    taken = acquire_lock(store, NOW + timedelta(minutes=2), 60, "c")
+    assert taken is not None and not release_lock(store, lease) and holder(store) == "c"
+    assert release_lock(store, taken) and holder(store) is None
+    assert not release_lock(store, taken)  # gone: nothing to release, no error
