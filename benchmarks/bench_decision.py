@@ -6,7 +6,7 @@ challenger = champion + lam * (other - champion), lam chosen so its MAE gain ove
 exactly that. Trials are contiguous, time-ordered windows of the month (one per start hour) at the sizes
 the loop really sees, judged by training.decision.compare:
   gate      the holdout: the last GATE_HOLDOUT_HOURS of rides before the retrain;
-  rollback  hourly checks after a promotion, as lambda_retrain.rollback judges: the first conclusive
+  rollback  hourly checks after a promotion, as lambda_retrain.rollback judges: the first decisive
             check decides, else the first in the window's final look (later checks do not re-test).
 Every refusal of a good challenger counts as wrong, whatever its reason. Start hours one
 hour apart give overlapping (correlated) trials: the trial count overstates the independent evidence.
@@ -64,7 +64,7 @@ class Scored:
 class Rates:
     wrong: int
     trials: int
-    inconclusive: int  # trials decided with se > se_max (only the promotion side's rate holds)
+    inconclusive: int  # gate: decided with se > se_max; rollback: decided at the final look
 
     @property
     def rate(self) -> float:
@@ -160,17 +160,16 @@ def gate_rates(month: Scored, gain: float, holdout_hours: int) -> Rates:
 
 
 def rollback_keeps(champion: np.ndarray, challenger: np.ndarray, month: Scored, lo: int) -> tuple[bool, bool]:
-    """(kept, conclusive) for a promotion at row `lo`, as lambda_retrain.rollback judges it: hourly
-    checks, the first conclusive one decides; none is: the first in the window's FINAL_LOOK decides."""
+    """(kept, decisive) for a promotion at row `lo`, as lambda_retrain.rollback judges it: hourly
+    checks, the first decisive one decides, else the first in the window's FINAL_LOOK."""
     hours = month.pickup.astype("datetime64[h]")
     for checked in range(1, FINAL_LOOK_HOURS + 1):
         hi = int(np.searchsorted(hours, hours[lo] + checked))
         rows = slice(lo, hi)
         result = compare(champion[rows], challenger[rows], month.target[rows], month.pickup[rows])
-        if result.conclusive or (
-            checked == ROLLBACK_WINDOW_HOURS and result.outcome != Outcome.NOT_ENOUGH_EVIDENCE
-        ):
-            return result.outcome == Outcome.BETTER, result.conclusive
+        final = checked == FINAL_LOOK_HOURS and result.outcome != Outcome.NOT_ENOUGH_EVIDENCE
+        if result.decisive or final:
+            return result.outcome == Outcome.BETTER, result.decisive
     return True, False
 
 
@@ -178,9 +177,9 @@ def rollback_rates(month: Scored, gain: float) -> Rates:
     champion, challenger = truly(month, gain)
     wrong = trials = undecided = 0
     for lo, _ in hour_starts(month.pickup, ROLLBACK_WINDOW_HOURS):
-        kept, conclusive = rollback_keeps(champion, challenger, month, lo)
+        kept, decisive = rollback_keeps(champion, challenger, month, lo)
         trials += 1
-        undecided += not conclusive
+        undecided += not decisive
         wrong += (not kept) if gain > 0 else kept
     return Rates(wrong, trials, undecided)
 
@@ -208,7 +207,7 @@ def total(rates: list[Rates]) -> Rates:
 def emit(metric: str, rates: Rates, goal: float, what: str) -> None:
     note = (
         f"{what}: {rates.wrong} of {rates.trials} trials (goal <= {goal:.0%});"
-        f" {rates.inconclusive} inconclusive (se > se_max)"
+        f" {rates.inconclusive} inconclusive (gate: se > se_max; rollback: judged at the final look)"
     )
     print(json.dumps({"metric": metric, "value": round(rates.rate, 4), "unit": "share", "note": note}))
 

@@ -3,9 +3,10 @@ or a direct invoke): on the labelled rides the promoted version served since its
 (>= MIN_ROLLBACK_ROWS), what it served vs the previous version's bundle on the same rides, by the gate's
 rule (training.decision); not better -> the live pointer goes back to serving/versions/<previous>.json.
 
-A promotion is judged once: by the first check whose comparison is conclusive, or, if none is, by the
-first check in the window's last FINAL_LOOK; later checks do not re-test it (every extra look would be
-another chance to roll back a good model). A check before that waits (the schedule) or keeps the
+A promotion is judged once: by the first check whose comparison is decisive (training.decision: its se
+small enough for both error rates, or the gain beyond the indifference zone), or else by the first check
+in the window's last FINAL_LOOK; later checks do not re-test it (every extra look would be another chance
+to roll back a good model). A check before that waits (the schedule) or keeps the
 promotion without judging it (an alarm or a direct invoke: audited)."""
 
 from __future__ import annotations
@@ -140,13 +141,13 @@ def _judge(
     }
     summary = f"{live.version} vs previous {previous.version}: {compared.summary()}"
     decides = compared.outcome != decision.Outcome.NOT_ENOUGH_EVIDENCE and (
-        compared.conclusive or _final_look(judged.promotion, now, config)
+        compared.decisive or _final_look(judged.promotion, now, config)
     )
     if not decides:
         if trigger.source == Source.SCHEDULE:
             logger.info(f"rollback check: waiting for more evidence ({summary})")
             return RollbackResult(Judgement.WAITING_FOR_RIDES)
-        verdict = f"kept, not judged yet: {compared.outcome}, inconclusive ({summary})"
+        verdict = f"kept, not judged yet: {compared.outcome}, not decisive ({summary})"
         return _decided(
             record_decision(
                 ports, now, DecisionKind.ROLLBACK_KEPT, {**base, "verdict": verdict}, live.version

@@ -66,11 +66,23 @@ class Comparison:
     hours: int
     champion_mae: float
     challenger_mae: float
+    quantiles: tuple[float, float]  # t(1 - WRONG_REFUSAL), t(1 - WRONG_PROMOTION) for this many hours
 
     @property
     def conclusive(self) -> bool:
         """Both error rates hold: the se is small enough (and the hours enough) to judge either way."""
         return self.outcome != Outcome.NOT_ENOUGH_EVIDENCE and self.se <= self.se_max
+
+    @property
+    def decisive(self) -> bool:
+        """Conclusive, or beyond the indifference zone even at the far end of its interval (worse than
+        GAIN_BAD at its optimistic bound, or better than GAIN_GOOD at its pessimistic one): a check
+        that waits for more rides would only confirm it."""
+        if self.outcome == Outcome.NOT_ENOUGH_EVIDENCE:
+            return False
+        clearly_worse = self.gain + self.quantiles[0] * self.se < GAIN_BAD
+        clearly_better = self.gain - self.quantiles[1] * self.se > GAIN_GOOD
+        return self.conclusive or clearly_worse or clearly_better
 
     def summary(self) -> str:
         return (
@@ -83,6 +95,7 @@ class Comparison:
         return {
             "outcome": str(self.outcome),
             "conclusive": self.conclusive,
+            "decisive": self.decisive,
             "gain": self.gain,
             "se": self.se,
             "se_max": self.se_max,
@@ -146,4 +159,5 @@ def compare(
         hours,
         float(np.mean(champion_error)) if len(gains) else float("nan"),
         float(np.mean(challenger_error)) if len(gains) else float("nan"),
+        (q_refusal, q_promotion),
     )

@@ -19,8 +19,8 @@ from lambda_retrain.rollback import Judgement, RollbackResult, rollback_check
 from lambda_retrain.triggers import direct_trigger, triggers_from_event
 from tests.doubles.captures import capture_objects, live_pickups
 from tests.doubles.retrain import MemoryStore
+from training import evaluation_set
 from training.export import export_bundle
-from training.gate import GateConfig
 from training.model import ModelParams, fit
 from training.publish import publish_live, publish_version
 from trip_core.bundle import load_bundle
@@ -43,7 +43,7 @@ CONFIG = RetrainConfig(
     models_bucket="models",
     capture_bucket="capture",
     model_name="m",
-    lookback_hours=6,
+    lookback_hours=72,  # the holdout (its latest 20 %) spans the decision rule's MIN_HOURS
     min_labelled_rows=300,
     cooldown_minutes=60,
     min_rollback_rows=50,
@@ -121,9 +121,16 @@ def publish_model(
 
 
 def capture(
-    store: MemoryStore, r: dict[str, np.ndarray], bundle: bytes, version: str, at: datetime, first_id: int
+    store: MemoryStore,
+    r: dict[str, np.ndarray],
+    bundle: bytes,
+    version: str,
+    at: datetime,
+    first_id: int,
+    span_hours: float = 20,
 ) -> None:
-    r = {**r, "pickup": live_pickups(len(r["pu"]), at)}  # served live: picked up within the lookback
+    """Rides served live by `version`, picked up over the `span_hours` before `at` (captured at `at`)."""
+    r = {**r, "pickup": live_pickups(len(r["pu"]), at, int(span_hours * 3600))}
     pred = load_bundle(bundle).predict(features(r))
     ids: list[int | str] = list(range(first_id, first_id + len(pred)))
     for start in range(0, len(ids), 100):
@@ -150,8 +157,14 @@ def drifted() -> tuple[Ports, FakeTracker]:
     """Champion v1 learned an old relation (slope 1); the recent labelled rides follow slope 3."""
     models, capture_store, tracker = MemoryStore(), MemoryStore(), FakeTracker()
     bundle = publish_model(models, "1", rides(3000, 0, slope=1.0))
-    capture(capture_store, rides(1500, 1), bundle, "1", NOW - timedelta(hours=1), 0)
+    capture(capture_store, rides(1500, 1), bundle, "1", NOW - timedelta(hours=1), 0, span_hours=70)
+    publish_evaluation_set(models, rides(2000, 2))
     return Ports(models, capture_store, tracker), tracker
+
+
+def publish_evaluation_set(store: MemoryStore, r: dict[str, np.ndarray]) -> None:
+    """The trusted month: rides of the true (current) relation."""
+    evaluation_set.publish(store, "2023-03", evaluation_set.encode(features(r), r["duration"], r["pickup"]))
 
 
 def mem(store: Store) -> MemoryStore:
@@ -204,7 +217,7 @@ def test_refused_when_the_champion_is_better(drifted: tuple[Ports, FakeTracker])
     recent = rides(1500, 1)
     publish_model(mem(ports.models), "1", recent, ModelParams(max_iter=200))  # knows the holdout too
     (decision,) = handle(direct(), ports, CONFIG, NOW, "test")["decisions"]
-    assert decision["kind"] == "refused" and decision["verdict"].startswith("rejected")
+    assert decision["kind"] == "refused" and decision["verdict"].startswith("refused: holdout not better")
     assert ModelPointer.from_json(mem(ports.models).objects[LIVE_POINTER_KEY]).version == "1"
     assert "serving/versions/10.json" in mem(ports.models).objects  # registered, published, not live
 
@@ -299,8 +312,7 @@ def test_good_promotion_is_kept_and_without_mlflow_versions_come_from_s3(
     (kept,) = handle(direct(action="rollback_check"), ports, CONFIG, NOW + timedelta(minutes=30), "t")[
         "decisions"
     ]
-    assert kept["kind"] == "rollback_kept" and "not worse" in kept["verdict"]
-    assert GateConfig().margin == CONFIG.gate_margin
+    assert kept["kind"] == "rollback_kept" and kept["verdict"].startswith("kept: better")
 
 
 def test_scheduled_check_rolls_back_a_bad_promotion_without_an_alarm(
@@ -322,7 +334,7 @@ def test_scheduled_check_rolls_back_a_bad_promotion_without_an_alarm(
         20_000,
     )
     (kept,) = handle(scheduled, ports, CONFIG, NOW + timedelta(minutes=30), "t")["decisions"]
-    assert kept["kind"] == "rollback_kept" and "not worse" in kept["verdict"]
+    assert kept["kind"] == "rollback_kept" and kept["verdict"].startswith("kept: better")
     assert handle(scheduled, ports, CONFIG, NOW + timedelta(minutes=31), "t")["decisions"] == []  # once
     later = NOW + timedelta(hours=2)
     (bad,) = handle(
