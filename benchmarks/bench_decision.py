@@ -35,6 +35,7 @@ from training.decision import (
     cluster_mean_se,
     compare,
 )
+from training.gate import EVAL_MARGIN
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".state" / "bench-decision"
@@ -228,6 +229,19 @@ def main() -> None:
                     }
                 )
             )
+    for pair, month in zip(PAIRS, months, strict=True):
+        penalty = month_gain(month.second, month.first, month.target)
+        note = f"MAE on {pair[0]}: a model of {pair[2]} minus one of {pair[1]} (EVAL_MARGIN {EVAL_MARGIN:g})"
+        print(
+            json.dumps(
+                {
+                    "metric": f"decision_eval_drift_penalty_{pair[0]}",
+                    "value": round(-penalty, 4),
+                    "unit": "min",
+                    "note": note,
+                }
+            )
+        )
     for hours in GATE_HOLDOUT_HOURS:
         good = total([gate_rates(m, GAIN_GOOD, hours) for m in months])
         bad = total([gate_rates(m, GAIN_BAD, hours) for m in months])
