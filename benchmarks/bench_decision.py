@@ -85,16 +85,18 @@ def month_rows(month: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return data.frame_features(frame), frame["duration"].to_numpy(np.float64), pickup
 
 
-def fitted_predictions(train_month: str, features: np.ndarray, max_iter: int) -> np.ndarray:
+def fitted_predictions(train_month: str, features: np.ndarray, max_iter: int, rows: int | None) -> np.ndarray:
     from training.model import ModelParams, fit, predict
 
     train_features, train_target, _ = month_rows(train_month)
-    return predict(fit(train_features, train_target, ModelParams(max_iter=max_iter)), features)
+    keep = np.random.default_rng(0).permutation(len(train_target))[:rows]
+    return predict(fit(train_features[keep], train_target[keep], ModelParams(max_iter=max_iter)), features)
 
 
-def scored(month: str, first: str, second: str, max_iter: int = 500) -> Scored:
+def scored(month: str, first: str, second: str, max_iter: int = 500, train_rows: int | None = None) -> Scored:
+    """`month` scored by models fitted on `first` and `second` (on `train_rows` of each, default all)."""
     features, target, pickup = month_rows(month)
-    preds = [fitted_predictions(m, features, max_iter) for m in (first, second)]
+    preds = [fitted_predictions(m, features, max_iter, train_rows) for m in (first, second)]
     return Scored(pickup, target, preds[0], preds[1])
 
 
@@ -141,18 +143,19 @@ def truly(month: Scored, gain: float) -> tuple[np.ndarray, np.ndarray]:
     return champion, blend(champion, other, month.target, gain)
 
 
-def hour_starts(pickup: np.ndarray, span_hours: int) -> Iterator[tuple[int, int]]:
-    """(first row, end row) of each window of `span_hours` starting on a pickup hour of the month."""
+def hour_starts(pickup: np.ndarray, span_hours: int, step_hours: int = 1) -> Iterator[tuple[int, int]]:
+    """(first row, end row) of each window of `span_hours` starting every `step_hours` of the month."""
     hours = pickup.astype("datetime64[h]")
     first, last = hours[0], hours[-1]
-    for start in np.arange(first, last - np.timedelta64(span_hours - 1, "h"), np.timedelta64(1, "h")):
+    step = np.timedelta64(step_hours, "h")
+    for start in np.arange(first, last - np.timedelta64(span_hours - 1, "h"), step):
         yield int(np.searchsorted(hours, start)), int(np.searchsorted(hours, start + span_hours))
 
 
-def gate_rates(month: Scored, gain: float, holdout_hours: int) -> Rates:
+def gate_rates(month: Scored, gain: float, holdout_hours: int, step_hours: int = 1) -> Rates:
     champion, challenger = truly(month, gain)
     wrong = trials = undecided = 0
-    for lo, hi in hour_starts(month.pickup, holdout_hours):
+    for lo, hi in hour_starts(month.pickup, holdout_hours, step_hours):
         result = compare(champion[lo:hi], challenger[lo:hi], month.target[lo:hi], month.pickup[lo:hi])
         trials += 1
         undecided += not result.conclusive
@@ -174,10 +177,10 @@ def rollback_keeps(champion: np.ndarray, challenger: np.ndarray, month: Scored, 
     return True, False
 
 
-def rollback_rates(month: Scored, gain: float) -> Rates:
+def rollback_rates(month: Scored, gain: float, step_hours: int = 1) -> Rates:
     champion, challenger = truly(month, gain)
     wrong = trials = undecided = 0
-    for lo, _ in hour_starts(month.pickup, ROLLBACK_WINDOW_HOURS):
+    for lo, _ in hour_starts(month.pickup, ROLLBACK_WINDOW_HOURS, step_hours):
         kept, decisive = rollback_keeps(champion, challenger, month, lo)
         trials += 1
         undecided += not decisive

@@ -121,9 +121,9 @@ def cluster_mean_se(values: np.ndarray, clusters: np.ndarray) -> tuple[float, fl
     """Mean of `values`, its CR1 cluster-robust standard error, and the number of clusters."""
     _, index = np.unique(clusters, return_inverse=True)
     hours = int(index.max()) + 1 if len(index) else 0
-    if hours < 2:
-        return float(np.mean(values)) if len(values) else float("nan"), float("inf"), hours
-    mean = float(np.mean(values))
+    mean = float(np.mean(values)) if len(values) else float("nan")
+    if hours < 2 or not np.isfinite(mean):
+        return mean, float("inf"), hours
     sums = np.bincount(index, weights=values - mean, minlength=hours)
     variance = hours / (hours - 1) * float(np.sum(sums**2)) / len(values) ** 2
     return mean, float(np.sqrt(variance)), hours

@@ -26,6 +26,7 @@ from training.publish import publish_live, publish_version
 from trip_core.bundle import load_bundle
 from trip_core.capture import Actual, CaptureBatch, encode_actuals
 from trip_core.contracts import (
+    EVALUATION_POINTER_KEY,
     LIVE_POINTER_KEY,
     LOOP_LOCK_KEY,
     LOOP_STATE_KEY,
@@ -381,3 +382,67 @@ def test_retrained_rows_carry_their_pickup_days_so_the_profile_measures_day_vari
     rides = LabelledRides(np.zeros((2, 12)), np.ones(2), np.ones(2), versions, pickup)
     days = _rows(rides).pickup_day
     assert days is not None and [str(d) for d in days] == ["2023-03-06", "2023-03-07"]
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        ("delete_pointer", "no evaluation set published"),
+        ("delete_set", "is missing"),
+        ("tamper_set", "is not the pointer's"),
+        ("garble_pointer", "is not a valid pointer"),
+    ],
+)
+def test_an_unusable_evaluation_set_refuses_the_challenger(
+    drifted: tuple[Ports, FakeTracker], damage: str, reason: str
+) -> None:
+    """Fails closed: without its trusted yardstick the gate promotes nothing, and says why."""
+    ports, _ = drifted
+    store = mem(ports.models)
+    key = json.loads(store.objects[EVALUATION_POINTER_KEY])["key"]
+    if damage == "delete_pointer":
+        store.delete(EVALUATION_POINTER_KEY)
+    elif damage == "delete_set":
+        store.delete(key)
+    elif damage == "tamper_set":
+        store.objects[key] += b"x"
+    else:
+        store.objects[EVALUATION_POINTER_KEY] = b"{}"
+    (decision,) = handle(direct(), ports, CONFIG, NOW, "t")["decisions"]
+    assert decision["kind"] == "refused" and decision["verdict"].startswith(
+        "refused: evaluation set unusable"
+    )
+    assert reason in decision["verdict"]
+    assert ModelPointer.from_json(store.objects[LIVE_POINTER_KEY]).version == "1"
+    assert read_audit(ports.models)[-1]["kind"] == "refused"
+
+
+def test_an_unreadable_champion_refuses_the_challenger(drifted: tuple[Ports, FakeTracker]) -> None:
+    ports, _ = drifted
+    store = mem(ports.models)
+    store.objects[ModelPointer.from_json(store.objects[LIVE_POINTER_KEY]).bundle_key] = b"garbage"
+    (decision,) = handle(direct(), ports, CONFIG, NOW, "t")["decisions"]
+    assert decision["kind"] == "refused"
+    assert decision["verdict"].startswith("refused: champion version 1 cannot be scored")
+    assert ModelPointer.from_json(store.objects[LIVE_POINTER_KEY]).version == "1"
+
+
+def test_a_judged_promotion_is_not_re_tested(drifted: tuple[Ports, FakeTracker]) -> None:
+    """Decided once: after a decisive keep, a later alarm does not judge the same promotion again."""
+    ports, _ = drifted
+    (good,) = handle(direct(), ports, CONFIG, NOW, "t")["decisions"]
+    live = ModelPointer.from_json(mem(ports.models).objects[LIVE_POINTER_KEY])
+    capture(
+        mem(ports.capture),
+        rides(400, 8),
+        mem(ports.models).objects[live.bundle_key],
+        good["version"],
+        NOW + timedelta(minutes=5),
+        20_000,
+    )
+    trigger = direct_trigger(direct(action="rollback_check"))
+    first = rollback_check(trigger, ports, CONFIG, NOW + timedelta(minutes=30), "t")
+    assert first.judgement == Judgement.DECIDED
+    assert json.loads(mem(ports.models).objects[LOOP_STATE_KEY])["last_promotion"]["judged_at"]
+    again = rollback_check(trigger, ports, CONFIG, NOW + timedelta(hours=3), "t")
+    assert again == RollbackResult(Judgement.ALREADY_KEPT)
