@@ -199,7 +199,8 @@ def day_heterogeneity(month: Scored, gain: float) -> float:
         strays.append((mean - gain) ** 2)
         variances.append(se**2)
         spreads.append(float(np.std(gains[lo:hi])))
-    return float(np.sqrt(max(0.0, np.mean(strays) - np.mean(variances))) / np.mean(spreads))
+    excess = float(np.mean(strays)) - float(np.mean(variances))
+    return float(np.sqrt(max(0.0, excess)) / np.mean(spreads))
 
 
 def total(rates: list[Rates]) -> Rates:

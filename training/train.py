@@ -167,14 +167,15 @@ def frame_rows(frame: pd.DataFrame) -> pipeline.Rows:
 
 
 def bundle_meta(
-    args: argparse.Namespace, params: model.ModelParams, evaluation: EvaluationSet
+    args: argparse.Namespace, params: model.ModelParams, evaluation: EvaluationSet | None = None
 ) -> dict[str, object]:
+    """What the bundle records of its lineage (the evaluation set it was gated on, when it was)."""
     return {
         "model_name": args.model_name,
         "train_files": args.train,
         "valid_file": args.valid,
         "params": params.as_dict(),
-        "evaluation_set": evaluation.lineage(),
+        "evaluation_set": None if evaluation is None else evaluation.lineage(),
     }
 
 

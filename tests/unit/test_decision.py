@@ -42,7 +42,9 @@ def test_se_max_is_the_algebra_of_both_error_rates() -> None:
     assert GAIN_GOOD - q_r * limit == pytest.approx(GAIN_BAD + q_p * limit)
 
 
-def _gains_of(gain: float, spread: float, pickup: np.ndarray, seed: int) -> tuple[np.ndarray, ...]:
+def _gains_of(
+    gain: float, spread: float, pickup: np.ndarray, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """champion, challenger, target with per-ride gains gain + noise."""
     rng = np.random.default_rng(seed)
     target = rng.uniform(5, 30, len(pickup))
