@@ -240,7 +240,7 @@ def main() -> None:
             json.dumps(
                 {
                     "metric": f"decision_eval_drift_penalty_{pair[0]}",
-                    "value": round(-penalty, 4),
+                    "value": round(penalty, 4),
                     "unit": "min",
                     "note": note,
                 }

@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     train = frame_rows(data_mod.concat(train_months))
     valid = frame_rows(valid_month.frame)
     store = S3ObjectStore(args.models_bucket) if args.models_bucket else None
-    yardstick = evaluation_set(args, store)
+    yardstick, yardstick_body = evaluation_set(args)
     log.info("fitting on %d rows", len(train))
     trained = pipeline.train_candidate(
         train, valid, params, bundle_meta(args, params, yardstick), frame_rows(valid_month.inputs)
@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     write_outputs(args.out, trained)
     months = [*(("train", m) for m in train_months), ("valid", valid_month)]
     run = track(args, params, trained, train, valid, months, yardstick)
+    publish_evaluation_set(store, yardstick, yardstick_body)
     decision = gate_and_publish(
         trained.candidate(args.model_name, run.version, run.run_id),
         tracking.MlflowRegistry(),
@@ -140,14 +141,17 @@ def load_data(args: argparse.Namespace) -> tuple[list[data_mod.MonthData], data_
     return train_months, valid_month
 
 
-def evaluation_set(args: argparse.Namespace, store: S3ObjectStore | None) -> EvaluationSet:
-    """The trusted evaluation set of this run: built from its month, published when a bucket is set."""
+def evaluation_set(args: argparse.Namespace) -> tuple[EvaluationSet, bytes]:
+    """The trusted evaluation set of this run, built from its month (and its npz bytes)."""
     month, body = evaluation_module.from_month(args.evaluation_month or args.valid)
-    if store is None:
-        return evaluation_module.decode(month, evaluation_key(month), body)
-    published = evaluation_module.publish(store, month, body)
-    log.info("published the evaluation set %s (sha256 %s)", published.key, published.sha256)
-    return published
+    return evaluation_module.decode(month, evaluation_key(month), body), body
+
+
+def publish_evaluation_set(store: S3ObjectStore | None, evaluation: EvaluationSet, body: bytes) -> None:
+    """Once the run is tracked: a run that fails before publishes nothing."""
+    if store is not None:
+        evaluation_module.publish(store, evaluation.month, body)
+        log.info("published the evaluation set %s (sha256 %s)", evaluation.key, evaluation.sha256)
 
 
 def gate_rides(frame: pd.DataFrame) -> Rides:
