@@ -9,8 +9,8 @@ sampling error is cluster-robust over pickup-hour clusters (CR1, Student-t with 
 freedom). And the question is the gain on the traffic to come, not on this day's rides: days differ
 (weekday, weather), and one day's gain differs from the month's by a day effect that no window of a day
 can measure. Measured on real months (benchmarks/bench_decision.py, "day_heterogeneity"), its standard
-deviation is a stable fraction of the per-ride gains' spread: tau = DAY_HETEROGENEITY * sd(d).
-se = sqrt(se_hours^2 + tau^2).
+deviation is a stable fraction of the per-ride gains' spread: tau = DAY_HETEROGENEITY * sd(d) for one
+day, tau / sqrt(days) over several. se = sqrt(se_hours^2 + tau^2).
 
 The goals (issue 13): a challenger truly GAIN_GOOD better is wrongly refused (or rolled back) with
 probability <= WRONG_REFUSAL; one truly GAIN_BAD worse is promoted (or kept) with probability
@@ -129,6 +129,12 @@ def cluster_mean_se(values: np.ndarray, clusters: np.ndarray) -> tuple[float, fl
     return mean, float(np.sqrt(variance)), hours
 
 
+def day_effect(spread: float, hours: int) -> float:
+    """The sd of the day effect in a mean over `hours` pickup hours: one day's, averaged over the days
+    they cover (a part of a day averages nothing)."""
+    return DAY_HETEROGENEITY * spread / np.sqrt(max(1.0, hours / 24))
+
+
 def compare(
     champion_pred: np.ndarray, challenger_pred: np.ndarray, target: np.ndarray, pickup: np.ndarray
 ) -> Comparison:
@@ -140,7 +146,7 @@ def compare(
         gains = np.where(np.isfinite(gains), gains, -np.inf)
     gain, se_hours, hours = cluster_mean_se(gains, np.asarray(pickup).astype("datetime64[h]"))
     spread = float(np.std(gains)) if np.isfinite(gain) else float("inf")
-    se = float(np.hypot(se_hours, DAY_HETEROGENEITY * spread))
+    se = float(np.hypot(se_hours, day_effect(spread, hours)))
     q_refusal, q_promotion = _quantiles(hours)
     threshold = max(GAIN_GOOD - q_refusal * se, GAIN_BAD + q_promotion * se)
     if gain == -np.inf:
