@@ -46,11 +46,17 @@ bench-quick: install  ## in-process figures only (CI proves they still run; neve
 clean:  ## remove what the project built locally (venvs, state, build output)
 	rm -rf .venv .venvs .state .aws-sam artifacts mlruns mlflow.db bench-results.jsonl
 
-.PHONY: train replay
-# Trains on the committed 2023-01 + 2023-02, validates on 2023-03, registers and gates (promotes if better).
+.PHONY: train replay evaluation-set
+# Trains on the committed 2023-01 + 2023-02, validates on 2023-03, registers and gates (promotes if better);
+# publishes 2023-03 as the trusted evaluation set when MODELS_BUCKET is set.
 train: install  ## train on 2023-01 + 2023-02, validate on 2023-03, register, gate
 	$(PY) -m training.train --train data/green_tripdata_2023-01.parquet data/green_tripdata_2023-02.parquet \
 		--valid data/green_tripdata_2023-03.parquet
+
+# The gate's trusted yardstick, refreshed as a new month lands: make evaluation-set MONTH=data/green_tripdata_2023-03.parquet
+MONTH ?= data/green_tripdata_2023-03.parquet
+evaluation-set: install  ## publish MONTH (default 2023-03) as the evaluation set to $$MODELS_BUCKET
+	$(PY) -m training.evaluation_set --month $(MONTH)
 
 # Time-ordered replay on a simulated clock, in-process over moto (docs/replay.md); e.g.
 # make replay REPLAY_ARGS="--train data/green_tripdata_2021-01.parquet --valid data/green_tripdata_2021-02.parquet \

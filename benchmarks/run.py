@@ -5,6 +5,8 @@ the course's implementation and with Evidently, and writes bench-results.jsonl w
 {"metric","value","unit","reference","ratio"} (reference = the paired figure, ratio = ours / reference),
 then prints a table. Benchmarks measure; they never assert a time.
 
+Every run simulates the decision rule's error rates on real months (benchmarks/bench_decision.py: it
+fits its models once, cached in .state/).
 The full run also replays the monitor's goal scenarios (benchmarks/bench_replay.py: whole months through
 the service's code on a simulated clock) and streams 1,000 rides through the stack on LocalStack
 (infra/load_test.py: started if needed and left running, like `make demo`; stop it with
@@ -167,6 +169,8 @@ def main() -> None:
     figures += run_script([python, "benchmarks/bench_course.py", *quick], env)
     figures += model_quality()
     figures += run_script([python, "benchmarks/bench_monitor.py"], env)
+    # issue 13's decision goals: the gate's and the rollback's error rates, simulated on real months
+    figures += run_script([python, "benchmarks/bench_decision.py"], env)
     if not args.quick:
         # issue 12's goal table: whole months replayed in-process on a simulated clock (minutes each)
         figures += run_script([python, "benchmarks/bench_replay.py"], env)

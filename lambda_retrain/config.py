@@ -21,7 +21,6 @@ class RetrainConfig:
     min_labelled_rows: int = 2000
     cooldown_minutes: float = 360.0  # since the last retrain that ran (promoted or not)
     lock_lease_seconds: int = 960  # > the function timeout (900 s): a crashed run frees the lock
-    gate_margin: float = 0.05  # minutes of holdout RMSE, as the training gate
     gate_absolute_bound: float = 10.0
     rollback_window_hours: float = 24.0
     min_rollback_rows: int = 50
@@ -48,7 +47,6 @@ class RetrainConfig:
             min_labelled_rows=read.integer("MIN_LABELLED_ROWS", cls.min_labelled_rows, low=1),
             cooldown_minutes=read.number("RETRAIN_COOLDOWN_MINUTES", cls.cooldown_minutes, low=0.0),
             lock_lease_seconds=read.integer("LOCK_LEASE_SECONDS", cls.lock_lease_seconds, low=1),
-            gate_margin=read.number("GATE_MARGIN", cls.gate_margin, low=0.0),
             gate_absolute_bound=read.number("GATE_ABSOLUTE_BOUND", cls.gate_absolute_bound, low=0.0),
             rollback_window_hours=read.number("ROLLBACK_WINDOW_HOURS", cls.rollback_window_hours, low=0.0),
             min_rollback_rows=read.integer("MIN_ROLLBACK_ROWS", cls.min_rollback_rows, low=1),

@@ -3,9 +3,11 @@
 data    recent captured + labelled rides (labelled.py), ordered by pickup time; the latest
         HOLDOUT_FRACTION is the fresh holdout the challenger does not train on;
 train   training.pipeline: fit, parity-checked bundle, reference profile of the holdout;
-gate    training.gate.gate_and_publish: challenger vs the live pointer's bundle on that holdout, RMSE
-        with the training margin; publishes the version (bundle, profile, serving/versions/<v>.json)
-        and, on promotion, serving/live.json (+ the MLflow alias when MLflow is configured).
+gate    training.gate.gate_and_publish: challenger vs the live pointer's bundle by training.decision's
+        paired rule on that holdout, and on the trusted evaluation set (training.evaluation_set; missing,
+        unreadable or not matching its sha256: refused); publishes the version (bundle, profile,
+        serving/versions/<v>.json) and, on promotion, serving/live.json (+ the MLflow alias when
+        MLflow is configured).
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ from lambda_retrain.registry import (
     version_pointer,
 )
 from lambda_retrain.triggers import Trigger
-from training import metrics
-from training.gate import GateConfig, RegisteredVersion, gate_and_publish
+from training import evaluation_set, metrics
+from training.evaluation_set import EvaluationSetError
+from training.gate import GateConfig, RegisteredVersion, Rides, Yardstick, gate_and_publish
 from training.model import ModelParams
 from training.pipeline import Rows, TrainedCandidate, train_candidate
 from training.publish import publish_live
@@ -55,6 +58,7 @@ class GateOutcome:
     verdict: str
     forced: bool  # promoted by the invoker against the gate
     champion_rmse: float | None
+    figures: dict[str, Any]  # the gate's holdout and evaluation-set comparisons
 
 
 @dataclass(frozen=True)
@@ -80,7 +84,7 @@ class Retrained:
                 "challenger_holdout_mae": self.trained.mae,
                 "champion_holdout_rmse": self.outcome.champion_rmse,
                 "champion_holdout_mae": self.champion_mae,
-                "gate_margin": config.gate_margin,
+                "gate": self.outcome.figures,
                 "fit_seconds": round(self.trained.fit_seconds, 2),
                 "n_trees": self.trained.n_trees,
                 "parity_max_abs_diff": self.trained.parity_max_abs_diff,
@@ -146,20 +150,30 @@ def _train_and_gate(
     trigger: Trigger, ports: Ports, config: RetrainConfig, now: datetime, split: Split, data: dict[str, Any]
 ) -> Retrained:
     params = ModelParams(**{**ModelParams().as_dict(), **trigger.params})
+    yardstick = _yardstick(ports.models)
     meta = {
         "model_name": config.model_name,
         "trained_by": TRAINED_BY,
         "data": data,
         "params": params.as_dict(),
+        "evaluation_set": None if yardstick.evaluation is None else yardstick.evaluation.lineage(),
     }
     trained = train_candidate(_rows(split.train), _rows(split.holdout), params, meta)
     live = live_pointer(ports.models)
     champion_mae = _champion_mae(ports.models, live, split.holdout)
-    run_log = _run_log(trigger, config, params, trained, split, champion_mae)
+    run_log = _run_log(trigger, config, params, trained, split, champion_mae, yardstick)
     registered = register(ports, config, now, trained, run_log)
     registry = LoopRegistry(ports)
-    outcome = _gate(trigger, ports, config, registry, trained, registered, split.holdout)
+    outcome = _gate(trigger, ports, config, registry, (trained, registered), split.holdout, yardstick)
     return Retrained(trained, registered, live, champion_mae, outcome, registry.tags)
+
+
+def _yardstick(store: Store) -> Yardstick:
+    """The trusted evaluation set, required: the gate refuses when it cannot be read."""
+    try:
+        return Yardstick(evaluation_set.load(store), required=True)
+    except EvaluationSetError as exc:
+        return Yardstick(None, str(exc), required=True)
 
 
 def _rows(rides: LabelledRides) -> Rows:
@@ -180,7 +194,10 @@ def _champion_mae(store: Store, live: ModelPointer | None, holdout: LabelledRide
     body = None if live is None else store.get(live.bundle_key)
     if body is None:
         return None
-    return metrics.mae(load_bundle(body).predict(holdout.features), holdout.target)
+    try:
+        return metrics.mae(load_bundle(body).predict(holdout.features), holdout.target)
+    except Exception:  # the gate refuses such a champion and says why; this figure is only reported
+        return None
 
 
 def _run_log(
@@ -190,6 +207,7 @@ def _run_log(
     trained: TrainedCandidate,
     split: Split,
     champion_mae: float | None,
+    yardstick: Yardstick,
 ) -> RunLog:
     run_metrics = {
         "holdout_rmse": trained.rmse,
@@ -212,9 +230,19 @@ def _run_log(
             "trigger": trigger.reason[:250],
             "trained_by": TRAINED_BY,
             "bundle_sha256": trained.bundle_sha256,
+            **_evaluation_tags(yardstick),
         },
         metrics=run_metrics,
     )
+
+
+def _evaluation_tags(yardstick: Yardstick) -> dict[str, str]:
+    if yardstick.evaluation is None:
+        return {"evaluation_set": f"unusable: {yardstick.error}"[:250]}
+    return {
+        "evaluation_set_key": yardstick.evaluation.key,
+        "evaluation_set_sha256": yardstick.evaluation.sha256,
+    }
 
 
 def _gate(
@@ -222,26 +250,28 @@ def _gate(
     ports: Ports,
     config: RetrainConfig,
     registry: LoopRegistry,
-    trained: TrainedCandidate,
-    registered: RegisteredVersion,
+    version: tuple[TrainedCandidate, RegisteredVersion],
     holdout: LabelledRides,
+    yardstick: Yardstick,
 ) -> GateOutcome:
+    trained, registered = version
     decision = gate_and_publish(
         trained.candidate(config.model_name, registered.version, registered.run_id),
         registry,
         ports.models,
-        holdout.features,
-        holdout.target,
-        GateConfig(alias=config.alias, margin=config.gate_margin, absolute_bound=config.gate_absolute_bound),
+        Rides(holdout.features, holdout.target, holdout.pickup),
+        GateConfig(alias=config.alias, absolute_bound=config.gate_absolute_bound),
+        yardstick,
     )
+    figures = decision.record()
     if decision.promote or not trigger.force_promote:
-        return GateOutcome(decision.promote, decision.verdict, False, decision.champion_rmse)
+        return GateOutcome(decision.promote, decision.verdict, False, decision.champion_rmse, figures)
     pointer = version_pointer(ports.models, registered.version)
     assert pointer is not None  # gate_and_publish has just published it
     publish_live(ports.models, pointer)
     registry.set_alias(config.model_name, config.alias, registered.version)
     verdict = f"forced: promoted by the invoker although the gate said '{decision.verdict}'"
-    return GateOutcome(True, verdict, True, decision.champion_rmse)
+    return GateOutcome(True, verdict, True, decision.champion_rmse, figures)
 
 
 def _remember(store: Store, state: dict[str, Any], now: datetime, retrained: Retrained) -> None:

@@ -1,7 +1,13 @@
 """The rollback policy (MAE-ratio ALARM within ROLLBACK_WINDOW_HOURS of a loop promotion, the schedule,
 or a direct invoke): on the labelled rides the promoted version served since its promotion
-(>= MIN_ROLLBACK_ROWS), its MAE (what it served) vs the previous version's bundle MAE on the same
-rides; worse -> the live pointer goes back to serving/versions/<previous>.json."""
+(>= MIN_ROLLBACK_ROWS), what it served vs the previous version's bundle on the same rides, by the gate's
+rule (training.decision); not better -> the live pointer goes back to serving/versions/<previous>.json.
+
+A promotion is judged once: by the first check whose comparison is decisive (training.decision: its se
+small enough for both error rates, or the gain beyond the indifference zone), or else by the first check
+in the window's last FINAL_LOOK; later checks do not re-test it (every extra look would be another chance
+to roll back a good model). A check before that waits (the schedule) or keeps the
+promotion without judging it (an alarm or a direct invoke: audited)."""
 
 from __future__ import annotations
 
@@ -16,7 +22,7 @@ from lambda_retrain.labelled import LabelledRides, load_labelled
 from lambda_retrain.ports import Ports
 from lambda_retrain.registry import live_pointer, version_pointer
 from lambda_retrain.triggers import Source, Trigger
-from training import metrics
+from training import decision
 from training.publish import publish_live
 from trip_core.bundle import load_bundle
 from trip_core.capture import CaptureBatch
@@ -24,12 +30,15 @@ from trip_core.contracts import MONITOR_WINDOW, parse_utc, utc_iso
 from trip_core.observability import logger
 from trip_core.pointer import ModelPointer
 
+# The checks in the rollback window's last part judge with the evidence there is (see the docstring).
+FINAL_LOOK = timedelta(hours=1)
+
 
 class Judgement(Enum):
     DECIDED = "decided"  # kept or rolled back, audited
     NO_RECENT_PROMOTION = "no loop promotion within the rollback window"
-    WAITING_FOR_RIDES = "too few rides served yet"  # the next scheduled check judges
-    ALREADY_KEPT = "kept by an earlier scheduled check"  # the schedule records a kept promotion once
+    WAITING_FOR_RIDES = "not enough evidence yet"  # the next scheduled check judges
+    ALREADY_KEPT = "kept by an earlier check"  # a promotion is judged once
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,9 @@ def rollback_check(
         verdict = "kept: previous version's pointer/bundle missing"
         record = {**base, "verdict": verdict, "live_version": live.version}
         return _decided(record_decision(ports, now, DecisionKind.ROLLBACK_KEPT, record, live.version))
+    if promotion.get("judged_at"):
+        logger.info(f"rollback check: {live.version} was judged at {promotion['judged_at']}; not re-tested")
+        return RollbackResult(Judgement.ALREADY_KEPT)
     rides = _served_since(ports, live.version, parse_utc(str(promotion["promoted_at"])), now)
     base.update(live_version=live.version, previous_version=previous.version, data=dict(rides.summary))
     if len(rides) < config.min_rollback_rows:
@@ -110,23 +122,42 @@ def _decided(decision: Decision) -> RollbackResult:
     return RollbackResult(Judgement.DECIDED, decision)
 
 
+def _final_look(promotion: dict[str, Any], now: datetime, config: RetrainConfig) -> bool:
+    age = now - parse_utc(str(promotion["promoted_at"]))
+    return age >= timedelta(hours=config.rollback_window_hours) - FINAL_LOOK
+
+
 def _judge(
     trigger: Trigger, ports: Ports, config: RetrainConfig, now: datetime, base: dict[str, Any], judged: Judged
 ) -> RollbackResult:
     rides, live, previous = judged.rides, judged.live, judged.previous
-    live_mae = metrics.mae(rides.served, rides.target)
-    previous_mae = metrics.mae(load_bundle(judged.previous_bundle).predict(rides.features), rides.target)
-    base["metrics"] = {"live_mae": live_mae, "previous_mae": previous_mae, "rows": len(rides)}
-    compared = f"{live.version} MAE {live_mae:.3f} vs previous {previous.version} MAE {previous_mae:.3f}"
-    if live_mae > previous_mae:
-        return _decided(_roll_back(ports, config, now, base, judged, compared))
-    if trigger.source == Source.SCHEDULE:
-        if judged.promotion.get("kept_by_schedule_at"):
-            logger.info(f"rollback check: {live.version} still not worse ({compared})")
-            return RollbackResult(Judgement.ALREADY_KEPT)
-        judged.state["last_promotion"] = {**judged.promotion, "kept_by_schedule_at": utc_iso(now)}
-        write_state(ports.models, judged.state)
-    verdict = f"kept: {compared} on the same rides (not worse)"
+    previous_pred = load_bundle(judged.previous_bundle).predict(rides.features)
+    compared = decision.compare(previous_pred, rides.served, rides.target, rides.pickup)
+    base["metrics"] = {
+        "live_mae": compared.challenger_mae,
+        "previous_mae": compared.champion_mae,
+        "rows": len(rides),
+        "decision": compared.figures(),
+    }
+    summary = f"{live.version} vs previous {previous.version}: {compared.summary()}"
+    decides = compared.outcome != decision.Outcome.NOT_ENOUGH_EVIDENCE and (
+        compared.decisive or _final_look(judged.promotion, now, config)
+    )
+    if not decides:
+        if trigger.source == Source.SCHEDULE:
+            logger.info(f"rollback check: waiting for more evidence ({summary})")
+            return RollbackResult(Judgement.WAITING_FOR_RIDES)
+        verdict = f"kept, not judged yet: {compared.outcome}, not decisive ({summary})"
+        return _decided(
+            record_decision(
+                ports, now, DecisionKind.ROLLBACK_KEPT, {**base, "verdict": verdict}, live.version
+            )
+        )
+    if compared.outcome != decision.Outcome.BETTER:
+        return _decided(_roll_back(ports, config, now, base, judged, summary))
+    judged.state["last_promotion"] = {**judged.promotion, "judged_at": utc_iso(now)}
+    write_state(ports.models, judged.state)
+    verdict = f"kept: {compared.outcome} on the same rides ({summary})"
     return _decided(
         record_decision(ports, now, DecisionKind.ROLLBACK_KEPT, {**base, "verdict": verdict}, live.version)
     )
@@ -139,10 +170,10 @@ def _roll_back(
     publish_live(ports.models, replace(previous, published_at=utc_iso(now)))
     record = {**base, "mlflow": _move_alias_back(ports, config, previous.version)}
     state = judged.state
-    state["last_promotion"] = {**judged.promotion, "rolled_back_at": utc_iso(now)}
+    state["last_promotion"] = {**judged.promotion, "rolled_back_at": utc_iso(now), "judged_at": utc_iso(now)}
     state["last_rollback"] = {"from": live.version, "to": previous.version, "at": utc_iso(now)}
     write_state(ports.models, state)
-    record["verdict"] = f"rolled back: {compared} on the same rides (worse)"
+    record["verdict"] = f"rolled back: not better on the same rides ({compared})"
     record["version"] = previous.version
     return record_decision(ports, now, DecisionKind.ROLLBACK, record, live.version)
 

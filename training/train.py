@@ -2,8 +2,9 @@
 
 Loads the months, turns them into a candidate with training.pipeline (fit, parity-checked serving
 bundle, reference profile of the validation month, scores), logs and registers the run in MLflow,
-then gates it against the alias holder and, on promotion, moves the alias and publishes the live
-pointer to S3.
+then gates it against the alias holder (training.gate: the paired rule on the validation month, and the
+trusted evaluation set, built from --evaluation-month or the validation month and published to the
+models bucket) and, on promotion, moves the alias and publishes the live pointer to S3.
 """
 
 from __future__ import annotations
@@ -17,10 +18,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from training import data as data_mod
+from training import evaluation_set as evaluation_module
 from training import metrics, model, pipeline, tracking
-from training.gate import GateConfig, GateDecision, gate_and_publish
+from training.evaluation_set import EvaluationSet
+from training.gate import GateConfig, GateDecision, Rides, Yardstick, gate_and_publish
 from training.publish import S3ObjectStore
-from trip_core.contracts import BUNDLE_FILENAME, DEFAULT_MODEL_NAME, PRODUCTION_ALIAS, PROFILE_FILENAME
+from trip_core.contracts import (
+    BUNDLE_FILENAME,
+    DEFAULT_MODEL_NAME,
+    PRODUCTION_ALIAS,
+    PROFILE_FILENAME,
+    evaluation_key,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -42,7 +51,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model-name", default=os.environ.get("MODEL_NAME", DEFAULT_MODEL_NAME))
     parser.add_argument("--alias", default=PRODUCTION_ALIAS)
     parser.add_argument(
-        "--margin", type=float, default=GateConfig.margin, help="RMSE minutes to beat the champion by"
+        "--evaluation-month",
+        metavar="FILE",
+        help="the trusted evaluation set's month, published to the models bucket (default: --valid)",
     )
     parser.add_argument(
         "--absolute-bound", type=float, default=GateConfig.absolute_bound, help="RMSE bound, first model"
@@ -64,9 +75,11 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     train_months, valid_month = load_data(args)
     train = frame_rows(data_mod.concat(train_months))
     valid = frame_rows(valid_month.frame)
+    store = S3ObjectStore(args.models_bucket) if args.models_bucket else None
+    yardstick, yardstick_body = evaluation_set(args)
     log.info("fitting on %d rows", len(train))
     trained = pipeline.train_candidate(
-        train, valid, params, bundle_meta(args, params), frame_rows(valid_month.inputs)
+        train, valid, params, bundle_meta(args, params, yardstick), frame_rows(valid_month.inputs)
     )
     log.info(
         "fitted %d trees in %.1f s; validation RMSE %.3f, MAE %.3f; bundle %d bytes, parity %.2e min",
@@ -78,16 +91,16 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         trained.parity_max_abs_diff,
     )
     write_outputs(args.out, trained)
-    run = track(
-        args, params, trained, train, valid, [*(("train", m) for m in train_months), ("valid", valid_month)]
-    )
+    months = [*(("train", m) for m in train_months), ("valid", valid_month)]
+    run = track(args, params, trained, train, valid, months, yardstick)
+    publish_evaluation_set(store, yardstick, yardstick_body)
     decision = gate_and_publish(
         trained.candidate(args.model_name, run.version, run.run_id),
         tracking.MlflowRegistry(),
-        S3ObjectStore(args.models_bucket) if args.models_bucket else None,
-        valid.features,
-        valid.target,
-        GateConfig(alias=args.alias, margin=args.margin, absolute_bound=args.absolute_bound),
+        store,
+        gate_rides(valid_month.frame),
+        GateConfig(alias=args.alias, absolute_bound=args.absolute_bound),
+        Yardstick(yardstick, required=True),
     )
     summary = summarise(args, run, trained, decision, (len(train), len(valid)))
     summary["seconds"] = round(time.perf_counter() - started, 1)
@@ -128,6 +141,27 @@ def load_data(args: argparse.Namespace) -> tuple[list[data_mod.MonthData], data_
     return train_months, valid_month
 
 
+def evaluation_set(args: argparse.Namespace) -> tuple[EvaluationSet, bytes]:
+    """The trusted evaluation set of this run, built from its month (and its npz bytes)."""
+    month, body = evaluation_module.from_month(args.evaluation_month or args.valid)
+    return evaluation_module.decode(month, evaluation_key(month), body), body
+
+
+def publish_evaluation_set(store: S3ObjectStore | None, evaluation: EvaluationSet, body: bytes) -> None:
+    """Once the run is tracked: a run that fails before publishes nothing."""
+    if store is not None:
+        evaluation_module.publish(store, evaluation.month, body)
+        log.info("published the evaluation set %s (sha256 %s)", evaluation.key, evaluation.sha256)
+
+
+def gate_rides(frame: pd.DataFrame) -> Rides:
+    return Rides(
+        data_mod.frame_features(frame),
+        frame["duration"].to_numpy(),
+        frame[data_mod.PICKUP].to_numpy().astype("datetime64[s]"),
+    )
+
+
 def frame_rows(frame: pd.DataFrame) -> pipeline.Rows:
     return pipeline.Rows(
         data_mod.frame_features(frame),
@@ -136,12 +170,16 @@ def frame_rows(frame: pd.DataFrame) -> pipeline.Rows:
     )
 
 
-def bundle_meta(args: argparse.Namespace, params: model.ModelParams) -> dict[str, object]:
+def bundle_meta(
+    args: argparse.Namespace, params: model.ModelParams, evaluation: EvaluationSet | None = None
+) -> dict[str, object]:
+    """What the bundle records of its lineage (the evaluation set it was gated on, when it was)."""
     return {
         "model_name": args.model_name,
         "train_files": args.train,
         "valid_file": args.valid,
         "params": params.as_dict(),
+        "evaluation_set": None if evaluation is None else evaluation.lineage(),
     }
 
 
@@ -158,6 +196,7 @@ def track(
     train: pipeline.Rows,
     valid: pipeline.Rows,
     months: list[tuple[str, data_mod.MonthData]],
+    evaluation: EvaluationSet,
 ) -> tracking.TrackedRun:
     """One MLflow run of the candidate, registered as a new version of the model."""
     all_metrics = {
@@ -180,7 +219,13 @@ def track(
         model_name=args.model_name,
         model=trained.model,
         valid_features=valid.features,
-        params={**params.as_dict(), "train_files": ",".join(args.train), "valid_file": args.valid},
+        params={
+            **params.as_dict(),
+            "train_files": ",".join(args.train),
+            "valid_file": args.valid,
+            "evaluation_set_key": evaluation.key,
+            "evaluation_set_sha256": evaluation.sha256,
+        },
         metrics=all_metrics,
         data={"files": files},
         out_dir=args.out,

@@ -175,6 +175,16 @@ def loop_version(moment: datetime) -> str:
     return f"{LOOP_VERSION_PREFIX}{moment.astimezone(UTC):%Y%m%dT%H%M%SZ}"
 
 
+# The trusted yardstick (training.evaluation_set): a month of TLC trip records, published by the training
+# side only; the pointer names the current one with its sha256.
+EVALUATION_PREFIX = "evaluation/"
+EVALUATION_POINTER_KEY = f"{EVALUATION_PREFIX}current.json"
+
+
+def evaluation_key(month: str) -> str:
+    return f"{EVALUATION_PREFIX}{month}.npz"
+
+
 def version_pointer_key(version: str) -> str:
     return f"{VERSION_POINTERS_PREFIX}{version}.json"
 

@@ -22,6 +22,7 @@ from moto import mock_aws
 from infra.audit_table import main as audit_table
 from lambda_retrain.aws import S3Store
 from tests.doubles.captures import capture_objects
+from training import evaluation_set
 from training.data import PICKUP, frame_features, load_month
 from training.export import export_bundle
 from training.model import ModelParams, fit
@@ -120,6 +121,8 @@ def publish_2021_model(s3: Any) -> bytes:
     store = S3Store(ENV["MODELS_BUCKET"], s3)
     publish_version(store, pointer, body, b"{}")
     publish_live(store, pointer)
+    # the training side's trusted evaluation set, which the loop's gate requires
+    evaluation_set.publish(store, *evaluation_set.from_month(str(DATA / "green_tripdata_2023-02.parquet")))
     return body
 
 

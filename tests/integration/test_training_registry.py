@@ -1,11 +1,12 @@
 """Real MLflow (SQLite store in a tmp dir, artifacts on moto's S3): train twice through the CLI.
 
-The first run is registered and promoted (alias + live pointer in S3); the identical second run ties
-and is registered and published as a version but not promoted.
+The first run is registered and promoted (alias + live pointer in S3) and publishes the evaluation set; the
+identical second run ties and is registered and published as a version but not promoted.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -44,7 +45,8 @@ def test_register_promote_and_publish(tmp_path: Path, mlflow_s3: object) -> None
     registry = MlflowClient()
     assert str(registry.get_model_version_by_alias("it-model", "production").version) == "1"
     tags = registry.get_model_version("it-model", "2").tags
-    assert tags["gate.verdict"].startswith("rejected") and tags["gate.margin"] == "0.05"
+    assert tags["gate.verdict"].startswith("refused: holdout not better")
+    assert tags["gate.eval_key"] == "evaluation/2023-03.npz"  # make train published its validation month
     assert float(tags["gate.champion_rmse"]) == pytest.approx(float(tags["gate.challenger_rmse"]))
 
     def get(key: str) -> bytes:
@@ -55,6 +57,7 @@ def test_register_promote_and_publish(tmp_path: Path, mlflow_s3: object) -> None
     assert load_bundle(get(live.bundle_key), expected_sha256=live.bundle_sha256).model_name == "it-model"
     assert get(live.profile_key).startswith(b"{")
     assert ModelPointer.from_json(get("serving/versions/2.json")).version == "2"
+    assert json.loads(get("evaluation/current.json"))["key"] == tags["gate.eval_key"]
 
     run = mlflow.get_run(str(first["run_id"]))
     assert run.info.artifact_uri.startswith(f"s3://{BUCKET}/mlflow")

@@ -23,7 +23,7 @@ from training.gate import GateConfig, gate_and_publish
 from training.model import ModelParams
 from training.pipeline import train_candidate
 from training.publish import S3ObjectStore, VersionExists, publish_version
-from training.train import frame_rows, main
+from training.train import frame_rows, gate_rides, main
 from trip_core.bundle import load_bundle
 from trip_core.contracts import LIVE_POINTER_KEY, VERSION_POINTERS_PREFIX
 from trip_core.pointer import ModelPointer
@@ -46,13 +46,12 @@ def make_train(tmp_path: Path, train: str, valid: str) -> str:
 def loop_publishes(s3: Any, tracker: Tracker | None, train: str, valid: str, now: datetime) -> str:
     """What a loop retrain does with its candidate: register (registry.register), then gate and publish."""
     ports = Ports(S3Store(BUCKET, s3), MemoryStore(), StaticAlarms(), tracker)
-    train_rows, valid_rows = frame_rows(load_month(train).frame), frame_rows(load_month(valid).frame)
+    valid_frame = load_month(valid).frame
+    train_rows, valid_rows = frame_rows(load_month(train).frame), frame_rows(valid_frame)
     trained = train_candidate(train_rows, valid_rows, ModelParams(max_iter=20), {"model_name": MODEL})
     registered = register(ports, CONFIG, now, trained, RunLog({}, {}, {"holdout_rmse": trained.rmse}))
     candidate = trained.candidate(MODEL, registered.version, registered.run_id)
-    gate_and_publish(
-        candidate, LoopRegistry(ports), ports.models, valid_rows.features, valid_rows.target, GateConfig()
-    )
+    gate_and_publish(candidate, LoopRegistry(ports), ports.models, gate_rides(valid_frame), GateConfig())
     return registered.version
 
 

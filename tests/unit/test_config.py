@@ -42,5 +42,9 @@ def test_every_problem_is_reported_at_once() -> None:
 
 
 def test_unset_and_blank_take_the_defaults() -> None:
-    config = RetrainConfig.from_env({**BUCKETS, "GATE_MARGIN": " ", "RETRAIN_ALARMS": "a, b,"})
-    assert (config.gate_margin, config.retrain_alarms, config.mlflow_tracking_uri) == (0.05, ("a", "b"), None)
+    config = RetrainConfig.from_env({**BUCKETS, "GATE_ABSOLUTE_BOUND": " ", "RETRAIN_ALARMS": "a, b,"})
+    assert (config.gate_absolute_bound, config.retrain_alarms, config.mlflow_tracking_uri) == (
+        10.0,
+        ("a", "b"),
+        None,
+    )

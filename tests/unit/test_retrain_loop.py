@@ -19,13 +19,14 @@ from lambda_retrain.rollback import Judgement, RollbackResult, rollback_check
 from lambda_retrain.triggers import direct_trigger, triggers_from_event
 from tests.doubles.captures import capture_objects, live_pickups
 from tests.doubles.retrain import MemoryStore, StaticAlarms
+from training import evaluation_set
 from training.export import export_bundle
-from training.gate import GateConfig
 from training.model import ModelParams, fit
 from training.publish import publish_live, publish_version
 from trip_core.bundle import load_bundle
 from trip_core.capture import Actual, CaptureBatch, encode_actuals
 from trip_core.contracts import (
+    EVALUATION_POINTER_KEY,
     LIVE_POINTER_KEY,
     LOOP_LOCK_KEY,
     LOOP_STATE_KEY,
@@ -43,7 +44,7 @@ CONFIG = RetrainConfig(
     models_bucket="models",
     capture_bucket="capture",
     model_name="m",
-    lookback_hours=6,
+    lookback_hours=72,  # the holdout (its latest 20 %) spans the decision rule's MIN_HOURS
     min_labelled_rows=300,
     cooldown_minutes=60,
     min_rollback_rows=50,
@@ -122,9 +123,16 @@ def publish_model(
 
 
 def capture(
-    store: MemoryStore, r: dict[str, np.ndarray], bundle: bytes, version: str, at: datetime, first_id: int
+    store: MemoryStore,
+    r: dict[str, np.ndarray],
+    bundle: bytes,
+    version: str,
+    at: datetime,
+    first_id: int,
+    span_hours: float = 20,
 ) -> None:
-    r = {**r, "pickup": live_pickups(len(r["pu"]), at)}  # served live: picked up within the lookback
+    """Rides served live by `version`, picked up over the `span_hours` before `at` (captured at `at`)."""
+    r = {**r, "pickup": live_pickups(len(r["pu"]), at, int(span_hours * 3600))}
     pred = load_bundle(bundle).predict(features(r))
     ids: list[int | str] = list(range(first_id, first_id + len(pred)))
     for start in range(0, len(ids), 100):
@@ -151,9 +159,15 @@ def drifted() -> tuple[Ports, FakeTracker]:
     """Champion v1 learned an old relation (slope 1); the recent labelled rides follow slope 3."""
     models, capture_store, tracker = MemoryStore(), MemoryStore(), FakeTracker()
     bundle = publish_model(models, "1", rides(3000, 0, slope=1.0))
-    capture(capture_store, rides(1500, 1), bundle, "1", NOW - timedelta(hours=1), 0)
+    capture(capture_store, rides(1500, 1), bundle, "1", NOW - timedelta(hours=1), 0, span_hours=70)
+    publish_evaluation_set(models, rides(2000, 2))
     alarms = StaticAlarms({"td-drift-share": "ALARM", "td-mae-ratio": "ALARM"})
     return Ports(models, capture_store, alarms, tracker), tracker
+
+
+def publish_evaluation_set(store: MemoryStore, r: dict[str, np.ndarray]) -> None:
+    """The trusted month: rides of the true (current) relation."""
+    evaluation_set.publish(store, "2023-03", evaluation_set.encode(features(r), r["duration"], r["pickup"]))
 
 
 def mem(store: Store) -> MemoryStore:
@@ -206,7 +220,7 @@ def test_refused_when_the_champion_is_better(drifted: tuple[Ports, FakeTracker])
     recent = rides(1500, 1)
     publish_model(mem(ports.models), "2", recent, ModelParams(max_iter=200))  # knows the holdout too
     (decision,) = handle(direct(), ports, CONFIG, NOW, "test")["decisions"]
-    assert decision["kind"] == "refused" and decision["verdict"].startswith("rejected")
+    assert decision["kind"] == "refused" and decision["verdict"].startswith("refused: holdout not better")
     assert ModelPointer.from_json(mem(ports.models).objects[LIVE_POINTER_KEY]).version == "2"
     assert "serving/versions/10.json" in mem(ports.models).objects  # registered, published, not live
 
@@ -305,8 +319,7 @@ def test_good_promotion_is_kept_and_without_mlflow_versions_come_from_s3(
     (kept,) = handle(direct(action="rollback_check"), ports, CONFIG, NOW + timedelta(minutes=30), "t")[
         "decisions"
     ]
-    assert kept["kind"] == "rollback_kept" and "not worse" in kept["verdict"]
-    assert GateConfig().margin == CONFIG.gate_margin
+    assert kept["kind"] == "rollback_kept" and kept["verdict"].startswith("kept: better")
 
 
 def test_scheduled_check_rolls_back_a_bad_promotion_without_an_alarm(
@@ -329,7 +342,7 @@ def test_scheduled_check_rolls_back_a_bad_promotion_without_an_alarm(
         20_000,
     )
     (kept,) = handle(scheduled, ports, CONFIG, NOW + timedelta(minutes=30), "t")["decisions"]
-    assert kept["kind"] == "rollback_kept" and "not worse" in kept["verdict"]
+    assert kept["kind"] == "rollback_kept" and kept["verdict"].startswith("kept: better")
     assert handle(scheduled, ports, CONFIG, NOW + timedelta(minutes=31), "t")["decisions"] == []  # once
     later = NOW + timedelta(hours=2)
     (bad,) = handle(
@@ -438,3 +451,67 @@ def test_force_promote_needs_the_stack_parameter(drifted: tuple[Ports, FakeTrack
     assert refused["kind"] == "invalid_request" and "AllowForcePromote" in refused["verdict"]
     assert ModelPointer.from_json(mem(ports.models).objects[LIVE_POINTER_KEY]).version == "1"
     assert LOOP_STATE_KEY not in mem(ports.models).objects  # nothing ran
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        ("delete_pointer", "no evaluation set published"),
+        ("delete_set", "is missing"),
+        ("tamper_set", "is not the pointer's"),
+        ("garble_pointer", "is not a valid pointer"),
+    ],
+)
+def test_an_unusable_evaluation_set_refuses_the_challenger(
+    drifted: tuple[Ports, FakeTracker], damage: str, reason: str
+) -> None:
+    """Fails closed: without its trusted yardstick the gate promotes nothing, and says why."""
+    ports, _ = drifted
+    store = mem(ports.models)
+    key = json.loads(store.objects[EVALUATION_POINTER_KEY])["key"]
+    if damage == "delete_pointer":
+        del store.objects[EVALUATION_POINTER_KEY]
+    elif damage == "delete_set":
+        del store.objects[key]
+    elif damage == "tamper_set":
+        store.objects[key] += b"x"
+    else:
+        store.objects[EVALUATION_POINTER_KEY] = b"{}"
+    (decision,) = handle(direct(), ports, CONFIG, NOW, "t")["decisions"]
+    assert decision["kind"] == "refused" and decision["verdict"].startswith(
+        "refused: evaluation set unusable"
+    )
+    assert reason in decision["verdict"]
+    assert ModelPointer.from_json(store.objects[LIVE_POINTER_KEY]).version == "1"
+    assert read_audit(ports.models)[-1]["kind"] == "refused"
+
+
+def test_an_unreadable_champion_refuses_the_challenger(drifted: tuple[Ports, FakeTracker]) -> None:
+    ports, _ = drifted
+    store = mem(ports.models)
+    store.objects[ModelPointer.from_json(store.objects[LIVE_POINTER_KEY]).bundle_key] = b"garbage"
+    (decision,) = handle(direct(), ports, CONFIG, NOW, "t")["decisions"]
+    assert decision["kind"] == "refused"
+    assert decision["verdict"].startswith("refused: champion version 1 cannot be scored")
+    assert ModelPointer.from_json(store.objects[LIVE_POINTER_KEY]).version == "1"
+
+
+def test_a_judged_promotion_is_not_re_tested(drifted: tuple[Ports, FakeTracker]) -> None:
+    """Decided once: after a decisive keep, a later alarm does not judge the same promotion again."""
+    ports, _ = drifted
+    (good,) = handle(direct(), ports, CONFIG, NOW, "t")["decisions"]
+    live = ModelPointer.from_json(mem(ports.models).objects[LIVE_POINTER_KEY])
+    capture(
+        mem(ports.capture),
+        rides(400, 8),
+        mem(ports.models).objects[live.bundle_key],
+        good["version"],
+        NOW + timedelta(minutes=5),
+        20_000,
+    )
+    trigger = direct_trigger(direct(action="rollback_check"), CONFIG)
+    first = rollback_check(trigger, ports, CONFIG, NOW + timedelta(minutes=30), "t")
+    assert first.judgement == Judgement.DECIDED
+    assert json.loads(mem(ports.models).objects[LOOP_STATE_KEY])["last_promotion"]["judged_at"]
+    again = rollback_check(trigger, ports, CONFIG, NOW + timedelta(hours=3), "t")
+    assert again == RollbackResult(Judgement.ALREADY_KEPT)
