@@ -27,7 +27,7 @@ test: install  ## unit + integration tests
 lint: install  ## ruff, ruff format, mypy, cfn-lint, checkov
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy trip_core training lambda_predict lambda_monitor lambda_retrain infra benchmarks tests
+	$(VENV)/bin/mypy trip_core training lambda_predict lambda_monitor lambda_actuals lambda_retrain infra benchmarks tests
 	$(VENV)/bin/cfn-lint template.yaml
 	# Security scan of the template; each skipped check is justified in the resource's Metadata.checkov.
 	infra/venvs.sh checkov
