@@ -52,8 +52,8 @@ class Stack:
         return [(r.sequence_number, r.reasons[0].field, r.reasons[0].reason) for r in rejections]
 
 
-@pytest.fixture
-def stack() -> Stack:
+def new_stack() -> Stack:
+    """The predict and actuals functions' logic over one capture bucket."""
     models = InMemoryObjects()
     publish(models, "3", tiny_bundle())
     provider = ModelProvider(models, "serving/live.json", load_bundle, ttl_seconds=60)
@@ -61,6 +61,11 @@ def stack() -> Stack:
     capture, rejected, stream = FlakyStore(), FlakyStore(), InMemoryStream()
     service = PredictService(provider, stream, capture, InMemoryObjects(), keyed_ids(), now=lambda: NOW)
     return Stack(capture, rejected, stream, service, ActualsService(capture, rejected, now=lambda: NOW))
+
+
+@pytest.fixture
+def stack() -> Stack:
+    return new_stack()
 
 
 def failures(response: dict[str, Any]) -> list[str]:

@@ -118,21 +118,25 @@ def test_rejected_round_trip_and_shape() -> None:
 
 def test_actuals_round_trip_gives_each_bad_line_its_reason() -> None:
     a, b = pid(256), pid("x")
-    data = encode_actuals([Actual(a, 18.2), Actual(b, 0.5), Actual(b, 1440)]) + (
-        f'{{"prediction_id": 256, "duration_minutes": 1}}\nnope\n{{"prediction_id": "{a}"}}\n'
-        f'{{"ride_id": 256, "duration_minutes": 3}}\n{{"prediction_id": "{a[:-1]}", "duration_minutes": 3}}\n'
-        f'{{"prediction_id": "{a.upper()}", "duration_minutes": 3}}\n'
-        f'{{"prediction_id": "{a}", "duration_minutes": "5"}}\n{{"prediction_id": "{a}", "duration_minutes": true}}\n'
-        f'{{"prediction_id": "{a}", "duration_minutes": NaN}}\n{{"prediction_id": "{a}", "duration_minutes": 1e400}}\n'
-        f'{{"prediction_id": "{a}", "duration_minutes": 0}}\n{{"prediction_id": "{a}", "duration_minutes": -0.5}}\n'
-        f'{{"prediction_id": "{a}", "duration_minutes": 1440.01}}\n{{"prediction_id": "{a}", "duration_minutes": 1e300}}\n'
-        f'{{"prediction_id": "{a}", "duration_minutes": {10**400}}}\n'
-    ).encode()
+    data = (
+        encode_actuals([Actual(a, 18.2), Actual(b, 0.5), Actual(b, 1440)])
+        + (
+            f'{{"prediction_id": 256, "duration_minutes": 1}}\nnope\n{{"prediction_id": "{a}"}}\n'
+            f'{{"ride_id": 256, "duration_minutes": 3}}\n{{"prediction_id": "{a[:-1]}", "duration_minutes": 3}}\n'
+            f'{{"prediction_id": "{a.upper()}", "duration_minutes": 3}}\n'
+            f'{{"prediction_id": "{a}", "duration_minutes": "5"}}\n{{"prediction_id": "{a}", "duration_minutes": true}}\n'
+            f'{{"prediction_id": "{a}", "duration_minutes": NaN}}\n{{"prediction_id": "{a}", "duration_minutes": 1e400}}\n'
+            f'{{"prediction_id": "{a}", "duration_minutes": 0}}\n{{"prediction_id": "{a}", "duration_minutes": -0.5}}\n'
+            f'{{"prediction_id": "{a}", "duration_minutes": 1440.01}}\n{{"prediction_id": "{a}", "duration_minutes": 1e300}}\n'
+            f'{{"prediction_id": "{a}", "duration_minutes": {10**400}}}\n'
+        ).encode()
+    )
     assert decode_actuals(data) == [
         Actual(a, 18.2),
         Actual(b, 0.5),
         Actual(b, 1440.0),
-        *[ACTUAL_MALFORMED] * 8,  # not an id: a number, absent, a ride id, cut short, upper case; not a number
+        *[ACTUAL_MALFORMED]
+        * 8,  # not an id: a number, absent, a ride id, cut short, upper case; not a number
         ACTUAL_NON_FINITE,
         ACTUAL_NON_FINITE,
         ACTUAL_NOT_POSITIVE,

@@ -69,7 +69,16 @@ def _batch(
 ) -> CaptureBatch:
     n = len(ride_ids)
     return CaptureBatch(
-        "m", "3", captured_at, pids(ride_ids), list(ride_ids), pickups, [130] * n, [205] * n, [2.0] * n, [9.0] * n
+        "m",
+        "3",
+        captured_at,
+        pids(ride_ids),
+        list(ride_ids),
+        pickups,
+        [130] * n,
+        [205] * n,
+        [2.0] * n,
+        [9.0] * n,
     )
 
 
@@ -125,7 +134,9 @@ def test_read_actuals_knows_rides_of_the_day_before_and_the_allowance_and_ignore
     blobs.put_actuals(START + timedelta(hours=2), "late", [Actual(pid(1), 99.0)])  # after end + allowance
     window = read_captures(blobs, START, START + timedelta(hours=1), [])
     judged = read_actuals(blobs, START, START + timedelta(hours=1), window, [])
-    assert judged.durations == {"1": 20.0, "2": 900.0, "4": 15.0} and judged.rejected["unknown_prediction"] == 2
+    assert (
+        judged.durations == {"1": 20.0, "2": 900.0, "4": 15.0} and judged.rejected["unknown_prediction"] == 2
+    )
     assert (judged.objects, judged.lines) == (1, 5) and judged.conflicting_rides == 0
 
 
@@ -135,7 +146,9 @@ def test_a_ride_id_captured_with_different_inputs_is_labelled_by_none_and_counte
     blobs.put_capture(_batch([1, 2, 3], ["2023-03-06T00:10:00"] * 3), first_seq="a")
     resent = _batch([1, 2], ["2023-03-06T00:10:00"] * 2, "2023-03-06T12:05:00Z")
     resent = dataclasses.replace(resent, prediction_id=pids(["1 again", "2 again"]), trip_distance=[2.0, 7.5])
-    blobs.put_capture(resent, first_seq="b")  # ride 1 resent as it was (one ride), ride 2 with another distance
+    blobs.put_capture(
+        resent, first_seq="b"
+    )  # ride 1 resent as it was (one ride), ride 2 with another distance
     early = _batch([3], ["2023-03-05T09:00:00"])  # ride 3 with another pickup, the day before the window
     blobs.put_capture(dataclasses.replace(early, prediction_id=pids(["3 early"])), first_seq="c")
     lines = [Actual(pid(r), 10.0 + i) for i, r in enumerate(["1", "2", "3", "1 again", "2 again", "3 early"])]

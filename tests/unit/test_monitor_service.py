@@ -263,7 +263,9 @@ def test_actuals_are_judged_and_quality_is_on_the_training_domain(reference: dic
         "unknown_prediction": 1, "duplicate": 200 - zero_a,
     }  # fmt: skip
     # the day before's rides are known, not joined
-    assert actuals["accepted"] == len(rides) - zero.sum() + 5 - zero_before and actuals["conflicting_rides"] == 0
+    assert (
+        actuals["accepted"] == len(rides) - zero.sum() + 5 - zero_before and actuals["conflicting_rides"] == 0
+    )
     for reason in ACTUAL_REJECTION_REASONS:
         (datum,) = _metrics(ports).find("ActualsRejected", Reason=reason)
         assert datum.value == actuals["rejected"][reason]

@@ -52,8 +52,12 @@ def test_every_record_gets_its_own_id_a_resent_ride_too(world: World) -> None:
 def test_without_the_key_an_id_cannot_be_computed_from_the_record() -> None:
     """What is public about a record (shard, sequence number, pickup hour) gives nothing: another key,
     or the plain hash of the same message, gives other ids."""
-    ours = PredictionIds(TEST_ID_KEY).of_record(HOUR, SHARD, "49590338271490256608559692538361571095921575989136588898")
-    other_key = PredictionIds(b"x" * 32).of_record(HOUR, SHARD, "49590338271490256608559692538361571095921575989136588898")
+    ours = PredictionIds(TEST_ID_KEY).of_record(
+        HOUR, SHARD, "49590338271490256608559692538361571095921575989136588898"
+    )
+    other_key = PredictionIds(b"x" * 32).of_record(
+        HOUR, SHARD, "49590338271490256608559692538361571095921575989136588898"
+    )
     plain = hashlib.sha256(f"{SHARD}/49590338271490256608559692538361571095921575989136588898".encode())
     token = ours.split("-", 1)[1]
     assert ours.startswith("2023030614-") and len(token) == PREDICTION_ID_TOKEN_HEX
