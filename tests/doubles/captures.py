@@ -44,7 +44,9 @@ def rides_of_day(columns: dict[str, np.ndarray], local_day: str) -> dict[str, np
 def pid(ride_id: object) -> str:
     """A well-formed prediction id standing for the one the service gave `ride_id`'s prediction (the
     readers match ids, only the actuals function reads the hour in them)."""
-    return prediction_id(TEST_ID_HOUR, hashlib.sha256(str(ride_id).encode()).hexdigest()[:PREDICTION_ID_TOKEN_HEX])
+    return prediction_id(
+        TEST_ID_HOUR, hashlib.sha256(str(ride_id).encode()).hexdigest()[:PREDICTION_ID_TOKEN_HEX]
+    )
 
 
 def pids(ride_ids: Iterable[object]) -> list[str]:

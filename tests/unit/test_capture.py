@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
+from tests.doubles.captures import pid, pids
 from trip_core.capture import (
     ACTUAL_MALFORMED,
     ACTUAL_NON_FINITE,
@@ -27,7 +28,6 @@ from trip_core.capture import (
     encode_capture,
     encode_rejected,
 )
-from tests.doubles.captures import pid, pids
 from trip_core.contracts import capture_key, rejected_key, utc_iso
 from trip_core.rides import FieldError
 
@@ -118,19 +118,19 @@ def test_rejected_round_trip_and_shape() -> None:
 
 def test_actuals_round_trip_gives_each_bad_line_its_reason() -> None:
     a, b = pid(256), pid("x")
-    data = (
-        encode_actuals([Actual(a, 18.2), Actual(b, 0.5), Actual(b, 1440)])
-        + (
-            f'{{"prediction_id": 256, "duration_minutes": 1}}\nnope\n{{"prediction_id": "{a}"}}\n'
-            f'{{"ride_id": 256, "duration_minutes": 3}}\n{{"prediction_id": "{a[:-1]}", "duration_minutes": 3}}\n'
-            f'{{"prediction_id": "{a.upper()}", "duration_minutes": 3}}\n'
-            f'{{"prediction_id": "{a}", "duration_minutes": "5"}}\n{{"prediction_id": "{a}", "duration_minutes": true}}\n'
-            f'{{"prediction_id": "{a}", "duration_minutes": NaN}}\n{{"prediction_id": "{a}", "duration_minutes": 1e400}}\n'
-            f'{{"prediction_id": "{a}", "duration_minutes": 0}}\n{{"prediction_id": "{a}", "duration_minutes": -0.5}}\n'
-            f'{{"prediction_id": "{a}", "duration_minutes": 1440.01}}\n{{"prediction_id": "{a}", "duration_minutes": 1e300}}\n'
-            f'{{"prediction_id": "{a}", "duration_minutes": {10**400}}}\n'
-        ).encode()
-    )
+    bad_lines = [
+        '{"prediction_id": 256, "duration_minutes": 1}',
+        "nope",
+        f'{{"prediction_id": "{a}"}}',
+        '{"ride_id": 256, "duration_minutes": 3}',
+        f'{{"prediction_id": "{a[:-1]}", "duration_minutes": 3}}',
+        f'{{"prediction_id": "{a.upper()}", "duration_minutes": 3}}',
+        f'{{"prediction_id": "{a}", "duration_minutes": "5"}}',
+        f'{{"prediction_id": "{a}", "duration_minutes": true}}',
+        *(f'{{"prediction_id": "{a}", "duration_minutes": {d}}}' for d in ("NaN", "1e400", 0, -0.5)),
+        *(f'{{"prediction_id": "{a}", "duration_minutes": {d}}}' for d in ("1440.01", "1e300", 10**400)),
+    ]
+    data = encode_actuals([Actual(a, 18.2), Actual(b, 0.5), Actual(b, 1440)]) + "\n".join(bad_lines).encode()
     assert decode_actuals(data) == [
         Actual(a, 18.2),
         Actual(b, 0.5),
@@ -154,8 +154,18 @@ def test_utc_iso() -> None:
 
 def test_capture_encoding_keeps_json_semantics() -> None:
     """Non-finite values are refused; big-int and non-ASCII ride ids, tiny floats round-trip."""
-    batch = CaptureBatch("m", "1", "2023-03-06T14:30:02Z", pids("ab"), [2**70, "é-1"], ["2023-03-06T14:30:00"] * 2,
-                         [1, 2], [3, 4], [1e-05, 100.0], [12.5, 3e-7])  # fmt: skip
+    batch = CaptureBatch(
+        "m",
+        "1",
+        "2023-03-06T14:30:02Z",
+        pids("ab"),
+        [2**70, "é-1"],
+        ["2023-03-06T14:30:00"] * 2,
+        [1, 2],
+        [3, 4],
+        [1e-05, 100.0],
+        [12.5, 3e-7],
+    )
     decoded = decode_capture(encode_capture(batch))
     assert decoded == batch
     for bad in (math.nan, math.inf):

@@ -64,7 +64,7 @@ def truth_of(labelled: LabelledRides) -> dict[float, float]:
 def test_a_later_actuals_batch_cannot_rewrite_other_riders_durations(stack: Stack) -> None:
     ids = honest_day(stack)
     hour = datetime(2023, 3, 6, 14, tzinfo=UTC)  # the pickup hour the ids name: public, not the token
-    forged = [{"ride_id": i, "duration_minutes": 59.0} for i in range(RIDES)]  # the old join key
+    forged: list[dict[str, object]] = [{"ride_id": i, "duration_minutes": 59.0} for i in range(RIDES)]
     forged += [{"prediction_id": prediction_id(hour, secrets.token_hex(16)), "duration_minutes": 59.0}
                for _ in range(RIDES)]  # fmt: skip
     response = handle(

@@ -17,7 +17,7 @@ from lambda_predict.delivery import RetryPolicy
 from lambda_predict.handler import handle
 from lambda_predict.model_provider import ModelProvider
 from lambda_predict.service import PredictService, encode_prediction, prediction_record
-from tests.doubles.predict import InMemoryObjects, InMemoryStream, publish, keyed_ids, tiny_bundle
+from tests.doubles.predict import InMemoryObjects, InMemoryStream, keyed_ids, publish, tiny_bundle
 from trip_core.bundle import load_bundle
 from trip_core.capture import decode_capture, decode_rejected
 from trip_core.contracts import prediction_id_hour

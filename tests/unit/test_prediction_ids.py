@@ -12,11 +12,13 @@ import pytest
 from lambda_predict.handler import handle
 from lambda_predict.prediction_ids import PredictionIds
 from tests.doubles.predict import TEST_ID_KEY
-from tests.unit.test_predict_service import SHARD, Context, World, event, good, kinesis_record, world  # noqa: F401
+from tests.unit import test_predict_service
+from tests.unit.test_predict_service import SHARD, Context, World, event, good, kinesis_record
 from trip_core.capture import decode_capture
 from trip_core.contracts import PREDICTION_ID_TOKEN_HEX, prediction_id_hour
 
 HOUR = datetime(2023, 3, 6, 14, tzinfo=UTC)
+world = test_predict_service.world  # the predict service on in-memory fakes (a fixture)
 
 
 def _ids_on_the_stream(world: World) -> dict[object, str]:
