@@ -223,7 +223,7 @@ def say_report(report: dict[str, Any], pointer: ModelPointer) -> None:
     rejected = ", ".join(f"{reason} {n}" for reason, n in actuals["rejected"].items() if n) or "none"
     SAY(
         f"actuals               {actuals['accepted']} accepted of {actuals['lines']} lines;"
-        f" rejected: {rejected}"
+        f" rejected: {rejected}; ride ids captured with different inputs: {actuals['conflicting_rides']}"
     )
     for version, result in sorted(report["versions"].items()):
         SAY(f"model version {version:7s} status {result['status']}")

@@ -18,6 +18,7 @@ from trip_core.contracts import PREDICTION_ID_TOKEN_HEX, prediction_id
 
 # Shorter keys than this would be guessable; the stack's secret is generated well above it.
 MIN_KEY_BYTES = 32
+MAX_CACHED_HOURS = 1024
 
 
 class PredictionIds:
@@ -26,13 +27,19 @@ class PredictionIds:
             raise ValueError(
                 f"the prediction id key must have at least {MIN_KEY_BYTES} bytes, got {len(key)}"
             )
-        self._key = key
+        self._keyed = hmac.new(key, digestmod=hashlib.sha256)  # copied per record: the key is hashed once
+        self._prefixes: dict[datetime, str] = {}  # a batch's rides share a few pickup hours
 
     def of_record(self, pickup_hour: datetime, shard_id: str, sequence_number: str) -> str:
         """The id of a rides-stream record's prediction: the same on every delivery of that record."""
-        message = f"{shard_id}/{sequence_number}".encode()
-        token = hmac.new(self._key, message, hashlib.sha256).hexdigest()[:PREDICTION_ID_TOKEN_HEX]
-        return prediction_id(pickup_hour, token)
+        mac = self._keyed.copy()
+        mac.update(f"{shard_id}/{sequence_number}".encode())
+        prefix = self._prefixes.get(pickup_hour)
+        if prefix is None:
+            if len(self._prefixes) >= MAX_CACHED_HOURS:  # pickups may name any past hour: stay bounded
+                self._prefixes.clear()
+            prefix = self._prefixes[pickup_hour] = prediction_id(pickup_hour, "")
+        return prefix + mac.hexdigest()[:PREDICTION_ID_TOKEN_HEX]
 
     @staticmethod
     def of_direct(pickup_hour: datetime) -> str:
