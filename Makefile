@@ -27,7 +27,7 @@ test: install  ## unit + integration tests
 lint: install  ## ruff, ruff format, mypy, cfn-lint, checkov
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy trip_core training lambda_predict lambda_monitor lambda_retrain infra benchmarks tests
+	$(VENV)/bin/mypy trip_core training lambda_predict lambda_monitor lambda_actuals lambda_retrain infra benchmarks tests
 	$(VENV)/bin/cfn-lint template.yaml
 	# Security scan of the template; each skipped check is justified in the resource's Metadata.checkov.
 	infra/venvs.sh checkov
@@ -120,7 +120,7 @@ localstack-test: install localstack-venv sam-venv  ## fresh LocalStack, deploy, 
 .PHONY: functions retrain-size audit-table loop-demo
 
 functions: install  ## build every function's zip content into .state/functions/<Function> (the rule sam build runs) and print sizes
-	for fn in Predict Monitor Retrain; do rm -rf .state/functions/$${fn}Function; \
+	for fn in Predict Monitor Actuals Retrain; do rm -rf .state/functions/$${fn}Function; \
 		$(MAKE) -s -f infra/function.mk build-$${fn}Function ARTIFACTS_DIR=$(CURDIR)/.state/functions/$${fn}Function; done
 	@du -sm .state/functions/* | awk '{print $$2 " unzipped: " $$1 " MB (limit 250)"}'
 

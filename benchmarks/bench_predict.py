@@ -43,13 +43,13 @@ import os, sys
 from aws_lambda_powertools.utilities.typing import LambdaContext  # noqa: F401
 from lambda_predict.bootstrap import aws_clients
 from lambda_predict.handler import handle  # noqa: F401  (Powertools Logger/Metrics/Tracer, BatchProcessor)
-from tests.doubles.predict import InMemoryObjects
+from tests.doubles.predict import InMemoryObjects, keyed_ids
 from lambda_predict.model_provider import ModelProvider
 from trip_core.bundle import load_bundle
 from trip_core.contracts import LIVE_POINTER_KEY
 bucket = InMemoryObjects({{k: open(os.path.join({bundle_dir!r}, k.replace('/', '__')), 'rb').read()
                           for k in {keys!r}}})
-s3, kinesis = aws_clients()
+s3, kinesis, secrets = aws_clients()
 provider = ModelProvider(bucket, LIVE_POINTER_KEY, load_bundle, ttl_seconds=60)
 provider.load_initial()
 print("BENCH", time.perf_counter() - started)
@@ -58,7 +58,7 @@ if {first_prediction!r}:  # cold start to first prediction, then peak memory ove
     from benchmarks.bench_predict import Context, batch_event
     from tests.doubles.predict import InMemoryStream
     from lambda_predict.service import PredictService
-    service = PredictService(provider, InMemoryStream(), InMemoryObjects(), InMemoryObjects())
+    service = PredictService(provider, InMemoryStream(), InMemoryObjects(), InMemoryObjects(), keyed_ids())
     assert handle(batch_event(1), Context(), service) == {{"batchItemFailures": []}}
     print("BENCH", time.perf_counter() - started)
     assert handle(batch_event(500), Context(), service) == {{"batchItemFailures": []}}
@@ -193,7 +193,7 @@ def bench_warm(bundle: bytes, n_records: int = 100) -> float:
     from lambda_predict.handler import handle
     from lambda_predict.model_provider import ModelProvider
     from lambda_predict.service import PredictService
-    from tests.doubles.predict import InMemoryObjects, InMemoryStream, publish
+    from tests.doubles.predict import InMemoryObjects, InMemoryStream, keyed_ids, publish
     from trip_core.bundle import load_bundle
     from trip_core.contracts import LIVE_POINTER_KEY
     from trip_core.observability import logger, metrics, tracer
@@ -202,7 +202,7 @@ def bench_warm(bundle: bytes, n_records: int = 100) -> float:
     publish(models, "1", bundle)
     provider = ModelProvider(models, LIVE_POINTER_KEY, load_bundle, ttl_seconds=60)
     provider.load_initial()
-    service = PredictService(provider, InMemoryStream(), InMemoryObjects(), InMemoryObjects())
+    service = PredictService(provider, InMemoryStream(), InMemoryObjects(), InMemoryObjects(), keyed_ids())
 
     # The same decorator stack as app.lambda_handler (app.py itself loads from S3 at import).
     @logger.inject_lambda_context(clear_state=True)

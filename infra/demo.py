@@ -43,8 +43,7 @@ from infra.harness.scenario import (
     warm_up,
 )
 from infra.harness.stack import Stack, now_s
-from infra.harness.streams import PredictionsConsumer, Received
-from trip_core.capture import Actual
+from infra.harness.streams import PredictionsConsumer, Received, actuals_for
 from trip_core.pointer import ModelPointer
 
 TRAIN_MONTHS = ["data/green_tripdata_2023-01.parquet", "data/green_tripdata_2023-02.parquet"]
@@ -111,10 +110,12 @@ def stream_month(stack: Stack, args: argparse.Namespace) -> Traffic:
 
 
 def send_actuals(stack: Stack, traffic: Traffic) -> None:
-    CONSOLE.step("send the actual durations (actuals/ JSON lines in the capture bucket)")
-    actuals = [Actual(r.ride_id, r.duration) for r in traffic.good.values() if r.duration is not None]
-    key = stack.send_actuals(actuals, f"demo-{traffic.run_id}")
-    SAY(f"   s3://{stack['CaptureBucketName']}/{key} ({len(traffic.good)} rides)")
+    CONSOLE.step(f"send the actual durations, named by their prediction ids, to {stack['ActualsStreamName']}")
+    actuals = actuals_for(traffic.good.values(), traffic.predicted)
+    accepted = stack.send_actuals(actuals)
+    SAY(
+        f"   {accepted} of {len(actuals)} actuals accepted by the actuals function (s3://{stack['CaptureBucketName']}/actuals/)"
+    )
 
 
 def monitor(stack: Stack, traffic: Traffic) -> dict[str, Any]:
@@ -222,7 +223,7 @@ def say_report(report: dict[str, Any], pointer: ModelPointer) -> None:
     rejected = ", ".join(f"{reason} {n}" for reason, n in actuals["rejected"].items() if n) or "none"
     SAY(
         f"actuals               {actuals['accepted']} accepted of {actuals['lines']} lines;"
-        f" rejected: {rejected}"
+        f" rejected: {rejected}; ride ids captured with different inputs: {actuals['conflicting_rides']}"
     )
     for version, result in sorted(report["versions"].items()):
         SAY(f"model version {version:7s} status {result['status']}")

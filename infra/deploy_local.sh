@@ -34,7 +34,7 @@ outputs = stack_outputs(sys.argv[1])
 for k in sorted(outputs):
     print(f"  {k:28s} {outputs[k]}")
 lam = client("lambda")
-for key in ("PredictFunctionName", "MonitorFunctionName", "RetrainFunctionName"):
+for key in ("PredictFunctionName", "ActualsFunctionName", "MonitorFunctionName", "RetrainFunctionName"):
     cfg = lam.get_function(FunctionName=outputs[key])["Configuration"]
     print(f"  {outputs[key]}: {cfg['State']} {cfg.get('StateReason', '')}")
 PY

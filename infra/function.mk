@@ -9,7 +9,10 @@ build-PredictFunction:
 build-MonitorFunction:
 	$(FUNCTION_BUILD) "$(ARTIFACTS_DIR)" lambda_monitor
 
+build-ActualsFunction:
+	$(FUNCTION_BUILD) "$(ARTIFACTS_DIR)" lambda_actuals
+
 build-RetrainFunction:
 	$(FUNCTION_BUILD) "$(ARTIFACTS_DIR)" training lambda_retrain
 
-.PHONY: build-PredictFunction build-MonitorFunction build-RetrainFunction
+.PHONY: build-PredictFunction build-MonitorFunction build-ActualsFunction build-RetrainFunction

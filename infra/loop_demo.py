@@ -45,9 +45,8 @@ from infra.harness.poll import PollTimeout, poll
 from infra.harness.rides import Ride, pickup_window, predict_in_process, real_rides
 from infra.harness.scenario import CONSOLE, OUT, SAY, start_services, stream_with_bar, train, warm_up
 from infra.harness.stack import InvokeError, Stack, now_s
-from infra.harness.streams import PredictionsConsumer, put_records
+from infra.harness.streams import PredictionsConsumer, actuals_for, put_records
 from lambda_retrain.audit import read_audit
-from trip_core.capture import Actual
 from trip_core.contracts import LIVE_POINTER_KEY, LOOP_STATE_KEY, PRODUCTION_ALIAS
 
 # demo-friendly settings of the loop (template.yaml parameters; infra/deploy_local.sh adds Stage and
@@ -102,9 +101,10 @@ class Loop:
         self.send_actuals(rides, tag)
 
     def send_actuals(self, rides: list[Ride], tag: str) -> None:
-        actuals = [Actual(r.ride_id, r.duration) for r in rides if r.good and r.duration is not None]
-        key = self.stack.send_actuals(actuals, f"loop-demo-{tag}-{int(now_s().timestamp())}")
-        SAY(f"   actuals: s3://{self.stack['CaptureBucketName']}/{key} ({len(actuals)} rides)")
+        """Their actual durations through the actuals stream, named by the ids the predictions stream gave."""
+        actuals = actuals_for(rides, self.consumer.received)
+        accepted = self.stack.send_actuals(actuals, timeout=120 + len(actuals) / 50)
+        SAY(f"   actuals ({tag}): {accepted} of {len(actuals)} accepted by the actuals function")
 
     def monitor(self, rides: list[Ride]) -> None:
         """The monitor over the pickup-time window of `rides` (one phase's)."""

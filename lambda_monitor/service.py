@@ -158,6 +158,7 @@ def metrics_of(report: dict[str, Any]) -> list[MetricDatum]:
     data.append(MetricDatum("MonitorErrors", report["errors"], "Count", (), at))
     for reason, lines in report["actuals"]["rejected"].items():
         data.append(MetricDatum("ActualsRejected", lines, "Count", (("Reason", reason),), at))
+    data.append(MetricDatum("ConflictingRides", report["actuals"]["conflicting_rides"], "Count", (), at))
     data.extend(_with_aggregates(_version_metrics(report, at)))
     return data
 
@@ -287,8 +288,9 @@ def run_monitor(
     default: backfill_metrics_time), store the report with `notes` added; returns the report."""
     report = _new_report(window, config, now, metrics_at or backfill_metrics_time(window, now))
     problems: list[str] = []  # unreadable inputs: skipped, counted in MonitorErrors, logged, reported
-    batches = latest_captures(read_captures(ports.capture, window.start, window.end, problems))
-    actuals = read_actuals(ports.capture, window.start, window.end, batches, problems)
+    captured = read_captures(ports.capture, window.start, window.end, problems)
+    batches = latest_captures(captured)
+    actuals = read_actuals(ports.capture, window.start, window.end, captured, problems)
     for problem in problems:
         logger.warning("monitor input skipped", extra={"problem": problem})
     by_version = rows_by_version(batches)

@@ -41,3 +41,8 @@ class KinesisPredictionSink:
             Records=[{"Data": e.data, "PartitionKey": e.partition_key} for e in entries],
         )
         return [item.get("ErrorCode") for item in response["Records"]]
+
+
+def read_secret(secrets: Any, secret_id: str) -> bytes:
+    """A Secrets Manager secret's string, as bytes (read once, at cold start)."""
+    return str(secrets.get_secret_value(SecretId=secret_id)["SecretString"]).encode("utf-8")

@@ -17,6 +17,7 @@ class PredictConfig:
     predictions_stream: str
     capture_bucket: str
     rejected_bucket: str
+    prediction_id_secret: str  # the Secrets Manager secret (ARN or name) keying the prediction ids
     model_pointer_key: str = LIVE_POINTER_KEY
     model_version_pin: str | None = None
     pointer_ttl_seconds: float = DEFAULT_POINTER_TTL_SECONDS
@@ -43,6 +44,7 @@ class PredictConfig:
             predictions_stream=read.required("PREDICTIONS_STREAM"),
             capture_bucket=read.required("CAPTURE_BUCKET"),
             rejected_bucket=read.required("REJECTED_BUCKET"),
+            prediction_id_secret=read.required("PREDICTION_ID_SECRET_ARN"),
             model_pointer_key=read.text("MODEL_POINTER_KEY", LIVE_POINTER_KEY),
             model_version_pin=pin,
             pointer_ttl_seconds=read.number("POINTER_TTL_SECONDS", DEFAULT_POINTER_TTL_SECONDS, low=0.0),

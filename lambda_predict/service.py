@@ -19,11 +19,19 @@ import orjson
 from lambda_predict.delivery import RetryPolicy, deliver
 from lambda_predict.model_provider import LoadedModel, ModelProvider
 from lambda_predict.ports import BlobStore, PredictionSink, PutEntry
+from lambda_predict.prediction_ids import PredictionIds
 from trip_core.capture import CaptureBatch, Rejection, encode_capture, encode_rejected, pickup_hour_groups
 from trip_core.contracts import capture_key, rejected_key, utc_iso
 from trip_core.features import compute_features
 from trip_core.observability import logger
-from trip_core.rides import FieldError, ValidRide, to_new_york_naive, validate_record_data, validate_ride
+from trip_core.rides import (
+    FieldError,
+    ValidRide,
+    new_york_to_utc,
+    to_new_york_naive,
+    validate_record_data,
+    validate_ride,
+)
 
 DIRECT_SHARD_ID = "direct"  # capture key of a direct invoke: captures/.../direct_<request id>.json.gz
 PREDICTION_DECIMALS = 2
@@ -78,12 +86,14 @@ def _parse_record(
     return _Record(shard_id, str(kinesis["sequenceNumber"]), times[0], kinesis.get("data") or "", times[1])
 
 
-def prediction_record(model: LoadedModel, ride_id: int | str, minutes: float) -> dict[str, Any]:
+def prediction_record(
+    model: LoadedModel, ride_id: int | str, minutes: float, prediction_id: str
+) -> dict[str, Any]:
     """The answer to one ride: returned by a direct invoke, put (encoded) on the predictions stream."""
     return {
         "model": model.name,
         "version": model.version,
-        "prediction": {"ride_duration": minutes, "ride_id": ride_id},
+        "prediction": {"ride_duration": minutes, "ride_id": ride_id, "prediction_id": prediction_id},
     }
 
 
@@ -114,6 +124,12 @@ def _pickups(rides: Sequence[ValidRide]) -> np.ndarray:
     return seconds.astype("datetime64[s]")
 
 
+def _pickup_hours(rides: Sequence[ValidRide]) -> list[datetime]:
+    """The UTC hour of each ride's pickup (aware): the partition of its capture, its id's prefix."""
+    hours = new_york_to_utc(_pickups(rides)).astype("datetime64[h]").astype(datetime)
+    return [hour.replace(tzinfo=UTC) for hour in hours.tolist()]
+
+
 def _features(rides: Sequence[ValidRide]) -> np.ndarray:
     n = len(rides)
     return compute_features(
@@ -138,6 +154,7 @@ class PredictService:
         sink: PredictionSink,
         captures: BlobStore,
         rejected: BlobStore,
+        ids: PredictionIds,
         retry_policy: RetryPolicy | None = None,
         sleep: Callable[[float], None] | None = None,
         now: Callable[[], datetime] | None = None,  # the clock of captures; None: the wall clock
@@ -146,6 +163,7 @@ class PredictService:
         self._sink = sink
         self._captures = captures
         self._rejected = rejected
+        self._ids = ids
         self._policy = retry_policy or RetryPolicy()
         self._sleep = sleep
         self._now = now or (lambda: datetime.now(UTC))
@@ -165,18 +183,30 @@ class PredictService:
         valid, rejections = self._validate(records)
         minutes = _predict(model, [ride for _, ride in valid]) if valid else np.empty(0)
         valid, minutes = self._drop_non_finite(valid, minutes, rejections)
+        ids = self._record_ids(valid)
 
         if rejections:
             self._store_rejections(rejections, processed_at, shard_id, first_seq, outcome)
 
-        delivered = self._deliver(model, valid, minutes, outcome)
+        delivered = self._deliver(model, valid, minutes, ids, outcome)
         if delivered:
             delivered_rides, delivered_minutes = [valid[i] for i in delivered], minutes[delivered]
+            delivered_ids = [ids[i] for i in delivered]
             for hour, rows in pickup_hour_groups(_pickups([ride for _, ride in delivered_rides])):
                 key = capture_key(hour, shard_id, first_seq)
                 picked = [delivered_rides[i] for i in rows]
-                self._capture(model, picked, delivered_minutes[rows], processed_at, key, outcome)
+                picked_ids = [delivered_ids[i] for i in rows]
+                self._capture(model, picked, delivered_minutes[rows], picked_ids, processed_at, key, outcome)
         return outcome
+
+    def _record_ids(self, valid: list[tuple[_Record, ValidRide]]) -> list[str]:
+        if not valid:
+            return []
+        hours = _pickup_hours([ride for _, ride in valid])
+        return [
+            self._ids.of_record(hour, rec.shard_id, rec.sequence_number)
+            for (rec, _), hour in zip(valid, hours, strict=True)
+        ]
 
     def _validate(
         self, records: Sequence[_Record]
@@ -210,12 +240,13 @@ class PredictService:
         model: LoadedModel,
         delivered: list[tuple[_Record, ValidRide]],
         minutes: np.ndarray,
+        ids: list[str],
         processed_at: datetime,
         key: str,
         outcome: BatchOutcome,
     ) -> None:
         """One capture object for these delivered rides; if it cannot be written they are all retried."""
-        batch = self._capture_batch(model, [ride for _, ride in delivered], minutes, processed_at)
+        batch = self._capture_batch(model, [ride for _, ride in delivered], minutes, ids, processed_at)
         try:
             self._captures.put(key, encode_capture(batch))
         except Exception as exc:
@@ -264,14 +295,15 @@ class PredictService:
         model: LoadedModel,
         valid: list[tuple[_Record, ValidRide]],
         minutes: np.ndarray,
+        ids: list[str],
         outcome: BatchOutcome,
     ) -> list[int]:
         """PutRecords every prediction; -> indices into `valid` that were delivered."""
         if not valid:
             return []
         entries = [
-            PutEntry(str(ride.ride_id), encode_prediction(prediction_record(model, ride.ride_id, value)))
-            for (_, ride), value in zip(valid, minutes.tolist(), strict=True)
+            PutEntry(str(ride.ride_id), encode_prediction(prediction_record(model, ride.ride_id, value, pid)))
+            for (_, ride), value, pid in zip(valid, minutes.tolist(), ids, strict=True)
         ]
         kwargs = {"sleep": self._sleep} if self._sleep is not None else {}
         undelivered = deliver(self._sink, entries, self._policy, **kwargs)
@@ -281,12 +313,17 @@ class PredictService:
 
     @staticmethod
     def _capture_batch(
-        model: LoadedModel, rides: Sequence[ValidRide], minutes: np.ndarray, processed_at: datetime
+        model: LoadedModel,
+        rides: Sequence[ValidRide],
+        minutes: np.ndarray,
+        ids: list[str],
+        processed_at: datetime,
     ) -> CaptureBatch:
         return CaptureBatch(
             model_name=model.name,
             model_version=model.version,
             captured_at=utc_iso(processed_at.replace(microsecond=0)),
+            prediction_id=ids,
             ride_id=[r.ride_id for r in rides],
             pickup_datetime=[r.pickup_datetime.isoformat(timespec="seconds") for r in rides],
             pu_location_id=[r.pu_location_id for r in rides],
@@ -311,8 +348,9 @@ class PredictService:
             return DirectOutcome(
                 {"error": "model returned a non-finite prediction", "reasons": []}, model.version
             )
-        batch = self._capture_batch(model, [result], minutes, invoked_at)
-        [(pickup_hour, _)] = pickup_hour_groups(_pickups([result]))
+        [pickup_hour] = _pickup_hours([result])
+        pid = self._ids.of_direct(pickup_hour)
+        batch = self._capture_batch(model, [result], minutes, [pid], invoked_at)
         key = capture_key(pickup_hour, DIRECT_SHARD_ID, request_id)
         captured = True
         try:
@@ -321,5 +359,5 @@ class PredictService:
             logger.error("capture write failed for a direct invoke", extra={"key": key, "error": repr(exc)})
             captured = False
         return DirectOutcome(
-            prediction_record(model, result.ride_id, float(minutes[0])), model.version, captured
+            prediction_record(model, result.ride_id, float(minutes[0]), pid), model.version, captured
         )

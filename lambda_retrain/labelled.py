@@ -1,4 +1,5 @@
-"""Recent labelled rides: captured predictions (with the raw inputs) joined with actuals by ride_id.
+"""Recent labelled rides: captured predictions (with the raw inputs) joined with actuals by the
+prediction id the service issued (a ride id captured with different inputs is labelled by none).
 
 Captures and actuals are read by trip_core.event_window, the monitor's reader: rides picked up in the
 range (its pickup-hour partitions), actuals from the hours they were reported in, each accepted or
@@ -59,8 +60,9 @@ def load_labelled(
 ) -> LabelledRides:
     """Labelled rides picked up in [start, end); `keep_batch` narrows further (e.g. one model version)."""
     problems: list[str] = []
-    window = latest_captures(read_captures(capture, start, end, problems))
-    actuals = read_actuals(capture, start, end, window, problems)
+    captured = read_captures(capture, start, end, problems)
+    window = latest_captures(captured)
+    actuals = read_actuals(capture, start, end, captured, problems)
     batches = [b for b in window if keep_batch is None or keep_batch(b)]
     ordered = _join(batches, actuals.durations)
     result = _rides(ordered)
@@ -70,6 +72,7 @@ def load_labelled(
         "problems": problems[:MAX_LISTED_PROBLEMS],
         "actuals_objects": actuals.objects,
         "actuals_rejected": actuals.rejected,
+        "conflicting_rides": actuals.conflicting_rides,
         "captured_predictions": sum(len(batch) for batch in batches),
         "actuals": len(actuals.durations),
         "labelled_rows": len(ordered),

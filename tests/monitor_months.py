@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from lambda_monitor.window import VersionRows
+from tests.doubles.captures import pids
 from trip_core.calibration import add_day_excesses
 from trip_core.capture import CaptureBatch
 from trip_core.contracts import MAX_TRIP_DISTANCE_MILES
@@ -82,6 +83,7 @@ def capture_batches(
             model_name=model_name,
             model_version=version,
             captured_at=captured_at,
+            prediction_id=pids(columns["ride_id"][i : i + batch_size].tolist()),
             ride_id=columns["ride_id"][i : i + batch_size].tolist(),
             pickup_datetime=pickup[i : i + batch_size].tolist(),
             pu_location_id=columns["PULocationID"][i : i + batch_size].tolist(),

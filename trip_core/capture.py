@@ -2,8 +2,9 @@
 
 - capture object: one gzip JSON per batch, columnar, one model version per batch;
 - rejected-rides object: one JSON per batch, every rejected record with its raw payload and reasons;
-- actuals: JSON lines `{"ride_id": ..., "duration_minutes": ...}` sent by the client; every line is
-  accepted or rejected with one of ACTUAL_REJECTION_REASONS.
+- actuals: JSON lines `{"prediction_id": ..., "duration_minutes": ...}`, written by the actuals function
+  from what clients send on the actuals stream; every line is accepted or rejected with one of
+  ACTUAL_REJECTION_REASONS (the actuals function on arrival, the readers again).
 
 Keys are derived from the shard id and the batch's first sequence number, so a retried batch
 overwrites its own objects; `dt`/`hour` are the UTC pickup hour of captures (one object per batch and
@@ -24,11 +25,15 @@ from typing import Any
 import numpy as np
 import orjson
 
-from trip_core.contracts import MAX_ACTUAL_MINUTES
+from trip_core.contracts import MAX_ACTUAL_MINUTES, prediction_id_hour
 from trip_core.rides import FieldError, new_york_to_utc
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 1  # rejected-rides objects
+# Schema 2 added `prediction_id`. A schema-1 capture is refused, not read: its rows carry no id, so no
+# actual can label them under the prediction-id join, and one decoder keeps one meaning per column.
+CAPTURE_SCHEMA_VERSION = 2
 CAPTURE_COLUMNS: tuple[str, ...] = (
+    "prediction_id",
     "ride_id",
     "pickup_datetime",
     "PULocationID",
@@ -52,6 +57,7 @@ class CaptureBatch:
     model_name: str
     model_version: str
     captured_at: str  # ISO 8601 UTC, "Z"
+    prediction_id: list[str]  # issued by the service (trip_core.contracts.prediction_id)
     ride_id: list[int | str]
     pickup_datetime: list[str]  # ISO 8601, New York local, naive
     pu_location_id: list[int]
@@ -67,6 +73,7 @@ class CaptureBatch:
     @staticmethod
     def _column_attrs() -> dict[str, str]:
         return {
+            "prediction_id": "prediction_id",
             "ride_id": "ride_id",
             "pickup_datetime": "pickup_datetime",
             "PULocationID": "pu_location_id",
@@ -113,7 +120,7 @@ CAPTURE_GZIP_LEVEL = 1  # 2.3x faster than level 5 for a 100-ride batch, objects
 def encode_capture(batch: CaptureBatch) -> bytes:
     """gzip of the compact JSON document; raises ValueError on a NaN or infinite value."""
     document = {
-        "schema": SCHEMA_VERSION,
+        "schema": CAPTURE_SCHEMA_VERSION,
         "model_name": batch.model_name,
         "model_version": batch.model_version,
         "captured_at": batch.captured_at,
@@ -135,8 +142,8 @@ def decode_capture(data: bytes) -> CaptureBatch:
         document = json.loads(raw)
     except (OSError, EOFError, ValueError, zlib.error) as exc:  # zlib.error: a corrupt deflate stream
         raise RecordFormatError(f"capture object is not gzip JSON: {exc}") from exc
-    if not isinstance(document, dict) or document.get("schema") != SCHEMA_VERSION:
-        raise RecordFormatError(f"capture object schema must be {SCHEMA_VERSION}")
+    if not isinstance(document, dict) or document.get("schema") != CAPTURE_SCHEMA_VERSION:
+        raise RecordFormatError(f"capture object schema must be {CAPTURE_SCHEMA_VERSION}")
     columns = document.get("columns")
     if not isinstance(columns, dict):
         raise RecordFormatError("capture object lacks 'columns'")
@@ -148,6 +155,7 @@ def decode_capture(data: bytes) -> CaptureBatch:
             model_name=str(document["model_name"]),
             model_version=str(document["model_version"]),
             captured_at=str(document["captured_at"]),
+            prediction_id=[str(v) for v in columns["prediction_id"]],
             ride_id=list(columns["ride_id"]),
             pickup_datetime=[str(v) for v in columns["pickup_datetime"]],
             pu_location_id=[int(v) for v in columns["PULocationID"]],
@@ -219,30 +227,33 @@ def decode_rejected(data: bytes) -> list[Rejection]:
 
 @dataclass(frozen=True)
 class Actual:
-    ride_id: int | str
+    prediction_id: str
     duration_minutes: float
 
 
-# Why an actual line is not used: counted per reason in the monitor's report and metrics, never averaged in.
-ACTUAL_MALFORMED = "malformed"  # not a JSON object with a ride_id (int or string) and a numeric duration
+# Why an actual line is not used: counted per reason (the actuals function's rejected objects, the
+# monitor's report and metrics), never averaged in.
+ACTUAL_MALFORMED = "malformed"  # not a JSON object with a prediction id and a numeric duration
 ACTUAL_NON_FINITE = "non_finite"
-ACTUAL_NEGATIVE = "negative"
+ACTUAL_NOT_POSITIVE = "not_positive"  # zero or less
 ACTUAL_OVER_MAX = "over_max"  # longer than MAX_ACTUAL_MINUTES
-ACTUAL_UNKNOWN_RIDE = "unknown_ride"  # no captured prediction of that ride (see trip_core.event_window)
+ACTUAL_UNKNOWN_PREDICTION = "unknown_prediction"  # no captured prediction has that id
 ACTUAL_DUPLICATE = "duplicate"  # a resend: the last valid line of a ride wins, the earlier ones count here
 ACTUAL_REJECTION_REASONS: tuple[str, ...] = (
     ACTUAL_MALFORMED,
     ACTUAL_NON_FINITE,
-    ACTUAL_NEGATIVE,
+    ACTUAL_NOT_POSITIVE,
     ACTUAL_OVER_MAX,
-    ACTUAL_UNKNOWN_RIDE,
+    ACTUAL_UNKNOWN_PREDICTION,
     ACTUAL_DUPLICATE,
 )
 
 
 def encode_actuals(actuals: Iterable[Actual]) -> bytes:
     lines = (
-        json.dumps({"ride_id": a.ride_id, "duration_minutes": a.duration_minutes}, allow_nan=False)
+        json.dumps(
+            {"prediction_id": a.prediction_id, "duration_minutes": a.duration_minutes}, allow_nan=False
+        )
         for a in actuals
     )
     return "".join(line + "\n" for line in lines).encode("utf-8")
@@ -250,7 +261,7 @@ def encode_actuals(actuals: Iterable[Actual]) -> bytes:
 
 def decode_actuals(data: bytes) -> list[Actual | str]:
     """JSON lines -> for every non-blank line, its Actual or the reason it is rejected on its own
-    (malformed, non-finite, negative, over MAX_ACTUAL_MINUTES)."""
+    (malformed, non-finite, not positive, over MAX_ACTUAL_MINUTES)."""
     return [
         judge_actual_line(line)
         for line in data.decode("utf-8", errors="replace").splitlines()
@@ -258,28 +269,27 @@ def decode_actuals(data: bytes) -> list[Actual | str]:
     ]
 
 
-def judge_actual_line(line: str) -> Actual | str:
+def judge_actual_line(line: str | bytes) -> Actual | str:
     try:
         item = json.loads(line)
-        ride_id = item["ride_id"]
-        duration = item["duration_minutes"]
+        return judge_actual(item["prediction_id"], item["duration_minutes"])
     except (ValueError, KeyError, TypeError):
         return ACTUAL_MALFORMED
+
+
+def judge_actual(prediction: object, duration: object) -> Actual | str:
+    """An actual on its own: a well-formed prediction id (trip_core.contracts.prediction_id) and a
+    finite duration in (0, MAX_ACTUAL_MINUTES], or the reason it is not."""
     if (
-        isinstance(ride_id, bool)
-        or not isinstance(ride_id, int | str)
+        prediction_id_hour(prediction) is None
         or isinstance(duration, bool)
         or not isinstance(duration, int | float)
     ):
         return ACTUAL_MALFORMED
-    return _judged_duration(ride_id, duration)
-
-
-def _judged_duration(ride_id: int | str, duration: float) -> Actual | str:
     if isinstance(duration, float) and not math.isfinite(duration):
         return ACTUAL_NON_FINITE
-    if duration < 0:
-        return ACTUAL_NEGATIVE
+    if duration <= 0:
+        return ACTUAL_NOT_POSITIVE
     if duration > MAX_ACTUAL_MINUTES:  # before float(): an integer too large for a float
         return ACTUAL_OVER_MAX
-    return Actual(ride_id, float(duration))
+    return Actual(str(prediction), float(duration))

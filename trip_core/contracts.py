@@ -33,8 +33,9 @@ PARITY_TOLERANCE_MINUTES = 1e-3
 # year 9999 in UTC cannot be named at all).
 MAX_PICKUP_LEAD = timedelta(days=1)
 
-# An actual duration a client reports outside [0, MAX_ACTUAL_MINUTES] (or not finite) is impossible: the
-# monitor rejects it with its reason and never averages it in (docs/architecture.md, "Actuals").
+# An actual duration a client reports outside (0, MAX_ACTUAL_MINUTES] (or not finite) is impossible: the
+# actuals function and the monitor reject it with its reason and never average it in
+# (docs/architecture.md, "Actuals").
 MAX_ACTUAL_MINUTES = 24 * 60.0
 
 # ------------------------------------------------------------------------------------ event time
@@ -104,6 +105,37 @@ class RideRequest:
             trip_distance=float(row.trip_distance),
             pickup_datetime=getattr(row, TLC_PICKUP_COLUMN),
         )
+
+
+# ------------------------------------------------------------------------------------ prediction ids
+# Every prediction carries an id the service issued (docs/architecture.md, "Prediction ids"): the UTC
+# pickup hour of its ride, a dash, PREDICTION_ID_TOKEN_HEX hex digits only the service can compute (a
+# keyed hash of the rides stream record, or random for a direct invoke). Actuals name it; the hour says
+# which capture partition holds it, so the actuals function checks an id by reading one hour.
+PREDICTION_ID_HOUR_FORMAT = "%Y%m%d%H"
+PREDICTION_ID_TOKEN_HEX = 32
+_PREDICTION_ID_HOUR_DIGITS = 10
+_HEX_DIGITS = frozenset("0123456789abcdef")
+
+
+def prediction_id(pickup_hour: datetime, token: str) -> str:
+    """`2023030614-<token>`: the id of a prediction whose ride was picked up in that UTC hour."""
+    return f"{floor_hour(pickup_hour):{PREDICTION_ID_HOUR_FORMAT}}-{token}"
+
+
+def prediction_id_hour(text: object) -> datetime | None:
+    """The UTC pickup hour a prediction id names (aware), or None when `text` is not a prediction id."""
+    if not isinstance(text, str) or len(text) != _PREDICTION_ID_HOUR_DIGITS + 1 + PREDICTION_ID_TOKEN_HEX:
+        return None
+    hour, dash, token = text.partition("-")
+    if not (
+        dash and hour.isdigit() and len(hour) == _PREDICTION_ID_HOUR_DIGITS and set(token) <= _HEX_DIGITS
+    ):
+        return None
+    try:
+        return datetime.strptime(hour, PREDICTION_ID_HOUR_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        return None
 
 
 # ------------------------------------------------------------------------------------ time
@@ -218,26 +250,38 @@ MONITOR_STATE_KEY = "monitor/state.json"
 
 # ------------------------------------------------------------------------------------ S3: rejected bucket
 REJECTED_PREFIX = "rejected/"
+REJECTED_ACTUALS_PREFIX = "rejected-actuals/"  # apart from rides: the monitor's RejectedShare counts rides
 
 
 def _safe(part: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in part)
 
 
+def batch_name(shard_id: str, first_sequence_number: str) -> str:
+    """An object of one Kinesis batch is named by its shard and first sequence number: a retried batch
+    overwrites its own objects."""
+    return f"{_safe(shard_id)}_{_safe(first_sequence_number)}"
+
+
 def capture_key(pickup_hour: datetime, shard_id: str, first_sequence_number: str) -> str:
-    """One object per batch and UTC pickup hour (event time), named by the batch's shard and first
-    sequence number: a retried batch overwrites its own objects."""
-    name = f"{_safe(shard_id)}_{_safe(first_sequence_number)}"
+    """One object per batch and UTC pickup hour (event time)."""
+    name = batch_name(shard_id, first_sequence_number)
     return f"{CAPTURE_PREFIX}{hour_partition(pickup_hour)}/{name}.json.gz"
 
 
 def rejected_key(processed_at: datetime, shard_id: str, first_sequence_number: str) -> str:
-    name = f"{_safe(shard_id)}_{_safe(first_sequence_number)}"
+    name = batch_name(shard_id, first_sequence_number)
     return f"{REJECTED_PREFIX}{hour_partition(processed_at)}/{name}.json"
 
 
+def rejected_actuals_key(reported_at: datetime, shard_id: str, first_sequence_number: str) -> str:
+    name = batch_name(shard_id, first_sequence_number)
+    return f"{REJECTED_ACTUALS_PREFIX}{hour_partition(reported_at)}/{name}.json"
+
+
 def actuals_key(reported_at: datetime, name: str) -> str:
-    """Where a client writes actual durations: the UTC hour it reports them in, JSON lines."""
+    """Where accepted actual durations are: the UTC hour they were reported in, JSON lines; the actuals
+    function names an object by its batch (`batch_name`)."""
     return f"{ACTUALS_PREFIX}{hour_partition(reported_at)}/{_safe(name)}.jsonl"
 
 

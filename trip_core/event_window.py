@@ -4,13 +4,15 @@ retrain loop (docs/architecture.md, "Event time"):
 - captures: only the range's pickup-hour partitions are listed, and only rows whose pickup (UTC) lies
   in the range are kept;
 - actuals: the partitions of the hours they were reported in, [start, end + LATE_ALLOWANCE); every line
-  is accepted or rejected with its reason (trip_core.capture.ACTUAL_REJECTION_REASONS);
+  is accepted or rejected with its reason (trip_core.capture.ACTUAL_REJECTION_REASONS); a line labels
+  the ride whose capture holds its prediction id (issued by the service, so a client can label only the
+  predictions it was given); a ride id captured with different inputs is labelled by none (counted);
 - the join of predictions with actuals, and the target domain quality is judged on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,7 +23,7 @@ import numpy as np
 from trip_core.capture import (
     ACTUAL_DUPLICATE,
     ACTUAL_REJECTION_REASONS,
-    ACTUAL_UNKNOWN_RIDE,
+    ACTUAL_UNKNOWN_PREDICTION,
     Actual,
     CaptureBatch,
     decode_actuals,
@@ -129,6 +131,7 @@ class JudgedActuals:
     rejected: dict[str, int]  # every reason of ACTUAL_REJECTION_REASONS -> lines
     objects: int
     lines: int
+    conflicting_rides: int = 0  # the range's ride ids captured with different inputs: labelled by none
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -136,46 +139,70 @@ class JudgedActuals:
             "lines": self.lines,
             "accepted": len(self.durations),
             "rejected": dict(self.rejected),
+            "conflicting_rides": self.conflicting_rides,
         }
 
 
 def judge_actuals(
-    lines: Iterable[Actual | str], known_rides: Collection[str]
+    lines: Iterable[Actual | str], owners: Mapping[str, str], conflicting: Collection[str] = ()
 ) -> tuple[dict[str, float], dict[str, int]]:
-    """Decoded lines in report order -> (accepted durations, rejected lines by reason)."""
+    """Decoded lines in report order -> (accepted durations by ride id, rejected lines by reason).
+    `owners`: prediction id -> the ride id captured with it; `conflicting`: ride ids labelled by none."""
     rejected = dict.fromkeys(ACTUAL_REJECTION_REASONS, 0)
     durations: dict[str, float] = {}
     for line in lines:
         if isinstance(line, str):
             rejected[line] += 1
             continue
-        ride = str(line.ride_id)
-        if ride not in known_rides:
-            rejected[ACTUAL_UNKNOWN_RIDE] += 1
+        ride = owners.get(line.prediction_id)
+        if ride is None:
+            rejected[ACTUAL_UNKNOWN_PREDICTION] += 1
             continue
         if ride in durations:
             rejected[ACTUAL_DUPLICATE] += 1
         durations[ride] = line.duration_minutes
+    for ride in conflicting:
+        durations.pop(ride, None)
     return durations, rejected
 
 
 def read_actuals(
-    source: BlobSource, start: datetime, end: datetime, window: Sequence[CaptureBatch], problems: list[str]
+    source: BlobSource, start: datetime, end: datetime, captured: Sequence[CaptureBatch], problems: list[str]
 ) -> JudgedActuals:
-    """The actuals reported for rides picked up in [start, end) (`window`: their captures). A ride is
-    known when it was captured with a pickup in [start - ACTUALS_RIDE_LOOKBACK, end + LATE_ALLOWANCE):
-    the report hours also hold rides picked up shortly before the window and short rides of the
-    allowance after it; those are no error, only not part of this window."""
+    """The actuals reported for rides picked up in [start, end) (`captured`: every capture of them, a
+    ride's superseded ones too: a client may label any prediction it was given). A prediction is known
+    when it was captured with a pickup in [start - ACTUALS_RIDE_LOOKBACK, end + LATE_ALLOWANCE): the
+    report hours also hold rides picked up shortly before the window and short rides of the allowance
+    after it; those are no error, only not part of this window. A ride id captured in that range with
+    different inputs (PU, DO, distance, pickup) is not one ride: none of its captures is labelled."""
     objects = _fetch(source, actuals_prefixes(start, end))
     lines = [line for _key, body in objects for line in decode_actuals(body)]
     before = read_captures(source, start - ACTUALS_RIDE_LOOKBACK, start, problems)
     after = read_captures(source, end, end + LATE_ALLOWANCE, problems)
-    durations, rejected = judge_actuals(lines, _ride_ids(window) | _ride_ids(before) | _ride_ids(after))
-    return JudgedActuals(durations, rejected, len(objects), len(lines))
+    nearby = [*before, *captured, *after]
+    conflicting = conflicting_rides(nearby)
+    durations, rejected = judge_actuals(lines, _owners(nearby), conflicting)
+    in_range = conflicting & {str(ride) for batch in captured for ride in batch.ride_id}
+    return JudgedActuals(durations, rejected, len(objects), len(lines), len(in_range))
 
 
-def _ride_ids(batches: Iterable[CaptureBatch]) -> set[str]:
-    return {str(ride) for batch in batches for ride in batch.ride_id}
+def _owners(batches: Iterable[CaptureBatch]) -> dict[str, str]:
+    return {pid: str(ride) for b in batches for pid, ride in zip(b.prediction_id, b.ride_id, strict=True)}
+
+
+def conflicting_rides(batches: Iterable[CaptureBatch]) -> set[str]:
+    """Ride ids (as text) captured with different inputs: a client re-sent another ride's id (a resend
+    with the same inputs, or a Kinesis retry, is one ride)."""
+    first: dict[str, tuple[object, ...]] = {}
+    conflicting: set[str] = set()
+    for b in batches:
+        rows = zip(
+            b.ride_id, b.pu_location_id, b.do_location_id, b.trip_distance, b.pickup_datetime, strict=True
+        )
+        for ride, *inputs in rows:
+            if first.setdefault(str(ride), tuple(inputs)) != tuple(inputs):
+                conflicting.add(str(ride))
+    return conflicting
 
 
 def join_actuals(ride_ids: Sequence[object], durations: dict[str, float]) -> np.ndarray:

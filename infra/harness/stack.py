@@ -3,6 +3,7 @@ the rejected and captured rides, alarms, the loop's audit. S3 keys and times com
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -11,15 +12,18 @@ from typing import Any
 from botocore.config import Config
 
 from infra.aws import STACK_NAME, client, stack_outputs
+from infra.harness.poll import poll
+from infra.harness.streams import put_actuals
 from lambda_retrain.audit import read_audit
 from lambda_retrain.aws import S3Store
 from trip_core.bundle import ServingBundle, load_bundle
-from trip_core.capture import Actual, decode_capture, decode_rejected, encode_actuals
+from trip_core.capture import Actual, decode_actuals, decode_capture, decode_rejected
 from trip_core.contracts import (
+    ACTUALS_PREFIX,
     CAPTURE_PREFIX,
     LIVE_POINTER_KEY,
+    REJECTED_ACTUALS_PREFIX,
     REJECTED_PREFIX,
-    actuals_key,
     day_prefix,
     parse_utc,
     utc_iso,
@@ -47,6 +51,15 @@ def _days(since: datetime) -> list[date]:
     the scenarios' rides were picked up up to a few days before they are sent (rides.real_rides)."""
     first = (since - CAPTURE_DAYS_BACK).astimezone(UTC).date()
     return [first + timedelta(days=i) for i in range((datetime.now(UTC).date() - first).days + 1)]
+
+
+def _named_prediction(raw_base64: str) -> object:
+    """The prediction id a refused actuals record names, if it is a JSON object."""
+    try:
+        line = json.loads(base64.b64decode(raw_base64))
+    except ValueError:
+        return None
+    return line.get("prediction_id") if isinstance(line, dict) else None
 
 
 @dataclass
@@ -114,11 +127,30 @@ class Stack:
         return body
 
     # ------------------------------------------------------------------ data in and out
-    def send_actuals(self, actuals: list[Actual], name: str) -> str:
-        """The actual durations as one actuals object of the hour they are reported in; its key."""
-        key = actuals_key(datetime.now(UTC), name)
-        client("s3").put_object(Bucket=self["CaptureBucketName"], Key=key, Body=encode_actuals(actuals))
-        return key
+    def send_actuals(self, actuals: list[Actual], timeout: float = 120.0) -> int:
+        """The actual durations through the actuals stream, as a client sends them; waits until the
+        actuals function has judged them all (accepted under actuals/, or refused in the rejected
+        bucket); -> how many it accepted."""
+        since, wanted = now_s(), {a.prediction_id for a in actuals}
+        put_actuals(self["ActualsStreamName"], actuals)
+
+        def judged() -> tuple[int] | None:  # a tuple: poll waits for a truthy answer, and 0 may be one
+            accepted = [
+                line.prediction_id
+                for body in self._recent_objects("CaptureBucketName", ACTUALS_PREFIX, since)
+                for line in decode_actuals(body)
+                if isinstance(line, Actual) and line.prediction_id in wanted
+            ]
+            refused = [
+                r
+                for body in self._recent_objects("RejectedBucketName", REJECTED_ACTUALS_PREFIX, since)
+                for r in decode_rejected(body)
+                if _named_prediction(r.raw_base64) in wanted
+            ]
+            return (len(accepted),) if len(accepted) + len(refused) >= len(actuals) else None
+
+        (accepted,) = poll(judged, timeout=timeout, interval=1.0, what=f"{len(actuals)} actuals judged")
+        return accepted
 
     def _recent_objects(self, bucket_output: str, prefix: str, since: datetime) -> list[bytes]:
         s3, bucket, found = client("s3"), self[bucket_output], []

@@ -1,5 +1,6 @@
 """Kinesis for the scenarios: put records (resending the ones PutRecords refused), read a stream from now
-on, and a consumer thread that collects the predictions stream by ride_id."""
+on, a consumer thread that collects the predictions stream by ride_id (with the prediction id each ride
+was given), and actual durations onto the actuals stream."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ import collections
 import json
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from infra.aws import client
 from infra.harness.poll import poll
 from infra.harness.rides import Ride
+from trip_core.capture import Actual, encode_actuals
 
 PUT_ATTEMPTS = 5
 PUT_BATCH = 100  # rides per PutRecords when streaming at a rate
@@ -26,8 +28,22 @@ def put_records(
 ) -> None:
     """PutRecords of `rides` (partition key = ride_id); PutRecords may refuse single records under
     throughput limits: those are sent again, up to `attempts` puts in all, then it is an error."""
+    _put_entries(
+        stream, [{"Data": r.payload, "PartitionKey": str(r.ride_id)} for r in rides], kinesis, attempts
+    )
+
+
+def put_actuals(stream: str, actuals: Sequence[Actual], kinesis: Any | None = None) -> None:
+    """Actual durations on the actuals stream, one record per actual (docs/architecture.md, "Actuals"),
+    partition key = the prediction id, in PutRecords batches of 500."""
+    entries = [{"Data": encode_actuals([a]).rstrip(b"\n"), "PartitionKey": a.prediction_id} for a in actuals]
+    for i in range(0, len(entries), 500):
+        _put_entries(stream, entries[i : i + 500], kinesis, PUT_ATTEMPTS)
+
+
+def _put_entries(stream: str, entries: list[dict[str, Any]], kinesis: Any | None, attempts: int) -> None:
     kinesis = kinesis or client("kinesis")
-    pending = [{"Data": r.payload, "PartitionKey": str(r.ride_id)} for r in rides]
+    pending = entries
     for _attempt in range(attempts):
         response = kinesis.put_records(StreamName=stream, Records=pending)
         pending = [rec for rec, res in zip(pending, response["Records"], strict=True) if "ErrorCode" in res]
@@ -115,8 +131,19 @@ class Received:
     ride_id: Any
     prediction: float
     version: str
+    prediction_id: str  # what the client names its actual by
     arrival: float  # the output record's ApproximateArrivalTimestamp (epoch s)
     read: float  # when this consumer got it
+
+
+def actuals_for(rides: Iterable[Ride], received: Mapping[Any, Received]) -> list[Actual]:
+    """The actual durations of the good rides that were predicted, named by the prediction id each was
+    given on the predictions stream (what a client reports when a ride ends)."""
+    return [
+        Actual(received[r.ride_id].prediction_id, r.duration)
+        for r in rides
+        if r.good and r.duration is not None and r.ride_id in received
+    ]
 
 
 class PredictionsConsumer:
@@ -155,7 +182,9 @@ class PredictionsConsumer:
 
     def _take(self, data: dict[str, Any], arrival: float, now: float) -> None:
         p = data["prediction"]
-        item = Received(p["ride_id"], float(p["ride_duration"]), str(data["version"]), arrival, now)
+        item = Received(
+            p["ride_id"], float(p["ride_duration"]), str(data["version"]), p["prediction_id"], arrival, now
+        )
         self.received[item.ride_id] = item
         self.seen[item.ride_id] += 1
         if self.on_first and len(self.received) <= SHOW_FIRST:

@@ -1,6 +1,7 @@
-"""The replay itself: moto S3/Kinesis/CloudWatch behind the real boto3 adapters, the prediction service fed
-Kinesis-shaped batches of the traffic on the simulated clock, the client's actuals written hourly under
-actuals_key, and the monitor's scheduled run (lambda_monitor.service.run_event) at every simulated hour."""
+"""The replay itself: moto S3/Kinesis/CloudWatch/Secrets Manager behind the real boto3 adapters, the
+prediction service fed Kinesis-shaped batches of the traffic on the simulated clock, the client's actuals
+(named by the prediction ids the predictions stream gave) fed hourly to the actuals function's logic, and
+the monitor's scheduled run (lambda_monitor.service.run_event) at every simulated hour."""
 
 from __future__ import annotations
 
@@ -24,6 +25,9 @@ from infra.replay.alarms import Published
 from infra.replay.model import ModelFiles
 from infra.replay.template import TEMPLATE, Template
 from infra.replay.traffic import Traffic, actuals_reported, monitor_hours
+from lambda_actuals.bootstrap import build_service as build_actuals_service
+from lambda_actuals.config import ActualsConfig
+from lambda_actuals.service import ActualsService
 from lambda_monitor.aws import aws_ports
 from lambda_monitor.config import MonitorConfig
 from lambda_monitor.ports import MetricDatum, Ports
@@ -37,7 +41,6 @@ from trip_core.capture import encode_actuals
 from trip_core.contracts import (
     MONITOR_STEP,
     REPORTS_PREFIX,
-    actuals_key,
     bundle_key,
     profile_key,
     utc_iso,
@@ -51,14 +54,16 @@ STACK_REFS = {
     "CaptureBucket": "replay-capture",
     "RejectedBucket": "replay-rejected",
     "PredictionsStream": "replay-predictions",
+    "PredictionIdSecret": "replay-prediction-id-key",
 }
+REPLAY_ID_KEY = "the replay's prediction id key: any 32 bytes or more will do"
 # moto finds a shard's next sequence number by copying all its keys: a put costs O(records in the shard),
 # quadratic over a month of predictions on one shard (minutes of a month's replay). Nothing in the replay
 # reads that stream; spread over this many shards (partition key = ride id) the cost is negligible.
 PREDICTIONS_SHARDS = 16
 SHARD_ID = "shardId-000000000000"
 MODEL_VERSION = "1"
-CLIENT = "replay-client"  # the actuals objects' name
+ACTUALS_FIRST_SEQUENCE = 2 * 10**20  # the actuals stream's records (the rides' start at 10**20)
 # The HTML report's history chart (no verdict depends on it): each run reads that many days of earlier
 # reports, the replay's hot spot (each report read through moto); the replay draws its own picture.
 HISTORY_DAYS = 0
@@ -85,7 +90,9 @@ class Recorded:
     reports: list[dict[str, Any]] = field(default_factory=list)
     runs: list[datetime] = field(default_factory=list)
     counts: dict[str, int] = field(
-        default_factory=lambda: dict.fromkeys(("sent", "predicted", "rejected", "actuals"), 0)
+        default_factory=lambda: dict.fromkeys(
+            ("sent", "predicted", "rejected", "actuals", "actuals_refused"), 0
+        )
     )
 
 
@@ -135,11 +142,14 @@ def simulated_aws() -> Iterator[dict[str, Any]]:
     os.environ.pop("AWS_ENDPOINT_URL", None)
     try:
         with mock_aws(), s3_urls_loaded_once():
-            clients = {name: boto3.client(name) for name in ("s3", "kinesis", "cloudwatch")}
+            clients = {name: boto3.client(name) for name in ("s3", "kinesis", "cloudwatch", "secretsmanager")}
             for bucket in ("ModelsBucket", "CaptureBucket", "RejectedBucket"):
                 clients["s3"].create_bucket(Bucket=STACK_REFS[bucket])
             stream = STACK_REFS["PredictionsStream"]
             clients["kinesis"].create_stream(StreamName=stream, ShardCount=PREDICTIONS_SHARDS)
+            clients["secretsmanager"].create_secret(
+                Name=STACK_REFS["PredictionIdSecret"], SecretString=REPLAY_ID_KEY
+            )
             yield clients
     finally:
         for name, value in saved.items():
@@ -183,10 +193,31 @@ def kinesis_record(payload: bytes, sequence: int, arrival: float) -> dict[str, A
     }
 
 
-def predict_service(clients: dict[str, Any], template: Template, clock: SimulatedClock) -> PredictService:
+class PredictionsRead:
+    """The predictions stream's client: what the service puts, and ride id -> the prediction id it gave."""
+
+    def __init__(self, kinesis: Any) -> None:
+        self.kinesis = kinesis
+        self.given: dict[int, str] = {}
+
+    def put_records(self, **request: Any) -> Any:
+        for record in request["Records"]:
+            prediction = json.loads(record["Data"])["prediction"]
+            self.given[prediction["ride_id"]] = prediction["prediction_id"]
+        return self.kinesis.put_records(**request)
+
+
+def predict_service(
+    clients: dict[str, Any], template: Template, clock: SimulatedClock, predictions: PredictionsRead
+) -> PredictService:
     """Wired as the function's cold start does, with the template's configuration, on the simulated clock."""
     config = PredictConfig.from_env(template.function_environment("PredictFunction"))
-    return build_service(config, clients["s3"], clients["kinesis"], now=clock.now)
+    return build_service(config, clients["s3"], predictions, clients["secretsmanager"], now=clock.now)
+
+
+def actuals_service(clients: dict[str, Any], template: Template, clock: SimulatedClock) -> ActualsService:
+    config = ActualsConfig.from_env(template.function_environment("ActualsFunction"))
+    return build_actuals_service(config, clients["s3"], now=clock.now)
 
 
 def monitor_ports(
@@ -211,6 +242,8 @@ def _utc(seconds: float) -> datetime:
 class Replayer:
     traffic: Traffic
     service: PredictService
+    predictions: PredictionsRead
+    actuals: ActualsService
     ports: Ports
     config: MonitorConfig
     s3: Any
@@ -236,13 +269,19 @@ class Replayer:
         self.recorded.counts["sent"] = self.sent
 
     def report_actuals(self, hour: datetime) -> None:
-        """The client's actuals reported in the hour, one object under that hour's key."""
-        actuals = actuals_reported(self.traffic, hour)
-        self.recorded.counts["actuals"] += len(actuals)
-        if actuals:
-            body = encode_actuals(actuals)
-            bucket = self.config.capture_bucket
-            self.s3.put_object(Bucket=bucket, Key=actuals_key(hour, CLIENT), Body=body)
+        """The client's actuals reported in the hour, through the actuals function's logic in Kinesis
+        batches of batch_size (records arriving when they are reported)."""
+        reported = actuals_reported(self.traffic, hour, self.predictions.given)
+        records = [
+            kinesis_record(
+                encode_actuals([actual]), ACTUALS_FIRST_SEQUENCE + self.recorded.counts["actuals"] + k, at
+            )
+            for k, (actual, at) in enumerate(reported)
+        ]
+        for first in range(0, len(records), self.batch_size):
+            outcome = self.actuals.process_batch(records[first : first + self.batch_size])
+            self.recorded.counts["actuals_refused"] += outcome.rejected
+        self.recorded.counts["actuals"] += len(records)
 
     def run(self) -> None:
         """Batches every --batch-minutes, then at each hour the hour's actuals and the monitor's run."""
@@ -269,10 +308,14 @@ def replay(
     )
     with simulated_aws() as clients:
         publish_model(clients["s3"], files, clock.now())
-        service = predict_service(clients, template, clock)
+        predictions = PredictionsRead(clients["kinesis"])
+        service = predict_service(clients, template, clock, predictions)
+        actuals = actuals_service(clients, template, clock)
         ports = monitor_ports(clients, config, clock, recorded)
         batch = int(template.parameter("BatchSize"))
         step = timedelta(minutes=batch_minutes)
-        replayer = Replayer(traffic, service, ports, config, clients["s3"], clock, recorded, batch, step)
+        replayer = Replayer(
+            traffic, service, predictions, actuals, ports, config, clients["s3"], clock, recorded, batch, step
+        )
         replayer.run()
     return recorded, time.perf_counter() - started

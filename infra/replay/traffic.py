@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -70,12 +70,27 @@ class Traffic:
         return len(self.payload)
 
 
-def actuals_reported(traffic: Traffic, hour: datetime) -> list[Actual]:
-    """The actuals the client reports in [hour, hour + MONITOR_STEP), written together under that hour."""
+def reported_in(traffic: Traffic, hour: datetime) -> np.ndarray:
+    """The rides (indices, sending order) whose actual the client reports in [hour, hour + MONITOR_STEP)."""
     start = hour.timestamp()
     mask = (traffic.reported_at >= start) & (traffic.reported_at < start + MONITOR_STEP.total_seconds())
-    rows = zip(traffic.ride_id[mask], traffic.duration_minutes[mask], strict=True)
-    return [Actual(int(ride_id), float(minutes)) for ride_id, minutes in rows]
+    return np.flatnonzero(mask)
+
+
+def actuals_reported(
+    traffic: Traffic, hour: datetime, given: Mapping[int, str]
+) -> list[tuple[Actual, float]]:
+    """The actuals the client reports in the hour, each named by the prediction id its ride was given
+    (`given`: ride id -> id, read from the predictions stream; a rejected ride has none, so no actual),
+    with the moment it is reported (UTC epoch seconds)."""
+    return [
+        (
+            Actual(given[int(traffic.ride_id[i])], float(traffic.duration_minutes[i])),
+            float(traffic.reported_at[i]),
+        )
+        for i in reported_in(traffic, hour)
+        if int(traffic.ride_id[i]) in given
+    ]
 
 
 def monitor_hours(traffic: Traffic) -> list[datetime]:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import hashlib
+from collections.abc import Iterable
+from datetime import UTC, datetime
 
 import numpy as np
 
 from trip_core.capture import CaptureBatch, encode_capture, pickup_hour_groups
-from trip_core.contracts import capture_key
+from trip_core.contracts import PREDICTION_ID_TOKEN_HEX, capture_key, prediction_id
 from trip_core.rides import to_new_york_naive
+
+TEST_ID_HOUR = datetime(2023, 3, 6, 14, tzinfo=UTC)
 
 
 def capture_objects(batch: CaptureBatch, shard_id: str, first_seq: str) -> dict[str, bytes]:
@@ -35,3 +39,15 @@ def rides_of_day(columns: dict[str, np.ndarray], local_day: str) -> dict[str, np
     pickup = columns["pickup_datetime"]
     inside = np.flatnonzero((pickup >= first) & (pickup < first + np.timedelta64(1, "D")))
     return {name: values[inside] for name, values in columns.items()}
+
+
+def pid(ride_id: object) -> str:
+    """A well-formed prediction id standing for the one the service gave `ride_id`'s prediction (the
+    readers match ids, only the actuals function reads the hour in them)."""
+    return prediction_id(
+        TEST_ID_HOUR, hashlib.sha256(str(ride_id).encode()).hexdigest()[:PREDICTION_ID_TOKEN_HEX]
+    )
+
+
+def pids(ride_ids: Iterable[object]) -> list[str]:
+    return [pid(ride) for ride in ride_ids]

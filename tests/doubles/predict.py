@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from lambda_predict.ports import PutEntry
+from lambda_predict.prediction_ids import PredictionIds
 from trip_core.bundle import dump_bundle
 from trip_core.features import FEATURE_NAMES
 from trip_core.pointer import ModelPointer
@@ -157,3 +158,11 @@ def publish(
         if live:
             bucket.objects["serving/live.json"] = pointer.to_json().encode()
     return pointer
+
+
+TEST_ID_KEY = b"a test key of the prediction ids, 32 bytes or more"
+
+
+def keyed_ids() -> PredictionIds:
+    """The prediction ids of a service keyed as a stack's secret would key them."""
+    return PredictionIds(TEST_ID_KEY)

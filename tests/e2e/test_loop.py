@@ -97,8 +97,9 @@ class Loop:
         for record in reader.records:
             if record["prediction"]["ride_id"] in ids:
                 out.setdefault(record["prediction"]["ride_id"], []).append(record)
-        actuals = [Actual(int(r.ride_id), r.duration) for r in chunk if r.duration is not None]
-        self.stack.send_actuals(actuals, f"e2e-loop-{self.id_base + self.offset}")
+        given = {ride: records[-1]["prediction"]["prediction_id"] for ride, records in out.items()}
+        actuals = [Actual(given[r.ride_id], r.duration) for r in chunk if r.duration is not None]
+        self.stack.send_actuals(actuals)  # through the actuals stream, by the ids the predictions carried
         return out
 
     def audit_since(self, since: datetime) -> list[dict[str, Any]]:

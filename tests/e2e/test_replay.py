@@ -1,6 +1,9 @@
 """The replay through the deployed stack on LocalStack agrees with the in-process replay (infra.replay) on
 the same rides: two days of a month sent through the rides stream (every row, as clients send them), the
-actuals written under the hours they are reported in, then the monitor invoked with backfill windows
+actuals (named by the prediction ids the stack's predictions stream gave) written under the simulated hours
+they are reported in, as the actuals function would write them (through its stream they would arrive in
+real time, not in the replay's hours; LocalStack does not enforce the bucket policy that keeps other
+writers out), then the monitor invoked with backfill windows
 {"window_start", "window_end"} for the window ends the in-process replay's scheduled runs evaluated; the
 per-window verdicts must be equal.
 
@@ -21,11 +24,11 @@ from infra.aws import client
 from infra.harness.poll import poll
 from infra.harness.rides import Ride
 from infra.harness.stack import Stack
-from infra.harness.streams import put_records
+from infra.harness.streams import StreamReader, put_records
 from infra.replay.model import ModelFiles
 from infra.replay.results import WindowRow, window_row
 from infra.replay.scenario import Outcome, run_replay
-from infra.replay.simulation import CLIENT, stack_template
+from infra.replay.simulation import stack_template
 from infra.replay.traffic import Traffic, actuals_reported, build_traffic, monitor_hours
 from trip_core.capture import decode_capture, encode_actuals
 from trip_core.contracts import CAPTURE_PREFIX, MONITOR_STEP, actuals_key
@@ -63,16 +66,16 @@ def send(stack: Stack, traffic: Traffic) -> None:
         put_records(stack["RidesStreamName"], rides[first : first + PUT_CHUNK], kinesis)
 
 
-def report_actuals(stack: Stack, traffic: Traffic) -> None:
-    """The objects the in-process client writes, one per hour under that hour's key."""
+def report_actuals(stack: Stack, traffic: Traffic, given: dict[int, str]) -> None:
+    """The accepted actuals of each hour, one object under that hour's key (`given`: ride id -> the
+    prediction id the stack gave it)."""
     s3 = client("s3")
     for run in monitor_hours(traffic):
         hour = run - MONITOR_STEP
-        actuals = actuals_reported(traffic, hour)
+        actuals = [actual for actual, _at in actuals_reported(traffic, hour, given)]
         if actuals:
-            s3.put_object(
-                Bucket=stack["CaptureBucketName"], Key=actuals_key(hour, CLIENT), Body=encode_actuals(actuals)
-            )
+            key = actuals_key(hour, "e2e-replay")
+            s3.put_object(Bucket=stack["CaptureBucketName"], Key=key, Body=encode_actuals(actuals))
 
 
 class Captured:
@@ -98,11 +101,14 @@ class Captured:
 @pytest.fixture(scope="module")
 def on_stack(stack: Stack, traffic: Traffic, in_process: Outcome) -> dict[str, tuple[WindowRow, WindowRow]]:
     """window end -> (in-process row, the deployed monitor's row) for the compared windows."""
+    predictions = StreamReader(stack["PredictionsStreamName"])
     send(stack, traffic)
-    report_actuals(stack, traffic)
     expected = in_process.recorded.counts["predicted"]
     captured = Captured(stack, traffic)
     poll(lambda: captured.count() >= expected, timeout=300, interval=3, what=f"{expected} captured rides")
+    poll(lambda: len(predictions.read()) >= expected, timeout=120, what=f"{expected} predictions")
+    given = {r["prediction"]["ride_id"]: r["prediction"]["prediction_id"] for r in predictions.records}
+    report_actuals(stack, traffic, given)
     reports = sorted(in_process.recorded.reports, key=lambda r: r["window"]["end"])
     chosen = sorted({int(i) for i in np.linspace(0, len(reports) - 1, WINDOWS_COMPARED)})
     pairs = {}

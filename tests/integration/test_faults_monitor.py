@@ -137,7 +137,7 @@ def test_no_data_raises_no_false_alarm(monitor_aws: tuple[Any, Any]) -> None:
     )
     assert summary["prediction_count"] == 0 and summary["versions"] == {}
     metrics = _metric_names(cloudwatch)
-    assert metrics == {"PredictionCount": 0.0, "MonitorErrors": 0.0}
+    assert metrics == {"PredictionCount": 0.0, "MonitorErrors": 0.0, "ConflictingRides": 0.0}
     assert not ALARM_METRICS & set(metrics)
     print("\n[faults/monitor] no data: alarm-watched metrics published = 0, MonitorErrors = 0")
 
@@ -153,4 +153,4 @@ def test_a_too_small_window_raises_no_false_alarm(monitor_aws: tuple[Any, Any]) 
     )  # 40 of 90 rejected: a share, but too few rides to alarm on
     run_event({"source": "aws.events"}, aws_ports(CONFIG, s3=s3, cloudwatch=cloudwatch), CONFIG, NOW)
     metrics = _metric_names(cloudwatch)
-    assert metrics == {"PredictionCount": 50.0, "MonitorErrors": 0.0}
+    assert metrics == {"PredictionCount": 50.0, "MonitorErrors": 0.0, "ConflictingRides": 0.0}

@@ -14,7 +14,7 @@ from lambda_monitor.config import MonitorConfig
 from lambda_monitor.ports import MetricDatum
 from lambda_monitor.service import run_event
 from lambda_monitor.window import Window
-from tests.doubles.captures import capture_objects, rides_of_day
+from tests.doubles.captures import capture_objects, pid, rides_of_day
 from tests.monitor_months import capture_batches, month_columns, reference_profile_dict, valid_rows
 from trip_core.capture import Actual, Rejection, encode_actuals, encode_rejected
 from trip_core.contracts import actuals_key, rejected_key, version_pointer_key
@@ -57,12 +57,16 @@ def test_hourly_run_against_s3_and_cloudwatch(monitor_aws: tuple[Any, Any]) -> N
     s3.put_object(Bucket="rejected", Key="rejected/dt=2023-03-06/hour=14/shardId-000_1.json",
                   Body=encode_rejected([rejection] * 30))  # fmt: skip
     actuals = [
-        Actual(int(r), float(d)) for r, d in zip(sample["ride_id"], sample["duration_minutes"], strict=True)
+        Actual(pid(int(r)), float(d))
+        for r, d in zip(sample["ride_id"], sample["duration_minutes"], strict=True)
     ]
     s3.put_object(
         Bucket="capture", Key=actuals_key(NOW - timedelta(hours=2), "a"), Body=encode_actuals(actuals[:1000])
     )
-    bad = b'{"ride_id": 1, "duration_minutes": -1}\n{"ride_id": "nobody", "duration_minutes": 3}\n'
+    bad = (
+        f'{{"prediction_id": "{pid(1)}", "duration_minutes": -1}}\n'
+        f'{{"prediction_id": "{pid("nobody")}", "duration_minutes": 3}}\n'
+    ).encode()
     s3.put_object(Bucket="capture", Key=actuals_key(NOW - timedelta(hours=2), "b"), Body=bad)
 
     ports = aws_ports(CONFIG, s3=s3, cloudwatch=cloudwatch)
@@ -77,16 +81,16 @@ def test_hourly_run_against_s3_and_cloudwatch(monitor_aws: tuple[Any, Any]) -> N
     assert _value(cloudwatch, "FeatureDriftScore", {"ModelVersion": "3", "Feature": "trip_distance"}) > 0.1
     assert _value(cloudwatch, "PredictionDriftScore", {"ModelVersion": "3"}) > 0.1
     truth = sample["duration_minutes"][:1000]
-    domain = (truth >= 1) & (truth <= 60)
+    domain, joined = (truth >= 1) & (truth <= 60), truth > 0  # zero minutes: not a plausible actual
     errors = sample["prediction"][:1000][domain] - truth[domain]
     assert _value(cloudwatch, "MAE", {"ModelVersion": "3"}) == pytest.approx(np.abs(errors).mean())
     assert _value(cloudwatch, "RMSERatio", {"ModelVersion": "3"}) == pytest.approx(
         np.sqrt((errors**2).mean()) / 8.0
     )
     assert _value(cloudwatch, "MonitorErrors", {}) == 0
-    assert _value(cloudwatch, "ActualsOutOfDomainShare", {}) == pytest.approx(1 - domain.mean())
-    assert _value(cloudwatch, "ActualsRejected", {"Reason": "negative"}) == 1
-    assert _value(cloudwatch, "ActualsRejected", {"Reason": "unknown_ride"}) == 1
+    assert _value(cloudwatch, "ActualsOutOfDomainShare", {}) == pytest.approx(1 - domain.sum() / joined.sum())
+    assert _value(cloudwatch, "ActualsRejected", {"Reason": "not_positive"}) == 1 + (~joined).sum()
+    assert _value(cloudwatch, "ActualsRejected", {"Reason": "unknown_prediction"}) == 1
     assert _value(cloudwatch, "ActualsRejected", {"Reason": "duplicate"}) == 0
     for name in (
         "DriftShare",

@@ -20,6 +20,7 @@ from moto import mock_aws
 from lambda_predict.model_provider import ModelLoadError
 from tests.doubles.predict import publish, tiny_bundle
 from trip_core.capture import decode_capture, decode_rejected
+from trip_core.contracts import prediction_id_hour
 
 ROOT = Path(__file__).parents[2]
 APP = ROOT / "lambda_predict" / "app.py"
@@ -32,6 +33,7 @@ ENV = {
     "PREDICTIONS_STREAM": "predictions",
     "CAPTURE_BUCKET": "capture",
     "REJECTED_BUCKET": "rejected",
+    "PREDICTION_ID_SECRET_ARN": "prediction-id-key",
     "POWERTOOLS_SERVICE_NAME": "predict",
     "POWERTOOLS_TRACE_DISABLED": "true",
 }
@@ -74,6 +76,8 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Any]]:
         for bucket in ("models", "capture", "rejected"):
             s3.create_bucket(Bucket=bucket)
         kinesis.create_stream(StreamName="predictions", ShardCount=1)
+        # the stack's generated secret: read once at cold start (moto, like Secrets Manager, serves it)
+        boto3.client("secretsmanager").create_secret(Name="prediction-id-key", SecretString="k" * 64)
         yield s3, kinesis
 
 
@@ -110,12 +114,15 @@ def test_kinesis_batch_end_to_end(aws: tuple[Any, Any]) -> None:
         ("ride-257", "3", 5.0),
         ("258", "3", 8.0),
     ]
-    captured = []
+    captured, captured_ids = [], []
     for capture_key in keys(s3, "capture"):  # one object per UTC pickup hour
         obj = s3.get_object(Bucket="capture", Key=capture_key)
         assert obj["ContentEncoding"] == "gzip"
-        captured.extend(decode_capture(obj["Body"].read()).ride_id)
+        batch = decode_capture(obj["Body"].read())
+        captured.extend(batch.ride_id)
+        captured_ids.extend(batch.prediction_id)
     assert sorted(map(str, captured)) == ["256", "258", "ride-257"]
+    assert sorted(captured_ids) == sorted(p["prediction"]["prediction_id"] for p in predictions)
     (rejected_key,) = keys(s3, "rejected")
     rejections = decode_rejected(s3.get_object(Bucket="rejected", Key=rejected_key)["Body"].read())
     assert [r.reasons[0].field for r in rejections] == ["trip_distance", "data"]
@@ -126,7 +133,9 @@ def test_direct_invoke_good_and_bad(aws: tuple[Any, Any]) -> None:
     publish_to_s3(s3, "3")
     app = load_app()
     ride = json.loads((EVENTS / "direct_ride.json").read_text())
-    assert app.lambda_handler(ride, LambdaContext()) == {
+    answer = app.lambda_handler(ride, LambdaContext())
+    assert prediction_id_hour(answer["prediction"].pop("prediction_id")) is not None  # invoked now
+    assert answer == {
         "model": "trip-duration",
         "version": "3",
         "prediction": {"ride_duration": 8.0, "ride_id": 256},
@@ -202,4 +211,4 @@ def test_capture_is_gzip_json(aws: tuple[Any, Any]) -> None:
     publish_to_s3(s3, "3")
     load_app().lambda_handler(json.loads((EVENTS / "direct_ride.json").read_text()), LambdaContext())
     body = s3.get_object(Bucket="capture", Key=keys(s3, "capture")[0])["Body"].read()
-    assert json.loads(gzip.decompress(body))["schema"] == 1
+    assert json.loads(gzip.decompress(body))["schema"] == 2

@@ -21,7 +21,7 @@ from moto import mock_aws
 
 from infra.audit_table import main as audit_table
 from lambda_retrain.aws import S3Store
-from tests.doubles.captures import capture_objects
+from tests.doubles.captures import capture_objects, pid, pids
 from training import evaluation_set
 from training.data import PICKUP, frame_features, load_month
 from training.export import export_bundle
@@ -142,6 +142,7 @@ def capture_2023_rides(s3: Any, bundle: bytes, at: datetime) -> None:
             "trip-duration",
             "1",
             at.isoformat(timespec="seconds").replace("+00:00", "Z"),
+            pids(ids[start : start + 100]),
             ids[start : start + 100],
             [t.isoformat() for t in rows[PICKUP]],
             rows["PULocationID"].astype(int).tolist(),
@@ -151,7 +152,7 @@ def capture_2023_rides(s3: Any, bundle: bytes, at: datetime) -> None:
         )
         for key, body in capture_objects(batch, "shardId-000", f"{start:08d}").items():
             store.put(key, body)
-    actuals = [Actual(i, float(d)) for i, d in zip(ids, frame["duration"], strict=True)]
+    actuals = [Actual(pid(i), float(d)) for i, d in zip(ids, frame["duration"], strict=True)]
     store.put(actuals_key(at, "client"), encode_actuals(actuals))
 
 

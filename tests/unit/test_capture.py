@@ -11,10 +11,11 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
+from tests.doubles.captures import pid, pids
 from trip_core.capture import (
     ACTUAL_MALFORMED,
-    ACTUAL_NEGATIVE,
     ACTUAL_NON_FINITE,
+    ACTUAL_NOT_POSITIVE,
     ACTUAL_OVER_MAX,
     Actual,
     CaptureBatch,
@@ -38,6 +39,7 @@ def batch() -> CaptureBatch:
         model_name="trip-duration",
         model_version="3",
         captured_at="2023-03-06T14:30:02Z",
+        prediction_id=pids([256, "abc"]),
         ride_id=[256, "abc"],
         pickup_datetime=["2023-03-06T14:30:00", "2023-03-06T09:00:00"],
         pu_location_id=[130, 1],
@@ -56,8 +58,9 @@ def test_keys_follow_the_contract() -> None:
 def test_capture_is_gzip_json_in_the_documented_shape() -> None:
     data = encode_capture(batch())
     document = json.loads(gzip.decompress(data))
-    assert document["schema"] == 1 and document["model_version"] == "3"
+    assert document["schema"] == 2 and document["model_version"] == "3"
     assert list(document["columns"]) == [
+        "prediction_id",
         "ride_id",
         "pickup_datetime",
         "PULocationID",
@@ -80,6 +83,9 @@ def test_capture_decode_rejects_malformed() -> None:
     with pytest.raises(RecordFormatError):
         decode_capture(json.dumps({"schema": 2}).encode())
     document = json.loads(gzip.decompress(encode_capture(batch())))
+    schema_1 = {**document, "schema": 1}  # before prediction ids: no actual can label its rows
+    with pytest.raises(RecordFormatError, match="schema must be 2"):
+        decode_capture(json.dumps(schema_1).encode())
     document["columns"]["prediction"].pop()
     with pytest.raises(RecordFormatError, match="differ in length"):
         decode_capture(json.dumps(document).encode())
@@ -111,25 +117,30 @@ def test_rejected_round_trip_and_shape() -> None:
 
 
 def test_actuals_round_trip_gives_each_bad_line_its_reason() -> None:
-    data = encode_actuals([Actual(256, 18.2), Actual("x", 3.0), Actual(7, 0.0), Actual(8, 1440)]) + (
-        b'\n{"ride_id": true, "duration_minutes": 1}\nnope\n{"ride_id": 1}\n'
-        b'{"ride_id": 2, "duration_minutes": "5"}\n{"ride_id": 3, "duration_minutes": NaN}\n'
-        b'{"ride_id": 4, "duration_minutes": 1e400}\n{"ride_id": 5, "duration_minutes": -0.5}\n'
-        b'{"ride_id": 6, "duration_minutes": 1440.01}\n{"ride_id": 9, "duration_minutes": 1e300}\n'
-        b'{"ride_id": 10, "duration_minutes": ' + str(10**400).encode() + b"}\n"
-    )
+    a, b = pid(256), pid("x")
+    bad_lines = [
+        '{"prediction_id": 256, "duration_minutes": 1}',
+        "nope",
+        f'{{"prediction_id": "{a}"}}',
+        '{"ride_id": 256, "duration_minutes": 3}',
+        f'{{"prediction_id": "{a[:-1]}", "duration_minutes": 3}}',
+        f'{{"prediction_id": "{a.upper()}", "duration_minutes": 3}}',
+        f'{{"prediction_id": "{a}", "duration_minutes": "5"}}',
+        f'{{"prediction_id": "{a}", "duration_minutes": true}}',
+        *(f'{{"prediction_id": "{a}", "duration_minutes": {d}}}' for d in ("NaN", "1e400", 0, -0.5)),
+        *(f'{{"prediction_id": "{a}", "duration_minutes": {d}}}' for d in ("1440.01", "1e300", 10**400)),
+    ]
+    data = encode_actuals([Actual(a, 18.2), Actual(b, 0.5), Actual(b, 1440)]) + "\n".join(bad_lines).encode()
     assert decode_actuals(data) == [
-        Actual(256, 18.2),
-        Actual("x", 3.0),
-        Actual(7, 0.0),  # possible, outside the training domain: the monitor counts it apart
-        Actual(8, 1440.0),
-        ACTUAL_MALFORMED,
-        ACTUAL_MALFORMED,
-        ACTUAL_MALFORMED,
-        ACTUAL_MALFORMED,
+        Actual(a, 18.2),
+        Actual(b, 0.5),
+        Actual(b, 1440.0),
+        *[ACTUAL_MALFORMED]
+        * 8,  # not an id: a number, absent, a ride id, cut short, upper case; not a number
         ACTUAL_NON_FINITE,
         ACTUAL_NON_FINITE,
-        ACTUAL_NEGATIVE,
+        ACTUAL_NOT_POSITIVE,
+        ACTUAL_NOT_POSITIVE,
         ACTUAL_OVER_MAX,
         ACTUAL_OVER_MAX,
         ACTUAL_OVER_MAX,
@@ -143,8 +154,18 @@ def test_utc_iso() -> None:
 
 def test_capture_encoding_keeps_json_semantics() -> None:
     """Non-finite values are refused; big-int and non-ASCII ride ids, tiny floats round-trip."""
-    batch = CaptureBatch("m", "1", "2023-03-06T14:30:02Z", [2**70, "é-1"], ["2023-03-06T14:30:00"] * 2,
-                         [1, 2], [3, 4], [1e-05, 100.0], [12.5, 3e-7])  # fmt: skip
+    batch = CaptureBatch(
+        "m",
+        "1",
+        "2023-03-06T14:30:02Z",
+        pids("ab"),
+        [2**70, "é-1"],
+        ["2023-03-06T14:30:00"] * 2,
+        [1, 2],
+        [3, 4],
+        [1e-05, 100.0],
+        [12.5, 3e-7],
+    )
     decoded = decode_capture(encode_capture(batch))
     assert decoded == batch
     for bad in (math.nan, math.inf):

@@ -3,11 +3,13 @@ partitions a range lists, the trimming of captures to the range, and the judging
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
+from tests.doubles.captures import pid, pids
 from tests.doubles.monitor import MemoryBlobs
 from trip_core.capture import ACTUAL_REJECTION_REASONS, Actual, CaptureBatch
 from trip_core.contracts import floor_hour, utc_hours
@@ -67,7 +69,16 @@ def _batch(
 ) -> CaptureBatch:
     n = len(ride_ids)
     return CaptureBatch(
-        "m", "3", captured_at, list(ride_ids), pickups, [130] * n, [205] * n, [2.0] * n, [9.0] * n
+        "m",
+        "3",
+        captured_at,
+        pids(ride_ids),
+        list(ride_ids),
+        pickups,
+        [130] * n,
+        [205] * n,
+        [2.0] * n,
+        [9.0] * n,
     )
 
 
@@ -85,18 +96,21 @@ def test_read_captures_keeps_only_rides_picked_up_in_the_range() -> None:
 
 
 def test_judged_actuals_keep_the_last_valid_line_of_a_ride_and_count_every_reason() -> None:
+    resent = pid("1 resent")  # the ride sent again with the same inputs: its second prediction's id
     lines: list[Actual | str] = [
-        Actual(1, 10.0),
-        "negative",
-        Actual(1, 12.0),
-        Actual("1", 13.0),
-        Actual(2, 5.0),
-        Actual(9, 4.0),
+        Actual(pid(1), 10.0),
+        "not_positive",
+        Actual(pid(1), 12.0),
+        Actual(resent, 13.0),
+        Actual(pid(2), 5.0),
+        Actual(pid(9), 4.0),
+        Actual(pid(3), 7.0),
     ]
-    durations, rejected = judge_actuals(lines, known_rides={"1", "2"})
-    assert durations == {"1": 13.0, "2": 5.0}  # 1 and "1" are the same ride
-    assert rejected == {**dict.fromkeys(ACTUAL_REJECTION_REASONS, 0), "negative": 1, "duplicate": 2,
-                        "unknown_ride": 1}  # fmt: skip
+    owners = {pid(1): "1", resent: "1", pid(2): "2", pid(3): "3"}
+    durations, rejected = judge_actuals(lines, owners, conflicting={"3"})
+    assert durations == {"1": 13.0, "2": 5.0}  # either prediction of ride 1 labels it; 3 is labelled by none
+    assert rejected == {**dict.fromkeys(ACTUAL_REJECTION_REASONS, 0), "not_positive": 1, "duplicate": 2,
+                        "unknown_prediction": 1}  # fmt: skip
     truth = join_actuals([2, "1", 7], durations)
     assert truth[:2].tolist() == [5.0, 13.0] and np.isnan(truth[2])
     assert in_target_domain(np.array([0.99, 1.0, 60.0, 60.01, np.nan])).tolist() == [
@@ -114,13 +128,35 @@ def test_read_actuals_knows_rides_of_the_day_before_and_the_allowance_and_ignore
     blobs.put_capture(_batch([2], ["2023-03-05T12:00:00"]), first_seq="b")  # the day before
     blobs.put_capture(_batch([4], ["2023-03-06T01:10:00"]), first_seq="c")  # in the allowance after it
     blobs.put_capture(_batch([5], ["2023-03-06T02:10:00"]), first_seq="d")  # later still
-    reported = [Actual(1, 20.0), Actual(2, 900.0), Actual(3, 5.0), Actual(4, 15.0), Actual(5, 1.0)]
+    reported = [Actual(pid(1), 20.0), Actual(pid(2), 900.0), Actual(pid(3), 5.0), Actual(pid(4), 15.0),
+                Actual(pid(5), 1.0)]  # fmt: skip
     blobs.put_actuals(START + timedelta(minutes=100), "x", reported)
-    blobs.put_actuals(START + timedelta(hours=2), "late", [Actual(1, 99.0)])  # after end + allowance
+    blobs.put_actuals(START + timedelta(hours=2), "late", [Actual(pid(1), 99.0)])  # after end + allowance
     window = read_captures(blobs, START, START + timedelta(hours=1), [])
     judged = read_actuals(blobs, START, START + timedelta(hours=1), window, [])
-    assert judged.durations == {"1": 20.0, "2": 900.0, "4": 15.0} and judged.rejected["unknown_ride"] == 2
-    assert (judged.objects, judged.lines) == (1, 5)
+    assert (
+        judged.durations == {"1": 20.0, "2": 900.0, "4": 15.0} and judged.rejected["unknown_prediction"] == 2
+    )
+    assert (judged.objects, judged.lines) == (1, 5) and judged.conflicting_rides == 0
+
+
+def test_a_ride_id_captured_with_different_inputs_is_labelled_by_none_and_counted() -> None:
+    """A rides producer re-sending another rider's ride_id with other inputs: neither capture is the ride."""
+    blobs = MemoryBlobs()
+    blobs.put_capture(_batch([1, 2, 3], ["2023-03-06T00:10:00"] * 3), first_seq="a")
+    resent = _batch([1, 2], ["2023-03-06T00:10:00"] * 2, "2023-03-06T12:05:00Z")
+    resent = dataclasses.replace(resent, prediction_id=pids(["1 again", "2 again"]), trip_distance=[2.0, 7.5])
+    blobs.put_capture(
+        resent, first_seq="b"
+    )  # ride 1 resent as it was (one ride), ride 2 with another distance
+    early = _batch([3], ["2023-03-05T09:00:00"])  # ride 3 with another pickup, the day before the window
+    blobs.put_capture(dataclasses.replace(early, prediction_id=pids(["3 early"])), first_seq="c")
+    lines = [Actual(pid(r), 10.0 + i) for i, r in enumerate(["1", "2", "3", "1 again", "2 again", "3 early"])]
+    blobs.put_actuals(START + timedelta(minutes=30), "x", lines)
+    window = read_captures(blobs, START, START + timedelta(hours=1), [])
+    judged = read_actuals(blobs, START, START + timedelta(hours=1), window, [])
+    assert judged.durations == {"1": 13.0} and judged.conflicting_rides == 2
+    assert judged.to_json()["conflicting_rides"] == 2
 
 
 class _ListingTogether:
@@ -151,8 +187,8 @@ def test_the_partitions_of_a_range_are_listed_concurrently() -> None:
 def test_latest_captures_keep_each_ride_once_in_its_latest_capture() -> None:
     pickup = "2023-03-06T10:00:00"
     first = _batch([1, 2, 3], [pickup] * 3, "2023-03-06T20:00:00Z")
-    retried = CaptureBatch("m", "4", "2023-03-06T20:01:00Z", ["1", 3], [pickup] * 2, [1] * 2, [2] * 2,
-                           [1.0] * 2, [3.0] * 2)  # fmt: skip
+    retried = CaptureBatch("m", "4", "2023-03-06T20:01:00Z", pids(["1", 3]), ["1", 3], [pickup] * 2, [1] * 2,
+                           [2] * 2, [1.0] * 2, [3.0] * 2)  # fmt: skip
     kept = latest_captures([retried, first])  # "1" and 1 are one ride
     assert [(b.model_version, b.ride_id) for b in kept] == [("4", ["1", 3]), ("3", [2])]
     assert latest_captures([]) == []

@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 RUNTIME_PROVIDED = {"boto3", "botocore"}  # in the python Lambda runtimes
 DISTRIBUTION_MODULE = {"aws-lambda-powertools": "aws_lambda_powertools", "scikit-learn": "sklearn"}
-FUNCTIONS = ["lambda_predict", "lambda_monitor", "lambda_retrain"]
+FUNCTIONS = ["lambda_predict", "lambda_monitor", "lambda_actuals", "lambda_retrain"]
 
 
 def shipped_packages(function: str) -> list[str]:
@@ -85,7 +85,7 @@ def test_one_python_for_the_venv_the_local_lambdas_and_the_runtime() -> None:
     assert runtimes == {pinned.group(1)} == {f"{sys.version_info.major}.{sys.version_info.minor}"}
 
 
-TRACED = {"lambda_predict": True, "lambda_monitor": True, "lambda_retrain": False}
+TRACED = {"lambda_predict": True, "lambda_monitor": True, "lambda_actuals": True, "lambda_retrain": False}
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)

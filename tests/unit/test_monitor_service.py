@@ -14,7 +14,7 @@ from lambda_monitor.config import MonitorConfig
 from lambda_monitor.ports import Ports
 from lambda_monitor.service import backfill_window, due_windows, run_event
 from lambda_monitor.window import Window
-from tests.doubles.captures import rides_of_day
+from tests.doubles.captures import pid, rides_of_day
 from tests.doubles.monitor import (
     MemoryBlobs,
     MemoryMetrics,
@@ -143,7 +143,7 @@ def test_too_little_data_publishes_the_count_only(reference: dict[str, object]) 
     summary = run_event({}, ports, CONFIG, NOW)
     assert summary["versions"] == {"3": "insufficient_data"} and summary["evaluated"] == [utc_iso(DAY.end)]
     names = {d.name for d in _metrics(ports).data}
-    assert names == {"PredictionCount", "MonitorErrors", "ActualsRejected"}
+    assert names == {"PredictionCount", "MonitorErrors", "ActualsRejected", "ConflictingRides"}
     assert _metrics(ports).find("PredictionCount", ModelVersion="3")[0].value == 150
     assert {d.timestamp for d in _metrics(ports).data} == {NOW}  # a scheduled run: its evaluation time
     assert ports.state.last_window_end() == DAY.end
@@ -230,7 +230,7 @@ def test_missed_windows_are_each_evaluated(reference: dict[str, object]) -> None
 
 def _actuals(columns: dict[str, np.ndarray], rows: np.ndarray, scale: float = 1.0) -> list[Actual]:
     truth = columns["duration_minutes"]
-    return [Actual(int(columns["ride_id"][i]), float(truth[i]) * scale) for i in rows]
+    return [Actual(pid(int(columns["ride_id"][i])), float(truth[i]) * scale) for i in rows]
 
 
 def test_actuals_are_judged_and_quality_is_on_the_training_domain(reference: dict[str, object]) -> None:
@@ -246,26 +246,34 @@ def test_actuals_are_judged_and_quality_is_on_the_training_domain(reference: dic
     ports.capture.put_actuals(reported + timedelta(minutes=1), "b", _actuals(day, rides))
     ports.capture.put_actuals(DAY.start, "c", _actuals(before, np.arange(5)))  # rides of the day before
     bad = (
-        b'{"ride_id": 1, "duration_minutes": NaN}\n{"ride_id": 2, "duration_minutes": -3}\n'
-        b'{"ride_id": 3, "duration_minutes": 1e300}\nnot json\n{"ride_id": "nobody", "duration_minutes": 5}\n'
-    )
+        f'{{"prediction_id": "{pid(1)}", "duration_minutes": NaN}}\n'
+        f'{{"prediction_id": "{pid(2)}", "duration_minutes": -3}}\n'
+        f'{{"prediction_id": "{pid(3)}", "duration_minutes": 1e300}}\nnot json\n'
+        f'{{"prediction_id": "{pid("nobody")}", "duration_minutes": 5}}\n'
+    ).encode()
     ports.capture.put_actuals(reported, "bad", bad)
     ports.capture.put_actuals(DAY.end + timedelta(hours=1), "too-late", _actuals(day, np.arange(1, n, 2)))
     run_event({}, ports, CONFIG, NOW)
 
     actuals = _report(ports, DAY.end)["actuals"]
+    zero = day["duration_minutes"][rides] <= 0  # zero-minute meter records: not a plausible duration
+    zero_a, zero_before = int(zero[:200].sum()), int((before["duration_minutes"][:5] <= 0).sum())
     assert actuals["rejected"] == {
-        "malformed": 1, "non_finite": 1, "negative": 1, "over_max": 1, "unknown_ride": 1, "duplicate": 200,
+        "malformed": 1, "non_finite": 1, "not_positive": 1 + zero_a + zero.sum() + zero_before, "over_max": 1,
+        "unknown_prediction": 1, "duplicate": 200 - zero_a,
     }  # fmt: skip
-    assert actuals["accepted"] == len(rides) + 5  # the day before's rides are known, not joined
+    # the day before's rides are known, not joined
+    assert (
+        actuals["accepted"] == len(rides) - zero.sum() + 5 - zero_before and actuals["conflicting_rides"] == 0
+    )
     for reason in ACTUAL_REJECTION_REASONS:
         (datum,) = _metrics(ports).find("ActualsRejected", Reason=reason)
         assert datum.value == actuals["rejected"][reason]
 
-    truth = day["duration_minutes"][rides]
+    truth = day["duration_minutes"][rides][~zero]
     domain = (truth >= 1.0) & (truth <= 60.0)
     assert 0 < (~domain).sum() < len(rides)  # the day has meter errors and long rides
-    errors = day["prediction"][rides][domain] - truth[domain]
+    errors = day["prediction"][rides][~zero][domain] - truth[domain]
     mae, rmse = np.abs(errors).mean(), np.sqrt((errors**2).mean())
     assert _metrics(ports).find("MAE", ModelVersion="3")[0].value == pytest.approx(mae)
     assert _metrics(ports).find("RMSE", ModelVersion="3")[0].value == pytest.approx(rmse)
@@ -273,7 +281,7 @@ def test_actuals_are_judged_and_quality_is_on_the_training_domain(reference: dic
     assert _metrics(ports).find("RMSERatio", ModelVersion="3")[0].value == pytest.approx(rmse / 8.0)
     assert _metrics(ports).find("ActualsCount", ModelVersion="3")[0].value == domain.sum()
     share = _metrics(ports).find("ActualsOutOfDomainShare", ModelVersion="3")[0].value
-    assert share == pytest.approx((~domain).sum() / len(rides))
+    assert share == pytest.approx((~domain).sum() / len(truth))
     assert _metrics(ports).find("ActualsOutOfDomainShare")[0].value == share  # the alarm's aggregate
 
 

@@ -146,6 +146,7 @@ ENV = {
     "PREDICTIONS_STREAM": "predictions",
     "CAPTURE_BUCKET": "capture",
     "REJECTED_BUCKET": "rejected",
+    "PREDICTION_ID_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:000000000000:secret:prediction-id-key",
 }
 
 

@@ -17,9 +17,10 @@ from lambda_predict.delivery import RetryPolicy
 from lambda_predict.handler import handle
 from lambda_predict.model_provider import ModelProvider
 from lambda_predict.service import PredictService, encode_prediction, prediction_record
-from tests.doubles.predict import InMemoryObjects, InMemoryStream, publish, tiny_bundle
+from tests.doubles.predict import InMemoryObjects, InMemoryStream, keyed_ids, publish, tiny_bundle
 from trip_core.bundle import load_bundle
 from trip_core.capture import decode_capture, decode_rejected
+from trip_core.contracts import prediction_id_hour
 
 EVENTS = Path(__file__).parents[1] / "events"
 NOW = datetime(2023, 3, 6, 19, 30, 5, tzinfo=UTC)
@@ -57,6 +58,7 @@ def world() -> World:
         stream,
         captures,
         rejected,
+        keyed_ids(),
         RetryPolicy(max_attempts=3),
         sleep=sleeps.append,
         now=lambda: NOW,
@@ -98,7 +100,9 @@ def test_golden_kinesis_event(world: World) -> None:
     golden = json.loads((EVENTS / "kinesis_batch.json").read_text())
     expected = json.loads((EVENTS / "kinesis_batch.expected.json").read_text())
     assert handle(golden, None, world.service) == expected
-    assert world.predictions() == {
+    predictions = world.predictions()
+    ids = {ride: record["prediction"].pop("prediction_id") for ride, record in predictions.items()}
+    assert predictions == {
         256: {"model": "trip-duration", "version": "3", "prediction": {"ride_duration": 8.0, "ride_id": 256}},
         "ride-257": {
             "model": "trip-duration",
@@ -118,6 +122,10 @@ def test_golden_kinesis_event(world: World) -> None:
     assert {early.model_version, late.model_version} == {"3"}
     assert early.captured_at == late.captured_at == "2023-03-06T19:30:05Z"
     assert (early.ride_id, late.ride_id) == (["ride-257", 258], [256])
+    # the ids returned are the ones captured: the pickup hour, then the keyed hash of shard and sequence
+    assert (early.prediction_id, late.prediction_id) == ([ids["ride-257"], ids[258]], [ids[256]])
+    assert ids[256] == keyed_ids().of_record(datetime(2023, 3, 6, 14, tzinfo=UTC), SHARD, first_seq)
+    assert ids[258].startswith("2023030613-")
     # no pickup time -> arrival time in New York; naive -> as is; UTC -> New York
     assert early.pickup_datetime == ["2023-03-06T08:15:00", "2023-03-06T08:05:00"]
     assert late.pickup_datetime == ["2023-03-06T09:30:02"]
@@ -343,7 +351,9 @@ class Context:
 
 def test_direct_invoke_returns_the_prediction_and_captures_it(world: World) -> None:
     ride = json.loads((EVENTS / "direct_ride.json").read_text())
-    assert handle(ride, Context(), world.service) == {
+    answer = handle(ride, Context(), world.service)
+    pid = answer["prediction"].pop("prediction_id")
+    assert answer == {
         "model": "trip-duration",
         "version": "3",
         "prediction": {"ride_duration": 8.0, "ride_id": 256},
@@ -351,6 +361,9 @@ def test_direct_invoke_returns_the_prediction_and_captures_it(world: World) -> N
     (key,) = world.captures.objects
     assert key == "captures/dt=2023-03-06/hour=19/direct_req-1.json.gz"
     capture = json.loads(gzip.decompress(world.captures.objects[key]))
+    assert capture["columns"]["prediction_id"] == [pid] and prediction_id_hour(pid) == datetime(
+        2023, 3, 6, 19, tzinfo=UTC
+    )
     assert capture["columns"]["pickup_datetime"] == ["2023-03-06T14:30:05"]  # invoke time in New York
     assert world.stream.records == []
 
@@ -377,7 +390,9 @@ def test_direct_invoke_with_bad_input_returns_reasons(world: World, payload: Any
 
 def test_direct_invoke_still_answers_when_capture_fails(world: World) -> None:
     world.captures.down = True
-    assert handle(good(9), Context(), world.service)["prediction"] == {"ride_duration": 8.0, "ride_id": 9}
+    answer = handle(good(9), Context(), world.service)["prediction"]
+    assert {key: answer[key] for key in ("ride_duration", "ride_id")} == {"ride_duration": 8.0, "ride_id": 9}
+    assert prediction_id_hour(answer["prediction_id"]) is not None
 
 
 @pytest.mark.parametrize("ride_id", [256, -7, "ride-257", 'quote " and \u00e9', 10**40])
@@ -385,7 +400,7 @@ def test_direct_invoke_still_answers_when_capture_fails(world: World) -> None:
 def test_stream_record_is_the_prediction_record(ride_id: int | str, minutes: float) -> None:
     """The bytes put on the stream decode to the direct-invoke record (and to what json.dumps gave)."""
     model = type("Model", (), {"name": "trip-duration", "version": "3"})()
-    record = prediction_record(model, ride_id, minutes)
+    record = prediction_record(model, ride_id, minutes, "2023030614-" + "0" * 32)
     encoded = encode_prediction(record)
     assert json.loads(encoded) == record == json.loads(json.dumps(record))
     assert json.loads(encoded)["prediction"]["ride_duration"] == minutes

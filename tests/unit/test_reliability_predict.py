@@ -28,7 +28,7 @@ from lambda_predict.delivery import RetryPolicy
 from lambda_predict.handler import handle
 from lambda_predict.model_provider import ModelProvider
 from lambda_predict.service import PredictService
-from tests.doubles.predict import InMemoryObjects, InMemoryStream, publish, tiny_bundle
+from tests.doubles.predict import InMemoryObjects, InMemoryStream, keyed_ids, publish, tiny_bundle
 from tests.unit.test_predict_service import NOW, event, good, kinesis_record
 from trip_core.bundle import load_bundle
 from trip_core.capture import decode_capture, decode_rejected
@@ -60,6 +60,7 @@ class Fakes:
             self.stream,
             self.captures,
             self.rejected,
+            keyed_ids(),
             RetryPolicy(max_attempts=3),
             sleep=lambda _s: None,
             now=lambda: NOW,

@@ -17,7 +17,7 @@ from lambda_retrain.loop import handle
 from lambda_retrain.ports import Ports, Store
 from lambda_retrain.rollback import Judgement, RollbackResult, rollback_check
 from lambda_retrain.triggers import direct_trigger, triggers_from_event
-from tests.doubles.captures import capture_objects, live_pickups
+from tests.doubles.captures import capture_objects, live_pickups, pid, pids
 from tests.doubles.retrain import MemoryStore, StaticAlarms
 from training import evaluation_set
 from training.export import export_bundle
@@ -141,6 +141,7 @@ def capture(
             "m",
             version,
             utc_iso(at),
+            pids(ids[part]),
             ids[part],
             [str(p) for p in r["pickup"][part]],
             [int(v) for v in r["pu"][part]],
@@ -150,7 +151,7 @@ def capture(
         )
         for key, body in capture_objects(batch, "shard-0", f"{first_id + start}").items():
             store.put(key, body)
-    actuals = [Actual(i, float(d)) for i, d in zip(ids, r["duration"], strict=True)]
+    actuals = [Actual(pid(i), float(d)) for i, d in zip(ids, r["duration"], strict=True)]
     store.put(actuals_key(at, str(first_id)), encode_actuals(actuals))
 
 

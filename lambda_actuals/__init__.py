@@ -1,0 +1,1 @@
+"""The actuals function: actual durations from the actuals stream, checked, into the capture bucket."""
