@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from fnmatch import fnmatchcase
+from typing import Any
+
 import numpy as np
+from cfnlint.decode import cfn_yaml
 
 from lambda_actuals.handler import handle
 from lambda_retrain.labelled import load_labelled
 from tests.doubles.actuals import actual_record
 from tests.unit.test_actuals_service import Stack
+from tests.unit.test_actuals_template import SAM_BUCKET_WRITES, TEMPLATE, _identity_policies, _text
 from tests.unit.test_label_attacks import DISTANCES, END, START, TRUTH, honest_day, ride, stack
+from tests.unit.test_reliability_security import _as_list
+from trip_core.contracts import EVALUATION_POINTER_KEY
 
 __all__ = ["stack"]  # the fixture, shared with test_label_attacks
 
@@ -27,3 +34,34 @@ def test_a_rides_producer_replaying_other_riders_exact_rides_cannot_relabel_them
     assert 59.0 not in labelled.target, "another client's actuals relabelled the victims' rides"
     assert labelled.summary["conflicting_rides"] == len(victims)  # disputed: labelled by none, counted
     assert sorted(labelled.target.tolist()) == sorted(TRUTH[len(victims) :].tolist())
+
+
+def _models_bucket_denies(template: dict[str, Any], role: str, key: str) -> bool:
+    statements = template["Resources"]["ModelsBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    for statement in statements:
+        if statement["Effect"] != "Deny" or "s3:PutObject" not in _as_list(statement["Action"]):
+            continue
+        if not any(
+            fnmatchcase(f"${{ModelsBucket.Arn}}/{key}", _text(r)) for r in _as_list(statement["Resource"])
+        ):
+            continue
+        denied = _as_list(statement.get("Condition", {}).get("ArnEquals", {}).get("aws:PrincipalArn", []))
+        if {"Fn::GetAtt": [role, "Arn"]} in denied:
+            return True
+    return False
+
+
+def test_no_function_can_write_the_evaluation_set() -> None:
+    """The yardstick is trusted because neither serving nor the loop (which reads what clients sent) can
+    write it; the retrain function's S3CrudPolicy on the models bucket covers evaluation/ unless denied."""
+    template = dict(cfn_yaml.load(str(TEMPLATE)))
+    writers = set()
+    for role, policies in _identity_policies(template).items():
+        for policy in policies:
+            bucket_wide = any(
+                policy[name]["BucketName"] == {"Ref": "ModelsBucket"}
+                for name in SAM_BUCKET_WRITES & set(policy)
+            )
+            if bucket_wide and not _models_bucket_denies(template, role, EVALUATION_POINTER_KEY):
+                writers.add(role)
+    assert writers == set()
