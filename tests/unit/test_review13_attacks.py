@@ -6,15 +6,21 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 import numpy as np
+import pytest
 from cfnlint.decode import cfn_yaml
 
 from lambda_actuals.handler import handle
+from lambda_retrain.audit import read_audit
 from lambda_retrain.labelled import load_labelled
+from lambda_retrain.loop import handle as handle_retrain
+from lambda_retrain.ports import Ports
 from tests.doubles.actuals import actual_record
+from tests.doubles.retrain import MemoryStore, StaticAlarms
 from tests.unit.test_actuals_service import Stack
 from tests.unit.test_actuals_template import SAM_BUCKET_WRITES, TEMPLATE, _identity_policies, _text
 from tests.unit.test_label_attacks import DISTANCES, END, START, TRUTH, honest_day, ride, stack
 from tests.unit.test_reliability_security import _as_list
+from tests.unit.test_retrain_triggers import CONFIG, NOW
 from trip_core.contracts import EVALUATION_POINTER_KEY
 
 __all__ = ["stack"]  # the fixture, shared with test_label_attacks
@@ -65,3 +71,13 @@ def test_no_function_can_write_the_evaluation_set() -> None:
             if bucket_wide and not _models_bucket_denies(template, role, EVALUATION_POINTER_KEY):
                 writers.add(role)
     assert writers == set()
+
+
+@pytest.mark.parametrize("event", [["retrain"], "retrain", None, 7])
+def test_a_direct_invoke_that_is_not_an_object_is_an_audited_refusal(event: Any) -> None:
+    """`aws lambda invoke --payload '["retrain"]'` reached `event.get` and crashed the run unaudited."""
+    ports = Ports(MemoryStore(), MemoryStore(), StaticAlarms())
+    (decision,) = handle_retrain(event, ports, CONFIG, NOW, "t")["decisions"]
+    assert decision["kind"] == "invalid_request" and "must be a JSON object" in decision["verdict"]
+    (record,) = read_audit(ports.models)
+    assert record["kind"] == "invalid_request"
