@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import timedelta
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -20,10 +23,15 @@ from tests.unit.test_actuals_service import Stack
 from tests.unit.test_actuals_template import SAM_BUCKET_WRITES, TEMPLATE, _identity_policies, _text
 from tests.unit.test_label_attacks import DISTANCES, END, START, TRUTH, honest_day, ride, stack
 from tests.unit.test_reliability_security import _as_list
+from tests.unit.test_retrain_loop import CONFIG as LOOP_CONFIG
+from tests.unit.test_retrain_loop import capture, drifted, mem, rides
+from tests.unit.test_retrain_loop import direct as loop_direct
 from tests.unit.test_retrain_triggers import CONFIG, NOW
-from trip_core.contracts import EVALUATION_POINTER_KEY
+from training.publish import publish_live
+from trip_core.contracts import EVALUATION_POINTER_KEY, LIVE_POINTER_KEY, utc_iso, version_pointer_key
+from trip_core.pointer import ModelPointer
 
-__all__ = ["stack"]  # the fixture, shared with test_label_attacks
+__all__ = ["drifted", "stack"]  # fixtures shared with test_label_attacks and test_retrain_loop
 
 
 def test_a_rides_producer_replaying_other_riders_exact_rides_cannot_relabel_them(stack: Stack) -> None:
@@ -81,3 +89,49 @@ def test_a_direct_invoke_that_is_not_an_object_is_an_audited_refusal(event: Any)
     assert decision["kind"] == "invalid_request" and "must be a JSON object" in decision["verdict"]
     (record,) = read_audit(ports.models)
     assert record["kind"] == "invalid_request"
+
+
+Promotion = Callable[[MemoryStore], None]
+
+
+class _PromotesMidCheck(MemoryStore):
+    """The capture bucket; while the rollback check reads its captures, another run (a retrain holding
+    the loop lock) promotes a new version."""
+
+    def __init__(
+        self, inner: MemoryStore, models: MemoryStore, promote: Callable[[MemoryStore], None]
+    ) -> None:
+        super().__init__()
+        self.objects, self._models, self._promote = inner.objects, models, promote
+
+    def list_keys(self, prefix: str) -> list[str]:
+        promote, self._promote = self._promote, lambda _models: None
+        promote(self._models)
+        return super().list_keys(prefix)
+
+
+def _promote_v3(models: MemoryStore) -> None:
+    live = ModelPointer.from_json(models.objects[LIVE_POINTER_KEY])
+    v3 = replace(live, version="3", published_at=utc_iso(NOW))
+    models.put(version_pointer_key("3"), v3.to_json().encode())
+    publish_live(models, v3)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the rollback check takes no lock and moves serving/live.json unconditionally: a promotion"
+    " made while it reads its rides is overwritten by the version before the one it judged",
+)
+def test_a_rollback_check_does_not_undo_a_promotion_made_while_it_ran(drifted: tuple[Ports, Any]) -> None:
+    ports, _tracker = drifted
+    handle_retrain(loop_direct(), ports, LOOP_CONFIG, NOW, "t")
+    later = NOW + timedelta(hours=2)
+    forced = loop_direct(skip_cooldown=True, force_promote=True, params={"max_iter": 1})
+    (bad,) = handle_retrain(forced, ports, LOOP_CONFIG, later, "t")["decisions"]
+    models, captures = mem(ports.models), mem(ports.capture)
+    live = ModelPointer.from_json(models.objects[LIVE_POINTER_KEY])
+    capture(captures, rides(400, 7), models.objects[live.bundle_key], bad["version"], later, 10_000)
+    racing = replace(ports, capture=_PromotesMidCheck(captures, models, _promote_v3))
+    check = loop_direct(action="rollback_check")
+    (decision,) = handle_retrain(check, racing, LOOP_CONFIG, later + timedelta(minutes=30), "t")["decisions"]
+    assert ModelPointer.from_json(models.objects[LIVE_POINTER_KEY]).version == "3", decision["verdict"]
