@@ -20,7 +20,7 @@ from lambda_retrain.ports import Ports
 from tests.doubles.actuals import actual_record
 from tests.doubles.retrain import MemoryStore, StaticAlarms
 from tests.unit.test_actuals_service import Stack
-from tests.unit.test_actuals_template import SAM_BUCKET_WRITES, TEMPLATE, _identity_policies, _text
+from tests.unit.test_actuals_template import SAM_BUCKET_WRITES, TEMPLATE, _identity_policies, _text, _writers
 from tests.unit.test_label_attacks import DISTANCES, END, START, TRUTH, honest_day, ride, stack
 from tests.unit.test_reliability_security import _as_list
 from tests.unit.test_retrain_loop import CONFIG as LOOP_CONFIG
@@ -135,3 +135,10 @@ def test_a_rollback_check_does_not_undo_a_promotion_made_while_it_ran(drifted: t
     check = loop_direct(action="rollback_check")
     (decision,) = handle_retrain(check, racing, LOOP_CONFIG, later + timedelta(minutes=30), "t")["decisions"]
     assert ModelPointer.from_json(models.objects[LIVE_POINTER_KEY]).version == "3", decision["verdict"]
+
+
+def test_only_the_predict_function_writes_captures() -> None:
+    """Captures say which prediction ids exist (the actuals function accepts an actual naming one) and
+    with which inputs: the monitor's S3CrudPolicy on the capture bucket could write or delete them."""
+    template = dict(cfn_yaml.load(str(TEMPLATE)))
+    assert _writers(template, "captures/dt=2023-03-06/hour=14/shardId-1_2.json.gz") == {"PredictFunctionRole"}
