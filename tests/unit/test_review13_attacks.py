@@ -27,11 +27,16 @@ from tests.unit.test_retrain_loop import CONFIG as LOOP_CONFIG
 from tests.unit.test_retrain_loop import capture, drifted, mem, rides
 from tests.unit.test_retrain_loop import direct as loop_direct
 from tests.unit.test_retrain_triggers import CONFIG, NOW
+from tests.unit.test_training_gate import CONFIG as GATE_CONFIG
+from tests.unit.test_training_gate import FakeRegistry, Setting, _candidate, setting
+from tests.unit.test_training_gate import _yardstick as gate_yardstick
+from training.gate import Rides, gate_and_publish
 from training.publish import publish_live
+from trip_core.bundle import load_bundle
 from trip_core.contracts import EVALUATION_POINTER_KEY, LIVE_POINTER_KEY, utc_iso, version_pointer_key
 from trip_core.pointer import ModelPointer
 
-__all__ = ["drifted", "stack"]  # fixtures shared with test_label_attacks and test_retrain_loop
+__all__ = ["drifted", "setting", "stack"]  # fixtures shared with test_label_attacks and test_retrain_loop
 
 
 def test_a_rides_producer_replaying_other_riders_exact_rides_cannot_relabel_them(stack: Stack) -> None:
@@ -142,3 +147,20 @@ def test_only_the_predict_function_writes_captures() -> None:
     with which inputs: the monitor's S3CrudPolicy on the capture bucket could write or delete them."""
     template = dict(cfn_yaml.load(str(TEMPLATE)))
     assert _writers(template, "captures/dt=2023-03-06/hour=14/shardId-1_2.json.gz") == {"PredictFunctionRole"}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="with no champion (no serving/live.json) the gate checks the absolute bound on the holdout"
+    " only, the rides a client can label; the evaluation set is scored but bounds nothing",
+)
+def test_a_first_model_fitted_to_forged_labels_is_refused_on_the_evaluation_set(setting: Setting) -> None:
+    bundles, rides = setting
+    weak = load_bundle(bundles["weak"])
+    forged = Rides(rides.features, weak.predict(rides.features), rides.pickup)  # labels that suit it
+    true_month = Rides(rides.features, rides.target + 30.0, rides.pickup)  # far from what it predicts
+    decision = gate_and_publish(
+        _candidate("1", bundles["weak"], forged), FakeRegistry({}, None), None, forged,
+        GATE_CONFIG, gate_yardstick(true_month),
+    )  # fmt: skip
+    assert not decision.promote, decision.verdict
