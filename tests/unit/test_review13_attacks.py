@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import timedelta
 from fnmatch import fnmatchcase
-from typing import Any
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -16,6 +18,7 @@ from lambda_actuals.handler import handle
 from lambda_retrain.audit import read_audit
 from lambda_retrain.labelled import load_labelled
 from lambda_retrain.loop import handle as handle_retrain
+from lambda_retrain.mlflow_rest import MlflowError, MlflowRest, authorization
 from lambda_retrain.ports import Ports
 from tests.doubles.actuals import actual_record
 from tests.doubles.retrain import MemoryStore, StaticAlarms
@@ -164,3 +167,43 @@ def test_a_first_model_fitted_to_forged_labels_is_refused_on_the_evaluation_set(
         GATE_CONFIG, gate_yardstick(true_month),
     )  # fmt: skip
     assert not decision.promote, decision.verdict
+
+
+class _Redirecting(BaseHTTPRequestHandler):
+    """A tracking server (or what answers in its place) redirecting elsewhere; the other end records
+    the Authorization headers it is sent."""
+
+    target = ""
+    seen: ClassVar[list[str | None]] = []
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/elsewhere"):
+            _Redirecting.seen.append(self.headers.get("Authorization"))
+            self.send_response(404)
+            self.end_headers()
+            return
+        self.send_response(302)
+        self.send_header("Location", f"{self.target}/elsewhere")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:  # http.server's signature
+        pass
+
+
+@pytest.fixture
+def redirecting() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Redirecting)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Redirecting.target, _Redirecting.seen = f"http://127.0.0.1:{server.server_address[1]}", []
+    yield _Redirecting.target
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_mlflow_credentials_do_not_follow_a_redirect(redirecting: str) -> None:
+    """urllib re-sends every header of a request to wherever a 30x points (another host, or plain
+    http after https): the MLflow REST API never redirects, so a redirect is an error, not a hop."""
+    client = MlflowRest(redirecting, "exp", authorization({"token": "t0k"}))
+    with pytest.raises(MlflowError, match="302"):
+        client.experiment_id()
+    assert _Redirecting.seen == []
