@@ -207,3 +207,24 @@ def test_the_mlflow_credentials_do_not_follow_a_redirect(redirecting: str) -> No
     with pytest.raises(MlflowError, match="302"):
         client.experiment_id()
     assert _Redirecting.seen == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the rollback judges on client-labelled rides only: the evaluation set the gate required is"
+    " not consulted, so a client labelling its own rides as the old relation undoes a healed promotion",
+)
+def test_a_client_labelling_its_own_rides_cannot_roll_back_a_promotion_the_evaluation_set_backs(
+    drifted: tuple[Ports, Any],
+) -> None:
+    ports, _tracker = drifted
+    (good,) = handle_retrain(loop_direct(), ports, LOOP_CONFIG, NOW, "t")["decisions"]
+    assert good["kind"] == "promoted"
+    models = mem(ports.models)
+    live = ModelPointer.from_json(models.objects[LIVE_POINTER_KEY])
+    old_relation = rides(400, 8, slope=1.0)  # the attacker's own rides, labelled as the champion predicts
+    capture(mem(ports.capture), old_relation, models.objects[live.bundle_key], good["version"],
+            NOW + timedelta(minutes=5), 20_000)  # fmt: skip
+    check = loop_direct(action="rollback_check")
+    (decision,) = handle_retrain(check, ports, LOOP_CONFIG, NOW + timedelta(minutes=30), "t")["decisions"]
+    assert decision["kind"] != "rollback", decision["verdict"]
