@@ -152,11 +152,6 @@ def test_only_the_predict_function_writes_captures() -> None:
     assert _writers(template, "captures/dt=2023-03-06/hour=14/shardId-1_2.json.gz") == {"PredictFunctionRole"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="with no champion (no serving/live.json) the gate checks the absolute bound on the holdout"
-    " only, the rides a client can label; the evaluation set is scored but bounds nothing",
-)
 def test_a_first_model_fitted_to_forged_labels_is_refused_on_the_evaluation_set(setting: Setting) -> None:
     bundles, rides = setting
     weak = load_bundle(bundles["weak"])
