@@ -22,7 +22,7 @@ from lambda_retrain.labelled import LabelledRides, load_labelled
 from lambda_retrain.ports import Ports
 from lambda_retrain.registry import version_pointer
 from lambda_retrain.triggers import Source, Trigger
-from training import decision
+from training import decision, evaluation_set, metrics
 from trip_core.bundle import load_bundle
 from trip_core.capture import CaptureBatch
 from trip_core.contracts import LIVE_POINTER_KEY, MONITOR_WINDOW, parse_utc, utc_iso
@@ -155,13 +155,34 @@ def _judge(
             )
         )
     if compared.outcome != decision.Outcome.BETTER:
-        return _decided(_roll_back(ports, config, now, base, judged, summary))
+        backed = _backed_by_evaluation_set(ports, judged)
+        if backed is None:
+            return _decided(_roll_back(ports, config, now, base, judged, summary))
+        summary = f"not better on the served rides ({summary}), but {backed}"
     judged.state["last_promotion"] = {**judged.promotion, "judged_at": utc_iso(now)}
     write_state(ports.models, judged.state)
     verdict = f"kept: {compared.outcome} on the same rides ({summary})"
     return _decided(
         record_decision(ports, now, DecisionKind.ROLLBACK_KEPT, {**base, "verdict": verdict}, live.version)
     )
+
+
+def _backed_by_evaluation_set(ports: Ports, judged: Judged) -> str | None:
+    """Why the live version stays although the served rides say otherwise: it is better than the previous
+    one on the evaluation set, which no client can write (the served rides' labels are client-reported,
+    so they alone must not undo what the gate's trusted yardstick backed). None: roll back."""
+    body = ports.models.get(judged.live.bundle_key)
+    try:
+        trusted = evaluation_set.load(ports.models)
+    except evaluation_set.EvaluationSetError:
+        return None
+    if body is None:
+        return None
+    live_mae = metrics.mae(load_bundle(body).predict(trusted.features), trusted.target)
+    previous_mae = metrics.mae(load_bundle(judged.previous_bundle).predict(trusted.features), trusted.target)
+    if not live_mae < previous_mae:
+        return None
+    return f"better on the evaluation set {trusted.month} (MAE {live_mae:.3f} vs {previous_mae:.3f})"
 
 
 def _roll_back(

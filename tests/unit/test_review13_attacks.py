@@ -199,11 +199,6 @@ def test_the_mlflow_credentials_do_not_follow_a_redirect(redirecting: str) -> No
     assert _Redirecting.seen == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the rollback judges on client-labelled rides only: the evaluation set the gate required is"
-    " not consulted, so a client labelling its own rides as the old relation undoes a healed promotion",
-)
 def test_a_client_labelling_its_own_rides_cannot_roll_back_a_promotion_the_evaluation_set_backs(
     drifted: tuple[Ports, Any],
 ) -> None:
