@@ -1,6 +1,7 @@
 """A retrain (drift-share ALARM, or a direct invoke), behind the guards (guards.py):
 
-data    recent captured + labelled rides (labelled.py), ordered by pickup time; the latest
+data    the RETRAIN_TARGET_ROWS most recent captured + labelled rides (labelled.gather_recent: read
+        backwards from now, at most RETRAIN_MAX_LOOKBACK_DAYS), ordered by pickup time; the latest
         HOLDOUT_FRACTION is the fresh holdout the challenger does not train on;
 train   training.pipeline: fit, parity-checked bundle, reference profile of the holdout;
 gate    training.gate.gate_and_publish: challenger vs the live pointer's bundle on that holdout, RMSE
@@ -13,7 +14,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,7 @@ import numpy as np
 from lambda_retrain.audit import Decision, DecisionKind, read_state, record_base, record_decision, write_state
 from lambda_retrain.config import RetrainConfig
 from lambda_retrain.guards import cooldown_left, holding_lock
-from lambda_retrain.labelled import LabelledRides, load_labelled
+from lambda_retrain.labelled import LabelledRides, gather_recent
 from lambda_retrain.ports import Ports, Store
 from lambda_retrain.registry import (
     LoopRegistry,
@@ -118,10 +119,13 @@ def _retrain_locked(
     state: dict[str, Any],
 ) -> Decision:
     started = time.perf_counter()
-    rides = load_labelled(ports.capture, now - timedelta(hours=config.lookback_hours), now)
+    rides = gather_recent(ports.capture, now, config.target_rows, config.max_lookback)
     data = dict(rides.summary)
     if len(rides) < config.min_labelled_rows:
-        verdict = f"skipped: {len(rides)} labelled rows < MIN_LABELLED_ROWS {config.min_labelled_rows}"
+        verdict = (
+            f"skipped: {len(rides)} labelled rows within RETRAIN_MAX_LOOKBACK_DAYS "
+            f"{config.max_lookback_days:g} < MIN_LABELLED_ROWS {config.min_labelled_rows}"
+        )
         return record_decision(ports, now, DecisionKind.SKIPPED, {**base, "verdict": verdict, "data": data})
     split = split_holdout(rides, config.holdout_fraction)
     data.update(_split_summary(split, config.holdout_fraction))
@@ -204,7 +208,8 @@ def _run_log(
     return RunLog(
         params={
             **{k: str(v) for k, v in params.as_dict().items()},
-            "lookback_hours": str(config.lookback_hours),
+            "target_rows": str(config.target_rows),
+            "max_lookback_days": str(config.max_lookback_days),
         },
         tags={
             "trigger": trigger.reason[:250],

@@ -53,6 +53,9 @@ METRIC_MAX_AGE = timedelta(days=14)
 # An actual reported for a window names a known ride when that ride was captured with a pickup in
 # [window start - this, window end + LATE_ALLOWANCE): it was picked up at most MAX_ACTUAL_MINUTES before.
 ACTUALS_RIDE_LOOKBACK = timedelta(minutes=MAX_ACTUAL_MINUTES)
+# The retrain loop gathers its labelled rides backwards from now in pickup-time ranges; the first (and
+# shortest) is this long: every range also reads the captures of ACTUALS_RIDE_LOOKBACK before it.
+RETRAIN_FIRST_RANGE = timedelta(hours=24)
 
 # ------------------------------------------------------------------------------------ inputs -> features
 # Which input of a ride each monitored feature is computed from: a ride whose input is invalid has
