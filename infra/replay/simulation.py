@@ -1,6 +1,7 @@
 """The replay itself: moto S3/Kinesis/CloudWatch behind the real boto3 adapters, the prediction service fed
 Kinesis-shaped batches of the traffic on the simulated clock, the client's actuals written hourly under
-actuals_key, and the monitor's scheduled run (lambda_monitor.service.run_event) at every simulated hour."""
+actuals_key, the monitor's scheduled run (lambda_monitor.service.run_event) at every simulated hour and,
+with the loop, the retrain function's logic on its alarms and schedule (infra/replay/loop.py)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import numpy as np
 from moto import mock_aws
 
 from infra.replay.alarms import Published
+from infra.replay.loop import ReplayLoop, loop_figures
 from infra.replay.model import ModelFiles
 from infra.replay.template import TEMPLATE, Template
 from infra.replay.traffic import Traffic, actuals_reported, monitor_hours
@@ -87,6 +89,8 @@ class Recorded:
     counts: dict[str, int] = field(
         default_factory=lambda: dict.fromkeys(("sent", "predicted", "rejected", "actuals"), 0)
     )
+    first_served: dict[str, datetime] = field(default_factory=dict)  # model version -> first prediction
+    loop: dict[str, Any] | None = None  # infra.replay.loop.loop_figures, when the loop ran
 
 
 class RecordingMetrics:
@@ -198,9 +202,10 @@ def monitor_ports(
     return ports
 
 
-def stack_template(path: Path = TEMPLATE) -> Template:
-    """template.yaml with the replay's buckets and stream standing for the stack's."""
-    return Template.load(path, refs=STACK_REFS)
+def stack_template(path: Path = TEMPLATE, parameters: dict[str, str] | None = None) -> Template:
+    """template.yaml with the replay's buckets and stream standing for the stack's; `parameters`
+    override the template's parameter defaults (as a deploy's parameter overrides do)."""
+    return Template.load(path, refs={**STACK_REFS, **(parameters or {})})
 
 
 def _utc(seconds: float) -> datetime:
@@ -218,6 +223,7 @@ class Replayer:
     recorded: Recorded
     batch_size: int
     step: timedelta
+    loop: ReplayLoop | None = None
     sent: int = 0
 
     def send(self, until: float) -> None:
@@ -230,6 +236,8 @@ class Replayer:
                 for i in range(first, last)
             ]
             outcome = self.service.process_batch(records)
+            if outcome.predicted:
+                self.recorded.first_served.setdefault(outcome.model_version, self.clock.now())
             self.recorded.counts["predicted"] += outcome.predicted
             self.recorded.counts["rejected"] += outcome.rejected
         self.sent = max(self.sent, upto)
@@ -255,12 +263,14 @@ class Replayer:
             self.report_actuals(hour - MONITOR_STEP)
             run_event({"source": "aws.events"}, self.ports, self.config, hour)
             self.recorded.runs.append(hour)
+            if self.loop is not None:
+                self.loop.after_monitor(self.recorded.points, hour)
 
 
 def replay(
-    traffic: Traffic, files: ModelFiles, template: Template, batch_minutes: float
+    traffic: Traffic, files: ModelFiles, template: Template, batch_minutes: float, with_loop: bool = False
 ) -> tuple[Recorded, float]:
-    """(what the monitor published and reported, wall seconds of the replay)."""
+    """(what the monitor published and reported (and the loop did), wall seconds of the replay)."""
     started = time.perf_counter()
     clock, recorded = SimulatedClock(_utc(traffic.first_ride)), Recorded()
     logger.setLevel("ERROR")  # a rejected ride is a warning log line each: thousands in a month
@@ -273,6 +283,12 @@ def replay(
         ports = monitor_ports(clients, config, clock, recorded)
         batch = int(template.parameter("BatchSize"))
         step = timedelta(minutes=batch_minutes)
-        replayer = Replayer(traffic, service, ports, config, clients["s3"], clock, recorded, batch, step)
+        loop = ReplayLoop.wire(clients, template, config.metrics_namespace) if with_loop else None
+        replayer = Replayer(
+            traffic, service, ports, config, clients["s3"], clock, recorded, batch, step, loop
+        )
         replayer.run()
+        if loop is not None:
+            span = (_utc(traffic.first_ride), clock.now())
+            recorded.loop = loop_figures(loop, recorded.first_served, files.bundle, *span)
     return recorded, time.perf_counter() - started
