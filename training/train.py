@@ -20,7 +20,14 @@ from training import data as data_mod
 from training import metrics, model, pipeline, tracking
 from training.gate import GateConfig, GateDecision, gate_and_publish
 from training.publish import S3ObjectStore
-from trip_core.contracts import BUNDLE_FILENAME, DEFAULT_MODEL_NAME, PRODUCTION_ALIAS, PROFILE_FILENAME
+from trip_core.contracts import (
+    BUNDLE_FILENAME,
+    DEFAULT_MODEL_NAME,
+    PRODUCTION_ALIAS,
+    PROFILE_FILENAME,
+    TRAINING_ROWS_FILENAME,
+    training_rows_key,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -77,14 +84,18 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         len(trained.bundle),
         trained.parity_max_abs_diff,
     )
-    write_outputs(args.out, trained)
+    write_outputs(args.out, trained, train)
     run = track(
         args, params, trained, train, valid, [*(("train", m) for m in train_months), ("valid", valid_month)]
     )
+    store = S3ObjectStore(args.models_bucket) if args.models_bucket else None
+    if store is not None:  # what the loop mixes in when it retrains against this version
+        rows_key = training_rows_key(args.model_name, run.version)
+        store.put(rows_key, pipeline.encode_rows(train), "application/octet-stream")
     decision = gate_and_publish(
         trained.candidate(args.model_name, run.version, run.run_id),
         tracking.MlflowRegistry(),
-        S3ObjectStore(args.models_bucket) if args.models_bucket else None,
+        store,
         valid.features,
         valid.target,
         GateConfig(alias=args.alias, margin=args.margin, absolute_bound=args.absolute_bound),
@@ -145,10 +156,11 @@ def bundle_meta(args: argparse.Namespace, params: model.ModelParams) -> dict[str
     }
 
 
-def write_outputs(out: Path, trained: pipeline.TrainedCandidate) -> None:
+def write_outputs(out: Path, trained: pipeline.TrainedCandidate, train: pipeline.Rows) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / BUNDLE_FILENAME).write_bytes(trained.bundle)
     (out / PROFILE_FILENAME).write_bytes(trained.profile)
+    (out / TRAINING_ROWS_FILENAME).write_bytes(pipeline.encode_rows(train))
 
 
 def track(

@@ -165,6 +165,7 @@ LIVE_POINTER_KEY = "serving/live.json"
 VERSION_POINTERS_PREFIX = "serving/versions/"
 BUNDLE_FILENAME = "bundle.npz"
 PROFILE_FILENAME = "reference_profile.json"
+TRAINING_ROWS_FILENAME = "training_rows.npz"  # what a version was fitted on: the loop mixes it in
 LOOP_AUDIT_PREFIX = "loop/audit/"
 LOOP_STATE_KEY = "loop/state.json"
 LOOP_LOCK_KEY = "loop/lock.json"
@@ -180,6 +181,10 @@ def bundle_key(model_name: str, version: str) -> str:
 
 def profile_key(model_name: str, version: str) -> str:
     return f"models/{model_name}/{version}/{PROFILE_FILENAME}"
+
+
+def training_rows_key(model_name: str, version: str) -> str:
+    return f"models/{model_name}/{version}/{TRAINING_ROWS_FILENAME}"
 
 
 # ------------------------------------------------------------------------------------ S3: capture bucket

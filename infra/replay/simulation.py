@@ -42,6 +42,7 @@ from trip_core.contracts import (
     actuals_key,
     bundle_key,
     profile_key,
+    training_rows_key,
     utc_iso,
 )
 from trip_core.observability import logger
@@ -169,6 +170,8 @@ def publish_model(s3: Any, files: ModelFiles, at: datetime) -> None:
     )
     store = S3ObjectStore(STACK_REFS["ModelsBucket"], s3)
     publish_version(store, pointer, files.bundle, files.profile)
+    if files.training_rows is not None:  # as make train leaves them
+        store.put(training_rows_key(name, MODEL_VERSION), files.training_rows, "application/octet-stream")
     publish_live(store, pointer)
 
 
