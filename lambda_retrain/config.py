@@ -22,7 +22,7 @@ class RetrainConfig:
     target_rows: int = 10_000
     max_lookback_days: float = 14.0
     holdout_fraction: float = 0.2  # the latest rides (by pickup time): the gate's fresh holdout
-    min_labelled_rows: int = 8_000  # fewer within the cap: no retrain
+    min_labelled_rows: int = 5_000  # fewer within the cap: no retrain
     cooldown_minutes: float = 360.0  # since the last retrain that ran (promoted or not)
     lock_lease_seconds: int = 960  # > the function timeout (900 s): a crashed run frees the lock
     gate_margin: float = 0.05  # minutes of holdout RMSE, as the training gate
