@@ -113,7 +113,7 @@ def stream_month(stack: Stack, args: argparse.Namespace) -> Traffic:
 def send_actuals(stack: Stack, traffic: Traffic) -> None:
     CONSOLE.step("send the actual durations (actuals/ JSON lines in the capture bucket)")
     actuals = [Actual(r.ride_id, r.duration) for r in traffic.good.values() if r.duration is not None]
-    key = stack.send_actuals(actuals, f"demo-{traffic.run_id}")
+    (key,) = stack.send_actuals(actuals, f"demo-{traffic.run_id}")
     SAY(f"   s3://{stack['CaptureBucketName']}/{key} ({len(traffic.good)} rides)")
 
 

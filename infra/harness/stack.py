@@ -4,6 +4,7 @@ the rejected and captured rides, alarms, the loop's audit. S3 keys and times com
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -21,6 +22,7 @@ from trip_core.contracts import (
     REJECTED_PREFIX,
     actuals_key,
     day_prefix,
+    floor_hour,
     parse_utc,
     utc_iso,
     version_pointer_key,
@@ -114,11 +116,21 @@ class Stack:
         return body
 
     # ------------------------------------------------------------------ data in and out
-    def send_actuals(self, actuals: list[Actual], name: str) -> str:
-        """The actual durations as one actuals object of the hour they are reported in; its key."""
-        key = actuals_key(datetime.now(UTC), name)
-        client("s3").put_object(Bucket=self["CaptureBucketName"], Key=key, Body=encode_actuals(actuals))
-        return key
+    def send_actuals(
+        self, actuals: list[Actual], name: str, reported: Sequence[datetime] | None = None
+    ) -> list[str]:
+        """THE way the scenarios report actual durations, as clients do: one actuals object per hour they
+        are reported in (`reported`, one time per actual; default now); the keys."""
+        at = [datetime.now(UTC)] * len(actuals) if reported is None else reported
+        by_hour: dict[datetime, list[Actual]] = {}
+        for actual, moment in zip(actuals, at, strict=True):
+            by_hour.setdefault(floor_hour(moment), []).append(actual)
+        keys = []
+        for hour, group in sorted(by_hour.items()):
+            key = actuals_key(hour, name)
+            client("s3").put_object(Bucket=self["CaptureBucketName"], Key=key, Body=encode_actuals(group))
+            keys.append(key)
+        return keys
 
     def _recent_objects(self, bucket_output: str, prefix: str, since: datetime) -> list[bytes]:
         s3, bucket, found = client("s3"), self[bucket_output], []
