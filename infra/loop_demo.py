@@ -113,8 +113,11 @@ class Loop:
         SAY(f"   actuals: {len(actuals)} rides in {len(keys)} hourly objects (actuals/.../{name}.jsonl)")
 
     def monitor(self, rides: list[Ride]) -> None:
-        """The monitor over the pickup-time window of `rides` (one phase's)."""
-        event, answer = self.stack.monitor(*pickup_window(r.fields() for r in rides if r.good))
+        """The monitor over the pickups from the first of `rides` (one phase's) to now: its metrics are
+        timestamped at the window's end, and an alarm judges only its recent periods (the later phases'
+        rides are picked up later, and not sent yet)."""
+        start, _ = pickup_window(r.fields() for r in rides if r.good)
+        event, answer = self.stack.monitor(start, now_s())
         for version, result in sorted(self.stack.report(answer["report_key"])["versions"].items()):
             drift, quality = result.get("drift") or {}, result.get("quality") or {}
             mae = quality.get("mae")
