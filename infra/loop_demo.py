@@ -7,7 +7,8 @@
    MlflowTrackingUri = the local MLflow server: the retrain Lambda runs as a host process, it reaches
    127.0.0.1:5000), MLflow up.
 2. A model trained on 2021 (2021-01 train, 2021-02 valid), registered and promoted (made live if a
-   previous run left a better one).
+   previous run left a better one); 2023-02, the month before the traffic, published as the trusted
+   evaluation set the loop's gate scores every challenger on.
 3. `--days` days of real 2023-03 rides at their real volume (every ride, ~2,300 a day), in pickup order,
    pickups in the past moved by whole weeks, through the rides stream; their actual durations reported at
    dropoff as clients report them; the monitor over the window: drift and the MAE ratio climb; the alarms
@@ -43,11 +44,11 @@ from typing import Any
 import numpy as np
 
 from infra.audit_table import table
-from infra.aws import client
+from infra.aws import client, env
 from infra.harness.mlflow import MLFLOW_URL, Registry
 from infra.harness.poll import PollTimeout, poll
 from infra.harness.rides import Ride, pickup_window, predict_in_process, real_rides
-from infra.harness.scenario import CONSOLE, OUT, SAY, start_services, stream_with_bar, train, warm_up
+from infra.harness.scenario import CONSOLE, OUT, SAY, run, start_services, stream_with_bar, train, warm_up
 from infra.harness.stack import InvokeError, Stack, now_s
 from infra.harness.streams import PredictionsConsumer, actuals_for, put_records
 from lambda_retrain.audit import read_audit
@@ -65,6 +66,7 @@ LOOP_OVERRIDES = {
 TRAIN_2021 = ["data/green_tripdata_2021-01.parquet"]
 VALID_2021 = "data/green_tripdata_2021-02.parquet"
 MONTH_2023 = "data/green_tripdata_2023-03.parquet"
+EVALUATION_2023 = "data/green_tripdata_2023-02.parquet"  # the month before the traffic: the latest landed
 RIDES_PER_DAY = 2300  # 2023-03 green taxi, cleaned as training cleans it
 TRICKLE_PER_SECOND = 20
 TRICKLE_POOL = 6000  # 20 rides/s for up to 5 min
@@ -203,6 +205,15 @@ def deploy_and_train() -> tuple[Stack, dict[str, Any]]:
         registry.set_alias(trained["model"], PRODUCTION_ALIAS, version)
         SAY(f"   (a previous run's model was live: version {version} made live for the demo)")
     reset_loop(stack)
+    CONSOLE.step(
+        f"a new month lands: {EVALUATION_2023} becomes the trusted evaluation set the loop's gate scores on"
+    )
+    _, lineage = run(
+        [sys.executable, "-m", "training.evaluation_set", "--month", EVALUATION_2023,
+         "--models-bucket", stack["ModelsBucketName"]],
+        "evaluation set", env(),
+    )  # fmt: skip
+    SAY(f"   {lineage.strip().splitlines()[-1]}")
     SAY(
         f"   version {version}: validation (2021-02) RMSE {trained['rmse']}, MAE {trained['mae']}"
         f" ({seconds:.0f} s); live: {stack.live().version}, MLflow alias production -> "
