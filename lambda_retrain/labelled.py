@@ -80,7 +80,7 @@ def gather_recent(capture: Store, end: datetime, target: int, max_lookback: time
     while start > earliest and sum(len(p) for p in parts) < target:
         span = _next_span(end - start, sum(len(p) for p in parts), target)
         older = max(earliest, floor_hour(start - span))
-        parts.insert(0, load_labelled(capture, older, start))
+        parts.insert(0, load_labelled(capture, older, start, reported_until=end))
         start = older
     gathered = concat_rides(parts) if parts else load_labelled(capture, end, end)
     result = gathered.latest(target)
@@ -128,12 +128,14 @@ def load_labelled(
     start: datetime,
     end: datetime,
     keep_batch: Callable[[CaptureBatch], bool] | None = None,
+    reported_until: datetime | None = None,
 ) -> LabelledRides:
-    """Labelled rides picked up in [start, end); `keep_batch` narrows further (e.g. one model version)."""
+    """Labelled rides picked up in [start, end); `keep_batch` narrows further (e.g. one model version);
+    `reported_until`: actuals reported until then label them too (event_window.read_actuals)."""
     problems: list[str] = []
     captured = read_captures(capture, start, end, problems)
     window = latest_captures(captured)
-    actuals = read_actuals(capture, start, end, captured, problems)
+    actuals = read_actuals(capture, start, end, captured, problems, reported_until)
     batches = [b for b in window if keep_batch is None or keep_batch(b)]
     ordered = _join(batches, actuals.durations)
     result = _rides(ordered)

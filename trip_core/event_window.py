@@ -167,20 +167,29 @@ def judge_actuals(
 
 
 def read_actuals(
-    source: BlobSource, start: datetime, end: datetime, captured: Sequence[CaptureBatch], problems: list[str]
+    source: BlobSource,
+    start: datetime,
+    end: datetime,
+    captured: Sequence[CaptureBatch],
+    problems: list[str],
+    reported_until: datetime | None = None,
 ) -> JudgedActuals:
     """The actuals reported for rides picked up in [start, end) (`captured`: every capture of them, a
     ride's superseded ones too: a client may label any prediction it was given). A prediction is known
     when it was captured with a pickup in [start - ACTUALS_RIDE_LOOKBACK, end + LATE_ALLOWANCE): the
     report hours also hold rides picked up shortly before the window and short rides of the allowance
     after it; those are no error, only not part of this window. A ride id captured in that range with
-    different inputs (PU, DO, distance, pickup) is not one ride: none of its captures is labelled."""
-    objects = _fetch(source, actuals_prefixes(start, end))
+    different inputs (PU, DO, distance, pickup) is not one ride: none of its captures is labelled.
+    `reported_until`: actuals reported until then count too (a retrain labels older rides with actuals
+    that came late); a line naming a prediction of another range is then neither label nor rejection."""
+    objects = _fetch(source, actuals_prefixes(start, max(end, reported_until or end)))
     lines = [line for _key, body in objects for line in decode_actuals(body)]
     before = read_captures(source, start - ACTUALS_RIDE_LOOKBACK, start, problems)
     after = read_captures(source, end, end + LATE_ALLOWANCE, problems)
     nearby = [*before, *captured, *after]
     owners = _owners(nearby)
+    if reported_until is not None:
+        lines = [line for line in lines if isinstance(line, str) or line.prediction_id in owners]
     conflicting = conflicting_rides(nearby) | disputed_rides(lines, owners)
     durations, rejected = judge_actuals(lines, owners, conflicting)
     in_range = conflicting & {str(ride) for batch in captured for ride in batch.ride_id}
