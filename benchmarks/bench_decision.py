@@ -14,7 +14,9 @@ hour apart give overlapping (correlated) trials: the trial count overstates the 
 
 The rule's DAY_HETEROGENEITY is calibrated on these same months (day_effect_bound: the worst day-long
 window's need); the decision_* rates are therefore in sample. The decision_leave_one_out_* rates judge
-each month with the bound measured on the other months only: out of sample.
+each month with the bound measured on the other months only: out of sample. decision_gate_*_real_heal_*
+is the price: the two real models unblended, the better as the challenger (its gain is the month's,
+not GAIN_GOOD; its per-ride gains spread as a heal's do), and how often the gate refuses it.
 
 Prints JSON lines {"metric","value","unit","note"}. Fitted predictions are cached in .state/.
 """
@@ -147,9 +149,7 @@ def blend(champion: np.ndarray, other: np.ndarray, target: np.ndarray, gain: flo
 def truly(month: Scored, gain: float) -> tuple[np.ndarray, np.ndarray]:
     """(champion, challenger) predictions, the challenger exactly `gain` min of MAE better over the
     month: a better challenger moves from the worse model towards the better, a worse one away."""
-    better, worse = sorted(
-        (month.first, month.second), key=lambda p: float(np.mean(np.abs(p - month.target)))
-    )
+    better, worse = ranked(month)
     champion, other = (worse, better) if gain > 0 else (better, worse)
     return champion, blend(champion, other, month.target, gain)
 
@@ -171,6 +171,26 @@ def gate_rates(month: Scored, gain: float, holdout_hours: int, step_hours: int =
         trials += 1
         undecided += not result.conclusive
         wrong += (result.outcome != Outcome.BETTER) if gain > 0 else (result.outcome == Outcome.BETTER)
+    return Rates(wrong, trials, undecided)
+
+
+def ranked(month: Scored) -> tuple[np.ndarray, np.ndarray]:
+    """The two models' predictions, the better over the month first."""
+    first, second = month.first, month.second
+    return (first, second) if month_gain(second, first, month.target) >= 0 else (second, first)
+
+
+def heal_rates(month: Scored, holdout_hours: int) -> Rates:
+    """The two real models unblended: the better over the month as the challenger of the worse (a model
+    of the recent month against an older one: their per-ride gains spread far wider than a blend's
+    near the champion, and so does the day effect the rule allows for). Wrong: refused."""
+    better, worse = ranked(month)
+    wrong = trials = undecided = 0
+    for lo, hi in hour_starts(month.pickup, holdout_hours):
+        result = compare(worse[lo:hi], better[lo:hi], month.target[lo:hi], month.pickup[lo:hi])
+        trials += 1
+        undecided += not result.conclusive
+        wrong += result.outcome != Outcome.BETTER
     return Rates(wrong, trials, undecided)
 
 
@@ -280,6 +300,21 @@ def emit_rates(months: list[Scored], prefix: str) -> None:
     emit(f"{prefix}_rollback_bad_kept", bad, WRONG_PROMOTION, f"{GAIN_BAD:+g} min kept")
 
 
+def emit_heals(months: list[Scored]) -> None:
+    """Not a goal of the rule (the true gains differ by month): how often a real heal is refused."""
+    for pair, month in zip(PAIRS, months, strict=True):
+        better, worse = ranked(month)
+        gain = month_gain(worse, better, month.target)
+        for hours in GATE_HOLDOUT_HOURS:
+            what = f"{pair[0]}: the better of models of {pair[1]}, {pair[2]} (gain {gain:+.3f} min) refused"
+            emit(
+                f"decision_gate_{hours}h_real_heal_refused_{pair[0]}",
+                heal_rates(month, hours),
+                WRONG_REFUSAL,
+                what,
+            )
+
+
 def emit_leave_one_out(months: list[Scored]) -> None:
     """Each month judged by the rule with the day-effect bound of the other months only: the rates out
     of sample (the shipped DAY_HETEROGENEITY is calibrated on all of them)."""
@@ -296,6 +331,7 @@ def main() -> None:
     emit_day_effects(months)
     emit_drift_penalties(months)
     emit_rates(months, "decision")
+    emit_heals(months)
     emit_leave_one_out(months)
 
 
