@@ -1,16 +1,20 @@
 """`make loop-demo`: the closed loop on LocalStack, with no manual step (docs/architecture.md, Closed loop).
 
-    .venv/bin/python -m infra.loop_demo [--rides 3000] [--after 2000] [--bad-rides 1000]
+    .venv/bin/python -m infra.loop_demo [--days 5] [--after 3000] [--bad-rides 1000]
 
 1. LocalStack (fresh or running), the stack deployed with loop-friendly overrides (RetrainCooldownMinutes=0,
-   MinLabelledRows=500, PointerTtlSeconds=5, AlarmPeriodSeconds=60, RollbackCheckMinutes=2,
+   PointerTtlSeconds=5, AlarmPeriodSeconds=60, RollbackCheckMinutes=2,
    MlflowTrackingUri = the local MLflow server: the retrain Lambda runs as a host process, it reaches
    127.0.0.1:5000), MLflow up.
 2. A model trained on 2021 (2021-01 train, 2021-02 valid), registered and promoted (made live if a
-   previous run left a better one).
-3. `--rides` real 2023-03 rides through the rides stream, their actual durations, the monitor over the
-   window: drift and the MAE ratio climb; the alarms reach ALARM by themselves (LocalStack evaluates them
-   every 60 s) -> SNS -> RetrainFunction retrains on the captured + labelled rides, gates the challenger
+   previous run left a better one); 2023-02, the month before the traffic, published as the trusted
+   evaluation set the loop's gate scores every challenger on.
+3. `--days` days of real 2023-03 rides at their real volume (every ride, ~2,300 a day), in pickup order,
+   pickups in the past moved by whole weeks, through the rides stream; their actual durations reported at
+   dropoff as clients report them; the monitor over the window: drift and the MAE ratio climb; the alarms
+   reach ALARM by themselves (LocalStack evaluates them every 60 s) -> SNS -> RetrainFunction retrains on
+   the RetrainTargetRows most recent labelled rides (the template's row target and minimum) mixed with
+   the 2021 model's training rows, gates the challenger
    against the live model on the fresh holdout, promotes it (serving/live.json + MLflow alias).
    A trickle of rides keeps flowing meanwhile: the running predict Lambda switches within the pointer TTL.
 4. `--after` rides of a later slice of 2023-03 (not trained on): MAE before/after, alarm -> new model
@@ -32,6 +36,7 @@ import json
 import os
 import sys
 import threading
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,11 +44,11 @@ from typing import Any
 import numpy as np
 
 from infra.audit_table import table
-from infra.aws import client
+from infra.aws import client, env
 from infra.harness.mlflow import MLFLOW_URL, Registry
 from infra.harness.poll import PollTimeout, poll
 from infra.harness.rides import Ride, pickup_window, predict_in_process, real_rides
-from infra.harness.scenario import CONSOLE, OUT, SAY, start_services, stream_with_bar, train, warm_up
+from infra.harness.scenario import CONSOLE, OUT, SAY, run, start_services, stream_with_bar, train, warm_up
 from infra.harness.stack import InvokeError, Stack, now_s
 from infra.harness.streams import PredictionsConsumer, actuals_for, put_records
 from lambda_retrain.audit import read_audit
@@ -53,7 +58,6 @@ from trip_core.contracts import LIVE_POINTER_KEY, LOOP_STATE_KEY, PRODUCTION_ALI
 # AlarmPeriodSeconds=60)
 LOOP_OVERRIDES = {
     "RetrainCooldownMinutes": "0",
-    "MinLabelledRows": "500",
     "PointerTtlSeconds": "5",
     "MlflowTrackingUri": MLFLOW_URL,
     "RollbackCheckMinutes": "2",  # the scheduled rollback check judges a promotion by itself
@@ -62,6 +66,8 @@ LOOP_OVERRIDES = {
 TRAIN_2021 = ["data/green_tripdata_2021-01.parquet"]
 VALID_2021 = "data/green_tripdata_2021-02.parquet"
 MONTH_2023 = "data/green_tripdata_2023-03.parquet"
+EVALUATION_2023 = "data/green_tripdata_2023-02.parquet"  # the month before the traffic: the latest landed
+RIDES_PER_DAY = 2300  # 2023-03 green taxi, cleaned as training cleans it
 TRICKLE_PER_SECOND = 20
 TRICKLE_POOL = 6000  # 20 rides/s for up to 5 min
 ALARM_TIMEOUT_S = 240  # LocalStack evaluates a 60 s alarm once a minute; two rounds and some slack
@@ -101,14 +107,21 @@ class Loop:
         self.send_actuals(rides, tag)
 
     def send_actuals(self, rides: list[Ride], tag: str) -> None:
-        """Their actual durations through the actuals stream, named by the ids the predictions stream gave."""
-        actuals = actuals_for(rides, self.consumer.received)
-        accepted = self.stack.send_actuals(actuals, timeout=120 + len(actuals) / 50)
-        SAY(f"   actuals ({tag}): {accepted} of {len(actuals)} accepted by the actuals function")
+        """Each ride's actual duration reported at its dropoff, named by the id the predictions stream gave
+        (backdated: the rides' pickups lie in the past, Stack.backdate_actuals)."""
+        received = self.consumer.received
+        labelled = [r for r in rides if r.good and r.duration is not None and r.ride_id in received]
+        given = actuals_for(labelled, received)
+        name = f"loop-demo-{tag}-{int(now_s().timestamp())}"
+        keys = self.stack.backdate_actuals(given, name, [r.dropoff_utc() for r in labelled])
+        SAY(f"   actuals: {len(given)} rides in {len(keys)} hourly objects (actuals/.../{name}.jsonl)")
 
     def monitor(self, rides: list[Ride]) -> None:
-        """The monitor over the pickup-time window of `rides` (one phase's)."""
-        event, answer = self.stack.monitor(*pickup_window(r.fields() for r in rides if r.good))
+        """The monitor over the pickups from the first of `rides` (one phase's) to now: its metrics are
+        timestamped at the window's end, and an alarm judges only its recent periods (the later phases'
+        rides are picked up later, and not sent yet)."""
+        start, _ = pickup_window(r.fields() for r in rides if r.good)
+        event, answer = self.stack.monitor(start, now_s())
         for version, result in sorted(self.stack.report(answer["report_key"])["versions"].items()):
             drift, quality = result.get("drift") or {}, result.get("quality") or {}
             mae = quality.get("mae")
@@ -192,6 +205,15 @@ def deploy_and_train() -> tuple[Stack, dict[str, Any]]:
         registry.set_alias(trained["model"], PRODUCTION_ALIAS, version)
         SAY(f"   (a previous run's model was live: version {version} made live for the demo)")
     reset_loop(stack)
+    CONSOLE.step(
+        f"a new month lands: {EVALUATION_2023} becomes the trusted evaluation set the loop's gate scores on"
+    )
+    _, lineage = run(
+        [sys.executable, "-m", "training.evaluation_set", "--month", EVALUATION_2023,
+         "--models-bucket", stack["ModelsBucketName"]],
+        "evaluation set", env(),
+    )  # fmt: skip
+    SAY(f"   {lineage.strip().splitlines()[-1]}")
     SAY(
         f"   version {version}: validation (2021-02) RMSE {trained['rmse']}, MAE {trained['mae']}"
         f" ({seconds:.0f} s); live: {stack.live().version}, MLflow alias production -> "
@@ -259,8 +281,11 @@ def wait_for_promotion(loop: Loop, alarm_at: datetime, v_old: str) -> dict[str, 
         sys.exit(f"loop-demo: the alarm's retrain was not promoted: {decided['verdict']} (more --rides?)")
     data, m = decided["data"], decided["metrics"]
     SAY(
-        f"   retrained on {data['labelled_rows']} labelled rides ({data['train_rows']} train,"
-        f" {data['holdout_rows']} holdout) by {decided['actor']}, trigger {decided['trigger']['alarm_name']}"
+        f"   retrained on the {data['labelled_rows']} most recent labelled rides ({data['train_rows']} train,"
+        f" {data['holdout_rows']} holdout; {data['ranges_read']} pickup ranges read back to "
+        f"{data['window']['start']}) + {data['champion_rows']} rows of the champion's training data "
+        f"(a recent row weighs {data['recent_weight']}) by {decided['actor']}, "
+        f"trigger {decided['trigger']['alarm_name']}"
     )
     SAY(
         f"   gate on the holdout: challenger MAE {m['challenger_holdout_mae']:.3f} "
@@ -361,7 +386,7 @@ def gate_refusal(loop: Loop) -> dict[str, Any]:
 
 def split_rides(args: argparse.Namespace) -> list[list[Ride]]:
     """Rides of 2023-03 in pickup order, disjoint slices: before | trickle | after | bad-model phase."""
-    sizes = [args.rides, TRICKLE_POOL, args.after, args.bad_rides]
+    sizes = [args.days * RIDES_PER_DAY, TRICKLE_POOL, args.after, args.bad_rides]
     rides = real_rides(MONTH_2023, sum(sizes), seed=3, id_base=int(now_s().timestamp()) * 100_000)
     cuts = np.cumsum([0, *sizes])
     return [rides[a:b] for a, b in itertools.pairwise(cuts)]
@@ -384,6 +409,15 @@ def later_figures(loop: Loop, after: list[Ride], swap: Swap) -> dict[str, Any]:
     }
 
 
+def rows_per_day(rides: list[Ride]) -> str:
+    """Labelled rides per New York pickup day: the volume the loop retrains at."""
+    days = Counter(
+        str(r.fields()["pickup_datetime"])[:10] for r in rides if r.good and r.duration is not None
+    )
+    shown = " ".join(f"{day[5:]}:{n}" for day, n in sorted(days.items()))
+    return f"median {np.median(list(days.values())):.0f} ({shown})"
+
+
 def say_summary(
     loop: Loop,
     v_old: str,
@@ -397,13 +431,14 @@ def say_summary(
     (mae_before, n_before), (mae_after, n_after) = before, later["after"]
     SAY("\n" + "=" * 100 + "\nCLOSED LOOP SUMMARY\n" + "=" * 100)
     SAY(f"initial model        version {v_old}, trained on 2021-01 (valid 2021-02)")
+    SAY(f"labelled rows / day  {later['rows_per_day']} (the first phase's rides, by New York pickup day)")
     SAY(
         f"MAE before           {mae_before:.3f} min  (version {v_old} on {n_before} rides of 2023-03, "
         "from the predictions stream)"
     )
     SAY(
         f"MAE after            {mae_after:.3f} min  (version {swap.v_new} on {n_after} later rides of "
-        "2023-03, not trained on)"
+        "2023-03, which neither model trained on)"
     )
     SAY(f"                     version {v_old} on those same later rides: {old_on_after:.3f} min")
     SAY(
@@ -432,7 +467,9 @@ def say_summary(
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m infra.loop_demo", description=__doc__.split("\n")[0])
-    parser.add_argument("--rides", type=int, default=int(os.environ.get("LOOP_RIDES", "12000")))
+    parser.add_argument(
+        "--days", type=int, default=int(os.environ.get("LOOP_DAYS", "5")), help="days of rides first"
+    )
     parser.add_argument("--after", type=int, default=int(os.environ.get("LOOP_AFTER", "3000")))
     parser.add_argument("--bad-rides", type=int, default=int(os.environ.get("LOOP_BAD_RIDES", "1000")))
     parser.add_argument("--rate", type=float, default=400.0, help="rides/s of the bulk phases")
@@ -455,6 +492,7 @@ def scenario(args: argparse.Namespace) -> bool:
     rollback = rollback_phase(loop, bad_phase)
     consumer.stop()
     mae_before = loop.mae(before, v_old)
+    later["rows_per_day"] = rows_per_day(before)
     say_summary(loop, v_old, mae_before, old_on_after, swap, later, refused, rollback)
     return (
         later["dropped"] == 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
 from trip_core.config import EnvReader, tracking_uri_problem
 from trip_core.contracts import DEFAULT_EXPERIMENT, DEFAULT_MODEL_NAME, PRODUCTION_ALIAS
@@ -16,9 +17,12 @@ class RetrainConfig:
     models_bucket: str
     capture_bucket: str
     model_name: str = DEFAULT_MODEL_NAME
-    lookback_hours: float = 48.0  # labelled rides picked up in this many hours
+    # The most recent labelled rides, gathered backwards from now until this many or the cap
+    # (benchmarks/bench_retrain_volume.py: what a challenger needs against a 2021 champion on 2023)
+    target_rows: int = 10_000
+    max_lookback_days: float = 14.0
     holdout_fraction: float = 0.2  # the latest rides (by pickup time): the gate's fresh holdout
-    min_labelled_rows: int = 2000
+    min_labelled_rows: int = 5_000  # fewer within the cap: no retrain
     cooldown_minutes: float = 360.0  # since the last retrain that ran (promoted or not)
     lock_lease_seconds: int = 960  # > the function timeout (900 s): a crashed run frees the lock
     gate_absolute_bound: float = 10.0
@@ -40,7 +44,10 @@ class RetrainConfig:
             models_bucket=read.required("MODELS_BUCKET"),
             capture_bucket=read.required("CAPTURE_BUCKET"),
             model_name=read.text("MODEL_NAME", cls.model_name),
-            lookback_hours=read.number("RETRAIN_LOOKBACK_HOURS", cls.lookback_hours, low=0.0),
+            target_rows=read.integer("RETRAIN_TARGET_ROWS", cls.target_rows, low=1),
+            max_lookback_days=read.number(
+                "RETRAIN_MAX_LOOKBACK_DAYS", cls.max_lookback_days, low=0.0, open_=True
+            ),
             holdout_fraction=read.number(
                 "HOLDOUT_FRACTION", cls.holdout_fraction, low=0.0, high=1.0, open_=True
             ),
@@ -60,5 +67,14 @@ class RetrainConfig:
         )
         if config.mlflow_tracking_uri and (problem := tracking_uri_problem(config.mlflow_tracking_uri)):
             read.problem(problem)
+        if config.min_labelled_rows > config.target_rows:
+            read.problem(
+                f"MIN_LABELLED_ROWS ({config.min_labelled_rows}) must not exceed RETRAIN_TARGET_ROWS "
+                f"({config.target_rows}): no gathering could reach it"
+            )
         read.check()
         return config
+
+    @property
+    def max_lookback(self) -> timedelta:
+        return timedelta(days=self.max_lookback_days)

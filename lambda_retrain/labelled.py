@@ -1,6 +1,10 @@
 """Recent labelled rides: captured predictions (with the raw inputs) joined with actuals by the
 prediction id the service issued (a ride id captured with different inputs is labelled by none).
 
+The loop's training data is the most recent `target` labelled rides (gather_recent): pickup-time ranges
+read from now backwards, each sized from the rate of labelled rides seen so far, until the target or the
+lookback cap; the oldest beyond the target are dropped.
+
 Captures and actuals are read by trip_core.event_window, the monitor's reader: rides picked up in the
 range (its pickup-hour partitions), actuals from the hours they were reported in, each accepted or
 rejected with its reason; only actuals in the training target's domain label a ride. Features are
@@ -12,14 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 
 from lambda_retrain.ports import Store
 from trip_core.capture import CaptureBatch
-from trip_core.contracts import utc_iso
+from trip_core.contracts import RETRAIN_FIRST_RANGE, floor_hour, utc_iso
 from trip_core.event_window import (
     in_target_domain,
     join_actuals,
@@ -50,6 +54,73 @@ class LabelledRides:
         return LabelledRides(
             self.features[mask], self.target[mask], self.served[mask], self.versions[mask], self.pickup[mask]
         )
+
+    def latest(self, count: int) -> LabelledRides:
+        """The `count` rows picked up last (all when there are fewer)."""
+        return self.rows(np.arange(len(self)) >= len(self) - count)
+
+
+def concat_rides(parts: list[LabelledRides]) -> LabelledRides:
+    """Rides of disjoint pickup ranges, given oldest first: still in pickup order."""
+    return LabelledRides(
+        np.vstack([p.features for p in parts]),
+        np.concatenate([p.target for p in parts]),
+        np.concatenate([p.served for p in parts]),
+        np.concatenate([p.versions for p in parts]),
+        np.concatenate([p.pickup for p in parts]),
+    )
+
+
+def gather_recent(capture: Store, end: datetime, target: int, max_lookback: timedelta) -> LabelledRides:
+    """The `target` most recent labelled rides picked up in [end - max_lookback, end). The first range
+    read is RETRAIN_FIRST_RANGE; each next one is sized by the labelled rides per hour seen so far to
+    reach the target (at least the first range's length), whole hours, never past the cap."""
+    earliest, start = end - max_lookback, end
+    parts: list[LabelledRides] = []
+    while start > earliest and sum(len(p) for p in parts) < target:
+        span = _next_span(end - start, sum(len(p) for p in parts), target)
+        older = max(earliest, floor_hour(start - span))
+        parts.insert(0, load_labelled(capture, older, start))
+        start = older
+    gathered = concat_rides(parts) if parts else load_labelled(capture, end, end)
+    result = gathered.latest(target)
+    result.summary = {
+        **(merged := _merged([p.summary for p in parts])),
+        "problems": merged.get("problems", [])[:MAX_LISTED_PROBLEMS],
+        "window": {"start": utc_iso(start), "end": utc_iso(end)},
+        "ranges_read": len(parts),
+        "target_rows": target,
+        "max_lookback_days": max_lookback / timedelta(days=1),
+        "labelled_rows_read": len(gathered),
+        "labelled_rows": len(result),
+        "pickup_range": [str(result.pickup.min()), str(result.pickup.max())] if len(result) else None,
+    }
+    return result
+
+
+def _next_span(read: timedelta, rows: int, target: int) -> timedelta:
+    if rows == 0:
+        return max(RETRAIN_FIRST_RANGE, read)  # nothing labelled yet: double what was read
+    return max(RETRAIN_FIRST_RANGE, read * (target - rows) / rows)
+
+
+def _merged(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ranges' summaries as one: counts summed, lists joined (each item once), per-key dicts merged."""
+    merged: dict[str, Any] = {}
+    for summary in summaries:
+        for key, value in summary.items():
+            merged[key] = _merge(merged[key], value) if key in merged else value
+    return merged
+
+
+def _merge(a: Any, b: Any) -> Any:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return _merged([a, b])
+    if isinstance(a, list) and isinstance(b, list):
+        return a + [item for item in b if item not in a]
+    if isinstance(a, int | float) and isinstance(b, int | float) and not isinstance(a, bool):
+        return a + b
+    return b
 
 
 def load_labelled(

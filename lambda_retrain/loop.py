@@ -38,9 +38,7 @@ from trip_core.observability import logger
 MAX_ERROR_CHARS = 2000
 
 
-def handle(
-    event: dict[str, Any], ports: Ports, config: RetrainConfig, now: datetime, actor: str
-) -> dict[str, Any]:
+def handle(event: Any, ports: Ports, config: RetrainConfig, now: datetime, actor: str) -> dict[str, Any]:
     """The handler's answer: the decisions the event's triggers led to."""
     try:
         triggers = triggers_from_event(event, config)
@@ -57,7 +55,7 @@ def handle(
 
 
 def refuse_request(
-    event: dict[str, Any], exc: TriggerRefused, ports: Ports, config: RetrainConfig, now: datetime, actor: str
+    event: Any, exc: TriggerRefused, ports: Ports, config: RetrainConfig, now: datetime, actor: str
 ) -> Decision:
     record = {
         "time": utc_iso(now),

@@ -42,6 +42,17 @@ def authorization(credentials: Mapping[str, str]) -> str | None:
     return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """urllib re-sends a request's headers, Authorization too, wherever a 30x points (another host, or
+    plain http): the REST API never redirects, so a redirect is answered as the error it is."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
 class MlflowError(RuntimeError):
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(f"MLflow {status} {code}: {message}")
@@ -67,7 +78,7 @@ class MlflowRest:
             data = json.dumps(body).encode()
         request = self._request(url, data, method, "application/json")
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with _OPENER.open(request, timeout=self.timeout) as response:
                 text = response.read()
         except urllib.error.HTTPError as exc:
             try:
@@ -136,7 +147,7 @@ class MlflowRest:
         location = uri[len(prefix) :].lstrip("/")
         url = f"{self.base}/api/2.0/mlflow-artifacts/artifacts/{location}/{path}"
         request = self._request(url, body, "PUT", "application/octet-stream")
-        with urllib.request.urlopen(request, timeout=self.timeout):
+        with _OPENER.open(request, timeout=self.timeout):
             pass
 
     def register_version(self, model_name: str, run_id: str, tags: dict[str, str]) -> str:

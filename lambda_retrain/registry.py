@@ -45,7 +45,7 @@ class LoopRegistry:
     def bundle_bytes(self, holder: RegisteredVersion) -> bytes:
         pointer = version_pointer(self.ports.models, holder.version) or live_pointer(self.ports.models)
         body = None if pointer is None else self.ports.models.get(pointer.bundle_key)
-        return body or b""  # load_bundle raises BundleError: the gate falls back to the bound
+        return body or b""  # load_bundle raises BundleError: the gate refuses (fails closed)
 
     def set_version_tags(self, name: str, version: str, tags: dict[str, str]) -> None:
         self.tags.update(tags)

@@ -1,7 +1,13 @@
 """A retrain (drift-share ALARM, or a direct invoke), behind the guards (guards.py):
 
-data    recent captured + labelled rides (labelled.py), ordered by pickup time; the latest
+data    the RETRAIN_TARGET_ROWS most recent captured + labelled rides (labelled.gather_recent: read
+        backwards from now, at most RETRAIN_MAX_LOOKBACK_DAYS), ordered by pickup time; the latest
         HOLDOUT_FRACTION is the fresh holdout the challenger does not train on;
+mix     the champion's own training rows (models/<name>/<v>/training_rows.npz, when it left them) with
+        the recent ones, each recent row weighing (champion rows / RETRAIN_TARGET_ROWS), at least 1: at
+        the target the recent rows weigh as much as all the old ones. Measured (benchmarks/
+        bench_retrain_volume.py, 2021 champion, 2023-03): on the week after, 10k recent rows alone were
+        worse than the champion, mixed in this way better; the fitted rows are kept for the next retrain;
 train   training.pipeline: fit, parity-checked bundle, reference profile of the holdout;
 gate    training.gate.gate_and_publish: challenger vs the live pointer's bundle by training.decision's
         paired rule on that holdout, and on the trusted evaluation set (training.evaluation_set; missing,
@@ -15,7 +21,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -23,7 +29,7 @@ import numpy as np
 from lambda_retrain.audit import Decision, DecisionKind, read_state, record_base, record_decision, write_state
 from lambda_retrain.config import RetrainConfig
 from lambda_retrain.guards import cooldown_left, holding_lock
-from lambda_retrain.labelled import LabelledRides, load_labelled
+from lambda_retrain.labelled import LabelledRides, gather_recent
 from lambda_retrain.ports import Ports, Store
 from lambda_retrain.registry import (
     LoopRegistry,
@@ -37,10 +43,10 @@ from training import evaluation_set, metrics
 from training.evaluation_set import EvaluationSetError
 from training.gate import GateConfig, RegisteredVersion, Rides, Yardstick, gate_and_publish
 from training.model import ModelParams
-from training.pipeline import Rows, TrainedCandidate, train_candidate
+from training.pipeline import Rows, TrainedCandidate, decode_rows, encode_rows, mixed, train_candidate
 from training.publish import publish_live
 from trip_core.bundle import load_bundle
-from trip_core.contracts import utc_iso
+from trip_core.contracts import training_rows_key, utc_iso
 from trip_core.pointer import ModelPointer
 
 TRAINED_BY = "lambda_retrain"
@@ -122,10 +128,13 @@ def _retrain_locked(
     state: dict[str, Any],
 ) -> Decision:
     started = time.perf_counter()
-    rides = load_labelled(ports.capture, now - timedelta(hours=config.lookback_hours), now)
+    rides = gather_recent(ports.capture, now, config.target_rows, config.max_lookback)
     data = dict(rides.summary)
     if len(rides) < config.min_labelled_rows:
-        verdict = f"skipped: {len(rides)} labelled rows < MIN_LABELLED_ROWS {config.min_labelled_rows}"
+        verdict = (
+            f"skipped: {len(rides)} labelled rows within RETRAIN_MAX_LOOKBACK_DAYS "
+            f"{config.max_lookback_days:g} < MIN_LABELLED_ROWS {config.min_labelled_rows}"
+        )
         return record_decision(ports, now, DecisionKind.SKIPPED, {**base, "verdict": verdict, "data": data})
     split = split_holdout(rides, config.holdout_fraction)
     data.update(_split_summary(split, config.holdout_fraction))
@@ -150,6 +159,9 @@ def _train_and_gate(
     trigger: Trigger, ports: Ports, config: RetrainConfig, now: datetime, split: Split, data: dict[str, Any]
 ) -> Retrained:
     params = ModelParams(**{**ModelParams().as_dict(), **trigger.params})
+    live = live_pointer(ports.models)
+    training, mix = _training_set(ports.models, live, _rows(split.train), config)
+    data.update(mix)
     yardstick = _yardstick(ports.models)
     meta = {
         "model_name": config.model_name,
@@ -158,11 +170,12 @@ def _train_and_gate(
         "params": params.as_dict(),
         "evaluation_set": None if yardstick.evaluation is None else yardstick.evaluation.lineage(),
     }
-    trained = train_candidate(_rows(split.train), _rows(split.holdout), params, meta)
-    live = live_pointer(ports.models)
+    trained = train_candidate(training, _rows(split.holdout), params, meta)
     champion_mae = _champion_mae(ports.models, live, split.holdout)
     run_log = _run_log(trigger, config, params, trained, split, champion_mae, yardstick)
     registered = register(ports, config, now, trained, run_log)
+    rows_key = training_rows_key(config.model_name, registered.version)
+    ports.models.put(rows_key, encode_rows(training), "application/octet-stream")
     registry = LoopRegistry(ports)
     outcome = _gate(trigger, ports, config, registry, (trained, registered), split.holdout, yardstick)
     return Retrained(trained, registered, live, champion_mae, outcome, registry.tags)
@@ -178,6 +191,19 @@ def _yardstick(store: Store) -> Yardstick:
 
 def _rows(rides: LabelledRides) -> Rows:
     return Rows(rides.features, rides.target, rides.pickup.astype("datetime64[D]"))
+
+
+def _training_set(
+    models: Store, live: ModelPointer | None, recent: Rows, config: RetrainConfig
+) -> tuple[Rows, dict[str, Any]]:
+    """The recent rows mixed with the champion's training rows (module docstring), or alone when the
+    champion left none."""
+    body = None if live is None else models.get(training_rows_key(live.model_name, live.version))
+    if body is None:
+        return recent, {"champion_rows": 0, "recent_weight": 1.0}
+    old = decode_rows(body)
+    weight = max(1.0, len(old) / config.target_rows)
+    return mixed(old, recent, weight), {"champion_rows": len(old), "recent_weight": round(weight, 4)}
 
 
 def _split_summary(split: Split, fraction: float) -> dict[str, Any]:
@@ -224,7 +250,8 @@ def _run_log(
     return RunLog(
         params={
             **{k: str(v) for k, v in params.as_dict().items()},
-            "lookback_hours": str(config.lookback_hours),
+            "target_rows": str(config.target_rows),
+            "max_lookback_days": str(config.max_lookback_days),
         },
         tags={
             "trigger": trigger.reason[:250],

@@ -20,13 +20,12 @@ from lambda_retrain.audit import Decision, DecisionKind, read_state, record_base
 from lambda_retrain.config import RetrainConfig
 from lambda_retrain.labelled import LabelledRides, load_labelled
 from lambda_retrain.ports import Ports
-from lambda_retrain.registry import live_pointer, version_pointer
+from lambda_retrain.registry import version_pointer
 from lambda_retrain.triggers import Source, Trigger
-from training import decision
-from training.publish import publish_live
+from training import decision, evaluation_set, metrics
 from trip_core.bundle import load_bundle
 from trip_core.capture import CaptureBatch
-from trip_core.contracts import MONITOR_WINDOW, parse_utc, utc_iso
+from trip_core.contracts import LIVE_POINTER_KEY, MONITOR_WINDOW, parse_utc, utc_iso
 from trip_core.observability import logger
 from trip_core.pointer import ModelPointer
 
@@ -52,6 +51,7 @@ class Judged:
     """The promotion under judgement and the rides its version served."""
 
     live: ModelPointer
+    live_etag: str  # the pointer as read: a rollback replaces only that one, never a newer promotion
     previous: ModelPointer
     previous_bundle: bytes
     rides: LabelledRides
@@ -64,8 +64,9 @@ def rollback_check(
 ) -> RollbackResult:
     state = read_state(ports.models)
     promotion = state.get("last_promotion") or {}
-    live = live_pointer(ports.models)
-    if live is None or not _within_window(promotion, live, now, config):
+    tagged = ports.models.get_tagged(LIVE_POINTER_KEY)
+    live = None if tagged is None else ModelPointer.from_json(tagged.body)
+    if tagged is None or live is None or not _within_window(promotion, live, now, config):
         return RollbackResult(Judgement.NO_RECENT_PROMOTION)
     base = record_base(trigger, config, now, actor)
     previous = version_pointer(ports.models, str(promotion["previous_version"]))
@@ -92,7 +93,7 @@ def rollback_check(
                 ports, now, DecisionKind.ROLLBACK_KEPT, {**base, "verdict": verdict}, live.version
             )
         )
-    judged = Judged(live, previous, previous_body, rides, promotion, state)
+    judged = Judged(live, tagged.etag, previous, previous_body, rides, promotion, state)
     return _judge(trigger, ports, config, now, base, judged)
 
 
@@ -154,7 +155,10 @@ def _judge(
             )
         )
     if compared.outcome != decision.Outcome.BETTER:
-        return _decided(_roll_back(ports, config, now, base, judged, summary))
+        backed = _backed_by_evaluation_set(ports, judged)
+        if backed is None:
+            return _decided(_roll_back(ports, config, now, base, judged, summary))
+        summary = f"not better on the served rides ({summary}), but {backed}"
     judged.state["last_promotion"] = {**judged.promotion, "judged_at": utc_iso(now)}
     write_state(ports.models, judged.state)
     verdict = f"kept: {compared.outcome} on the same rides ({summary})"
@@ -163,11 +167,34 @@ def _judge(
     )
 
 
+def _backed_by_evaluation_set(ports: Ports, judged: Judged) -> str | None:
+    """Why the live version stays although the served rides say otherwise: it is better than the previous
+    one on the evaluation set, which no client can write (the served rides' labels are client-reported,
+    so they alone must not undo what the gate's trusted yardstick backed). None: roll back."""
+    body = ports.models.get(judged.live.bundle_key)
+    try:
+        trusted = evaluation_set.load(ports.models)
+    except evaluation_set.EvaluationSetError:
+        return None
+    if body is None:
+        return None
+    live_mae = metrics.mae(load_bundle(body).predict(trusted.features), trusted.target)
+    previous_mae = metrics.mae(load_bundle(judged.previous_bundle).predict(trusted.features), trusted.target)
+    if not live_mae < previous_mae:
+        return None
+    return f"better on the evaluation set {trusted.month} (MAE {live_mae:.3f} vs {previous_mae:.3f})"
+
+
 def _roll_back(
     ports: Ports, config: RetrainConfig, now: datetime, base: dict[str, Any], judged: Judged, compared: str
 ) -> Decision:
     live, previous = judged.live, judged.previous
-    publish_live(ports.models, replace(previous, published_at=utc_iso(now)))
+    body = replace(previous, published_at=utc_iso(now)).to_json().encode()
+    if ports.models.put_if_match(LIVE_POINTER_KEY, body, judged.live_etag) is None:
+        verdict = f"kept: serving/live.json moved while the check ran; not rolled back ({compared})"
+        return record_decision(
+            ports, now, DecisionKind.ROLLBACK_KEPT, {**base, "verdict": verdict}, live.version
+        )
     record = {**base, "mlflow": _move_alias_back(ports, config, previous.version)}
     state = judged.state
     state["last_promotion"] = {**judged.promotion, "rolled_back_at": utc_iso(now), "judged_at": utc_iso(now)}

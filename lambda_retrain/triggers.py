@@ -60,8 +60,10 @@ class Trigger:
         }
 
 
-def triggers_from_event(event: dict[str, Any], config: RetrainConfig) -> list[Trigger]:
+def triggers_from_event(event: Any, config: RetrainConfig) -> list[Trigger]:
     """SNS alarm notifications -> the triggers they claim (ALARM of a configured alarm); direct -> one."""
+    if not isinstance(event, dict):  # a direct invoke's payload is any JSON
+        raise TriggerRefused(f"a direct invoke must be a JSON object, got {type(event).__name__}")
     records = event.get("Records")
     if not isinstance(records, list):
         return [direct_trigger(event, config)]

@@ -153,9 +153,16 @@ class Yardstick:
 
 
 def first_model(candidate: Candidate, config: GateConfig, evaluation: EvaluationScore | None) -> GateDecision:
-    ok = bool(candidate.rmse < config.absolute_bound)
+    """No champion: the holdout (which clients label) and the evaluation set (which they cannot) must both
+    stay under the bound, the evaluation set by its MAE."""
+    bound = config.absolute_bound
+    if evaluation is not None and not evaluation.challenger_mae < bound:
+        mae = evaluation.challenger_mae
+        verdict = f"refused: no champion, evaluation-set MAE {mae:.3f} not under the bound {bound:g}"
+        return GateDecision(False, verdict, candidate.rmse, None, None, evaluation=evaluation)
+    ok = bool(candidate.rmse < bound)
     word = "promoted" if ok else "refused"
-    verdict = f"{word}: no champion, RMSE {'' if ok else 'not '}under the bound {config.absolute_bound:g}"
+    verdict = f"{word}: no champion, RMSE {'' if ok else 'not '}under the bound {bound:g}"
     return GateDecision(ok, verdict, candidate.rmse, None, None, evaluation=evaluation)
 
 

@@ -74,9 +74,12 @@ def build_model(params: ModelParams) -> Pipeline:
     return Pipeline([("encode", encode), ("trees", trees)])
 
 
-def fit(features: np.ndarray, target: np.ndarray, params: ModelParams) -> Pipeline:
+def fit(
+    features: np.ndarray, target: np.ndarray, params: ModelParams, weight: np.ndarray | None = None
+) -> Pipeline:
+    """`weight`: per row, for the trees (the target encoder's statistics are unweighted)."""
     model = build_model(params)
-    model.fit(np.asarray(features, dtype=np.float64), target)
+    model.fit(np.asarray(features, dtype=np.float64), target, trees__sample_weight=weight)
     return model
 
 

@@ -9,6 +9,7 @@ the retraining function's zip imports this module.
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from dataclasses import dataclass
@@ -33,9 +34,41 @@ class Rows:
     target: np.ndarray
     # New York local pickup date per row: the profile measures how much days differ (None: it does not)
     pickup_day: np.ndarray | None = None
+    weight: np.ndarray | None = None  # per row, in the fit (None: every row weighs 1)
 
     def __len__(self) -> int:
         return len(self.target)
+
+
+def encode_rows(rows: Rows) -> bytes:
+    """A version's training rows (features, target, pickup day; not the weights), npz."""
+    out = io.BytesIO()
+    days = (
+        np.zeros(0, "datetime64[D]") if rows.pickup_day is None else rows.pickup_day.astype("datetime64[D]")
+    )
+    np.savez_compressed(out, features=rows.features, target=rows.target, pickup_day=days.astype(np.int64))
+    return out.getvalue()
+
+
+def decode_rows(body: bytes) -> Rows:
+    with np.load(io.BytesIO(body)) as data:
+        days = data["pickup_day"].astype("datetime64[D]")
+        return Rows(data["features"], data["target"], days if len(days) == len(data["target"]) else None)
+
+
+def mixed(old: Rows, recent: Rows, recent_weight: float) -> Rows:
+    """`old` rows (each weighing 1) and `recent` ones (each `recent_weight`) as one training set."""
+    days = None
+    if old.pickup_day is not None and recent.pickup_day is not None:
+        days = np.concatenate(
+            [old.pickup_day.astype("datetime64[D]"), recent.pickup_day.astype("datetime64[D]")]
+        )
+    return Rows(
+        np.vstack([old.features, recent.features]),
+        np.concatenate([old.target, recent.target]),
+        days,
+        np.r_[np.ones(len(old)), np.full(len(recent), recent_weight)],
+    )
 
 
 @dataclass(frozen=True)
@@ -71,7 +104,7 @@ def train_candidate(
     describes `profiled` (default: the holdout): the rides serving will see, which include rides whose
     duration is outside the target's domain, so their inputs are not filtered by it."""
     started = time.perf_counter()
-    fitted = model.fit(train.features, train.target, params)
+    fitted = model.fit(train.features, train.target, params, train.weight)
     fit_seconds = time.perf_counter() - started
     predictions = model.predict(fitted, holdout.features)
     scores = {

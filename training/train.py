@@ -28,7 +28,9 @@ from trip_core.contracts import (
     DEFAULT_MODEL_NAME,
     PRODUCTION_ALIAS,
     PROFILE_FILENAME,
+    TRAINING_ROWS_FILENAME,
     evaluation_key,
+    training_rows_key,
 )
 
 if TYPE_CHECKING:
@@ -90,10 +92,13 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         len(trained.bundle),
         trained.parity_max_abs_diff,
     )
-    write_outputs(args.out, trained)
+    write_outputs(args.out, trained, train)
     months = [*(("train", m) for m in train_months), ("valid", valid_month)]
     run = track(args, params, trained, train, valid, months, yardstick)
     publish_evaluation_set(store, yardstick, yardstick_body)
+    if store is not None:  # what the loop mixes in when it retrains against this version
+        rows_key = training_rows_key(args.model_name, run.version)
+        store.put(rows_key, pipeline.encode_rows(train), "application/octet-stream")
     decision = gate_and_publish(
         trained.candidate(args.model_name, run.version, run.run_id),
         tracking.MlflowRegistry(),
@@ -183,10 +188,11 @@ def bundle_meta(
     }
 
 
-def write_outputs(out: Path, trained: pipeline.TrainedCandidate) -> None:
+def write_outputs(out: Path, trained: pipeline.TrainedCandidate, train: pipeline.Rows) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / BUNDLE_FILENAME).write_bytes(trained.bundle)
     (out / PROFILE_FILENAME).write_bytes(trained.profile)
+    (out / TRAINING_ROWS_FILENAME).write_bytes(pipeline.encode_rows(train))
 
 
 def track(

@@ -54,6 +54,9 @@ METRIC_MAX_AGE = timedelta(days=14)
 # An actual reported for a window names a known ride when that ride was captured with a pickup in
 # [window start - this, window end + LATE_ALLOWANCE): it was picked up at most MAX_ACTUAL_MINUTES before.
 ACTUALS_RIDE_LOOKBACK = timedelta(minutes=MAX_ACTUAL_MINUTES)
+# The retrain loop gathers its labelled rides backwards from now in pickup-time ranges; the first (and
+# shortest) is this long: every range also reads the captures of ACTUALS_RIDE_LOOKBACK before it.
+RETRAIN_FIRST_RANGE = timedelta(hours=24)
 
 # ------------------------------------------------------------------------------------ inputs -> features
 # Which input of a ride each monitored feature is computed from: a ride whose input is invalid has
@@ -194,6 +197,7 @@ LIVE_POINTER_KEY = "serving/live.json"
 VERSION_POINTERS_PREFIX = "serving/versions/"
 BUNDLE_FILENAME = "bundle.npz"
 PROFILE_FILENAME = "reference_profile.json"
+TRAINING_ROWS_FILENAME = "training_rows.npz"  # what a version was fitted on: the loop mixes it in
 LOOP_AUDIT_PREFIX = "loop/audit/"
 LOOP_STATE_KEY = "loop/state.json"
 LOOP_LOCK_KEY = "loop/lock.json"
@@ -239,6 +243,11 @@ MODEL_PARAM_BOUNDS: dict[str, tuple[type, float, float]] = {
     "encoder_folds": (int, 2, 20),
     "random_state": (int, 0, 2**31 - 1),
 }
+
+
+def training_rows_key(model_name: str, version: str) -> str:
+    return f"models/{model_name}/{version}/{TRAINING_ROWS_FILENAME}"
+
 
 # ------------------------------------------------------------------------------------ S3: capture bucket
 CAPTURE_PREFIX = "captures/"

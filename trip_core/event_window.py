@@ -180,14 +180,30 @@ def read_actuals(
     before = read_captures(source, start - ACTUALS_RIDE_LOOKBACK, start, problems)
     after = read_captures(source, end, end + LATE_ALLOWANCE, problems)
     nearby = [*before, *captured, *after]
-    conflicting = conflicting_rides(nearby)
-    durations, rejected = judge_actuals(lines, _owners(nearby), conflicting)
+    owners = _owners(nearby)
+    conflicting = conflicting_rides(nearby) | disputed_rides(lines, owners)
+    durations, rejected = judge_actuals(lines, owners, conflicting)
     in_range = conflicting & {str(ride) for batch in captured for ride in batch.ride_id}
     return JudgedActuals(durations, rejected, len(objects), len(lines), len(in_range))
 
 
 def _owners(batches: Iterable[CaptureBatch]) -> dict[str, str]:
     return {pid: str(ride) for b in batches for pid, ride in zip(b.prediction_id, b.ride_id, strict=True)}
+
+
+def disputed_rides(lines: Iterable[Actual | str], owners: Mapping[str, str]) -> set[str]:
+    """Ride ids labelled with different durations through different prediction ids: a resend of a ride
+    with its own inputs is one ride to conflicting_rides, so another client replaying it exactly gets
+    a prediction id of that ride too; which of the two is the rider cannot be told, so neither labels it."""
+    first: dict[str, tuple[str, float]] = {}
+    disputed: set[str] = set()
+    for line in lines:
+        if isinstance(line, str) or (ride := owners.get(line.prediction_id)) is None:
+            continue
+        pid, minutes = first.setdefault(ride, (line.prediction_id, line.duration_minutes))
+        if pid != line.prediction_id and minutes != line.duration_minutes:
+            disputed.add(ride)
+    return disputed
 
 
 def conflicting_rides(batches: Iterable[CaptureBatch]) -> set[str]:

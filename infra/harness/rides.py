@@ -59,6 +59,12 @@ class Ride:
         ride: dict[str, Any] = json.loads(self.payload)["ride"]
         return ride
 
+    def dropoff_utc(self) -> datetime:
+        """When the client reports the actual duration: pickup + duration (good rides with a pickup)."""
+        local = np.datetime64(self.fields()["pickup_datetime"], "s")
+        pickup = new_york_to_utc(np.array([local]))[0].astype(datetime).replace(tzinfo=UTC)
+        return pickup + timedelta(minutes=self.duration or 0.0)
+
 
 def real_rides(
     month: str | Path, count: int, seed: int, id_base: int, end: datetime | None = None

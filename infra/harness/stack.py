@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -17,14 +18,16 @@ from infra.harness.streams import put_actuals
 from lambda_retrain.audit import read_audit
 from lambda_retrain.aws import S3Store
 from trip_core.bundle import ServingBundle, load_bundle
-from trip_core.capture import Actual, decode_actuals, decode_capture, decode_rejected
+from trip_core.capture import Actual, decode_actuals, decode_capture, decode_rejected, encode_actuals
 from trip_core.contracts import (
     ACTUALS_PREFIX,
     CAPTURE_PREFIX,
     LIVE_POINTER_KEY,
     REJECTED_ACTUALS_PREFIX,
     REJECTED_PREFIX,
+    actuals_key,
     day_prefix,
+    floor_hour,
     parse_utc,
     utc_iso,
     version_pointer_key,
@@ -151,6 +154,25 @@ class Stack:
 
         (accepted,) = poll(judged, timeout=timeout, interval=1.0, what=f"{len(actuals)} actuals judged")
         return accepted
+
+    def backdate_actuals(
+        self, actuals: list[Actual], name: str, reported: Sequence[datetime] | None = None
+    ) -> list[str]:
+        """Actual durations of rides picked up in the past (a scenario's days compressed into minutes),
+        written as the actuals function writes them, one object per hour they are reported in
+        (`reported`, one time per actual; default now), because through the stream they would land in
+        the hour they arrive in, not the hour a client reports them; the keys. Live traffic's actuals go
+        through `send_actuals`."""
+        at = [datetime.now(UTC)] * len(actuals) if reported is None else reported
+        by_hour: dict[datetime, list[Actual]] = {}
+        for actual, moment in zip(actuals, at, strict=True):
+            by_hour.setdefault(floor_hour(moment), []).append(actual)
+        keys = []
+        for hour, group in sorted(by_hour.items()):
+            key = actuals_key(hour, name)
+            client("s3").put_object(Bucket=self["CaptureBucketName"], Key=key, Body=encode_actuals(group))
+            keys.append(key)
+        return keys
 
     def _recent_objects(self, bucket_output: str, prefix: str, since: datetime) -> list[bytes]:
         s3, bucket, found = client("s3"), self[bucket_output], []

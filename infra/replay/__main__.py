@@ -55,6 +55,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="rides sent within this many simulated minutes reach the function as one batch",
     )
     parser.add_argument(
+        "--loop",
+        action="store_true",
+        help="the closed loop too: the retrain function on its alarms and schedule (docs/replay.md)",
+    )
+    parser.add_argument(
+        "--evaluation",
+        metavar="FILE",
+        help="with --loop: the trusted month the loop's gate scores on (e.g. the month before --replay)",
+    )
+    parser.add_argument(
+        "--param",
+        nargs="*",
+        default=[],
+        metavar="NAME=VALUE",
+        help="template parameter overrides (e.g. RetrainTargetRows=10000)",
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         default=ROOT / ".state" / "replay",
@@ -64,10 +81,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.train and not args.valid:
         parser.error("--train needs --valid")
+    if args.loop and not args.evaluation:
+        parser.error("--loop needs --evaluation (the loop's gate fails closed without it)")
     try:
         args.injections = [traffic_mod.Injection.parse(spec) for spec in args.inject]
     except ValueError as error:
         parser.error(str(error))
+    if any("=" not in item for item in args.param):
+        parser.error("--param takes NAME=VALUE")
+    args.parameters = dict(item.split("=", 1) for item in args.param)
     return args
 
 
@@ -81,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     traffic = traffic_mod.build_traffic(args.replay, args.injections, args.days)
     print(f"replaying {len(traffic)} rides ...", file=sys.stderr, flush=True)
-    outcome = run_replay(traffic, files, args.batch_minutes)
+    outcome = run_replay(traffic, files, args.batch_minutes, args.loop, args.parameters, args.evaluation)
     picture = args.out / "replay.svg"
     write_picture(
         outcome,

@@ -80,18 +80,35 @@ def next_state(rule: AlarmRule, window: Sequence[float | None], state: str) -> s
     return ALARM if sum(flags) >= rule.datapoints_to_alarm else OK
 
 
-def evaluate(rule: AlarmRule, points: Sequence[Published], times: Sequence[datetime]) -> AlarmHistory:
-    """The alarm's state at each evaluation time, on the datapoints published by then."""
-    ordered = _rule_points(rule, points)
-    grouped: dict[int, list[float]] = {}
-    taken, state, states = 0, INSUFFICIENT, []
-    for at in times:
-        while taken < len(ordered) and ordered[taken][0] <= at:
-            grouped.setdefault(ordered[taken][1], []).append(ordered[taken][2])
-            taken += 1
+class LiveAlarm:
+    """One alarm evaluated as the replay goes: `step(points, at)` with every datapoint published by `at`
+    (in publication order; the previous step's are a prefix) takes the new ones and returns the state."""
+
+    def __init__(self, rule: AlarmRule) -> None:
+        self.rule = rule
+        self.grouped: dict[int, list[float]] = {}
+        self.taken = 0
+        self.state = INSUFFICIENT
+
+    def step(self, points: Sequence[Published], at: datetime) -> str:
+        rule = self.rule
+        for _, period, value in _rule_points(rule, points[self.taken :]):
+            self.grouped.setdefault(period, []).append(value)
+        self.taken = len(points)
         newest = int(at.timestamp()) // rule.period_seconds
         periods = range(newest - rule.evaluation_periods + 1, newest + 1)
+        grouped = self.grouped
         window = [STATISTICS[rule.statistic](grouped[p]) if p in grouped else None for p in periods]
-        state = next_state(rule, window, state)
-        states.append((at, state))
+        self.state = next_state(rule, window, self.state)
+        return self.state
+
+
+def evaluate(rule: AlarmRule, points: Sequence[Published], times: Sequence[datetime]) -> AlarmHistory:
+    """The alarm's state at each evaluation time, on the datapoints published by then."""
+    ordered = sorted(points, key=lambda p: p.at)
+    live, taken, states = LiveAlarm(rule), 0, []
+    for at in times:
+        while taken < len(ordered) and ordered[taken].at <= at:
+            taken += 1
+        states.append((at, live.step(ordered[:taken], at)))
     return AlarmHistory(rule, states)

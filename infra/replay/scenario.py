@@ -43,14 +43,26 @@ class Outcome:
         return found[0]["first_alarm_hours"] if found else None
 
 
-def run_replay(traffic: Traffic, files: ModelFiles, batch_minutes: float = DEFAULT_BATCH_MINUTES) -> Outcome:
-    template = stack_template()
-    recorded, wall = replay(traffic, files, template, batch_minutes)
+def run_replay(
+    traffic: Traffic,
+    files: ModelFiles,
+    batch_minutes: float = DEFAULT_BATCH_MINUTES,
+    with_loop: bool = False,
+    parameters: dict[str, str] | None = None,
+    evaluation: str | None = None,
+) -> Outcome:
+    """`with_loop`: the retrain function runs on its alarms and schedule, gated on the `evaluation`
+    month (a TLC parquet file, published as training publishes it); `parameters`: template parameter
+    overrides."""
+    template = stack_template(parameters=parameters)
+    recorded, wall = replay(traffic, files, template, batch_minutes, with_loop, evaluation)
     rules = template.alarm_rules(template.function_environment("MonitorFunction")["METRICS_NAMESPACE"])
     histories = [evaluate(rule, recorded.points, recorded.runs) for rule in rules]
     rows = sorted((window_row(r, histories) for r in recorded.reports), key=lambda row: row.end)
     outcome = Outcome(traffic, recorded, rows, histories, {}, wall)
     outcome.line.update(interface_line(rows, histories, recorded.points, outcome.origin))
+    if recorded.loop is not None:
+        outcome.line["loop"] = {k: v for k, v in recorded.loop.items() if k != "labelled_rows_per_day"}
     return outcome
 
 
@@ -78,6 +90,35 @@ def report_lines(outcome: Outcome) -> list[str]:
         *table(outcome.rows),
         "",
         *summary(outcome.rows, outcome.histories, outcome.recorded.counts),
+        *loop_lines(outcome.recorded.loop),
         f"replayed {days:.1f} simulated days in {minutes:.1f} min wall time",
         json.dumps(outcome.line),
     ]
+
+
+def loop_lines(loop: dict[str, Any] | None) -> list[str]:
+    """The loop's figures (infra.replay.loop.loop_figures), when it ran."""
+    if loop is None:
+        return []
+    per_day = " ".join(f"{day[5:]}:{n}" for day, n in loop["labelled_rows_per_day"].items())
+    lines = [
+        f"loop: labelled rows per day (median {loop['labelled_rows_per_day_median']:g}): {per_day}",
+        f"loop: decisions {loop['decisions']}; first alarm {loop['first_alarm']}",
+    ]
+    promoted = loop.get("promoted")
+    if promoted is None:
+        return [*lines, "loop: no promotion"]
+    lines.append(
+        f"loop: version {promoted['version']} promoted at {promoted['at']} ({promoted['trigger']}, "
+        f"{promoted['labelled_rows']} labelled rows, {promoted['retrain_wall_seconds']} s wall): "
+        f"{loop['hours_alarm_to_promotion']} h after the first alarm, serving "
+        f"{loop['hours_alarm_to_served']} h after it"
+    )
+    after = loop.get("after_promotion")
+    if after:
+        lines.append(
+            f"loop: MAE on the {after['rides']} rides after that (no model trained on them): served "
+            f"{after['mae_served']}, initial model {after['mae_initial_model']}, promoted model "
+            f"{after['mae_promoted_model']} (served before: {loop['served_mae_before']})"
+        )
+    return lines

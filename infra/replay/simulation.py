@@ -1,7 +1,8 @@
 """The replay itself: moto S3/Kinesis/CloudWatch/Secrets Manager behind the real boto3 adapters, the
 prediction service fed Kinesis-shaped batches of the traffic on the simulated clock, the client's actuals
-(named by the prediction ids the predictions stream gave) fed hourly to the actuals function's logic, and
-the monitor's scheduled run (lambda_monitor.service.run_event) at every simulated hour."""
+(named by the prediction ids the predictions stream gave) fed hourly to the actuals function's logic, the
+monitor's scheduled run (lambda_monitor.service.run_event) at every simulated hour and, with the loop, the
+retrain function's logic on its alarms and schedule (infra/replay/loop.py)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import numpy as np
 from moto import mock_aws
 
 from infra.replay.alarms import Published
+from infra.replay.loop import ReplayLoop, loop_figures
 from infra.replay.model import ModelFiles
 from infra.replay.template import TEMPLATE, Template
 from infra.replay.traffic import Traffic, actuals_reported, monitor_hours
@@ -35,6 +37,7 @@ from lambda_monitor.service import run_event
 from lambda_predict.bootstrap import build_service
 from lambda_predict.config import PredictConfig
 from lambda_predict.service import PredictService
+from training import evaluation_set
 from training.publish import S3ObjectStore, publish_live, publish_version
 from trip_core.bundle import load_bundle
 from trip_core.capture import encode_actuals
@@ -43,6 +46,7 @@ from trip_core.contracts import (
     REPORTS_PREFIX,
     bundle_key,
     profile_key,
+    training_rows_key,
     utc_iso,
 )
 from trip_core.observability import logger
@@ -94,6 +98,8 @@ class Recorded:
             ("sent", "predicted", "rejected", "actuals", "actuals_refused"), 0
         )
     )
+    first_served: dict[str, datetime] = field(default_factory=dict)  # model version -> first prediction
+    loop: dict[str, Any] | None = None  # infra.replay.loop.loop_figures, when the loop ran
 
 
 class RecordingMetrics:
@@ -175,6 +181,8 @@ def publish_model(s3: Any, files: ModelFiles, at: datetime) -> None:
     )
     store = S3ObjectStore(STACK_REFS["ModelsBucket"], s3)
     publish_version(store, pointer, files.bundle, files.profile)
+    if files.training_rows is not None:  # as make train leaves them
+        store.put(training_rows_key(name, MODEL_VERSION), files.training_rows, "application/octet-stream")
     publish_live(store, pointer)
 
 
@@ -229,9 +237,10 @@ def monitor_ports(
     return ports
 
 
-def stack_template(path: Path = TEMPLATE) -> Template:
-    """template.yaml with the replay's buckets and stream standing for the stack's."""
-    return Template.load(path, refs=STACK_REFS)
+def stack_template(path: Path = TEMPLATE, parameters: dict[str, str] | None = None) -> Template:
+    """template.yaml with the replay's buckets and stream standing for the stack's; `parameters`
+    override the template's parameter defaults (as a deploy's parameter overrides do)."""
+    return Template.load(path, refs={**STACK_REFS, **(parameters or {})})
 
 
 def _utc(seconds: float) -> datetime:
@@ -251,6 +260,7 @@ class Replayer:
     recorded: Recorded
     batch_size: int
     step: timedelta
+    loop: ReplayLoop | None = None
     sent: int = 0
 
     def send(self, until: float) -> None:
@@ -263,6 +273,8 @@ class Replayer:
                 for i in range(first, last)
             ]
             outcome = self.service.process_batch(records)
+            if outcome.predicted:
+                self.recorded.first_served.setdefault(outcome.model_version, self.clock.now())
             self.recorded.counts["predicted"] += outcome.predicted
             self.recorded.counts["rejected"] += outcome.rejected
         self.sent = max(self.sent, upto)
@@ -294,12 +306,19 @@ class Replayer:
             self.report_actuals(hour - MONITOR_STEP)
             run_event({"source": "aws.events"}, self.ports, self.config, hour)
             self.recorded.runs.append(hour)
+            if self.loop is not None:
+                self.loop.after_monitor(self.recorded.points, hour)
 
 
 def replay(
-    traffic: Traffic, files: ModelFiles, template: Template, batch_minutes: float
+    traffic: Traffic,
+    files: ModelFiles,
+    template: Template,
+    batch_minutes: float,
+    with_loop: bool = False,
+    evaluation: str | None = None,
 ) -> tuple[Recorded, float]:
-    """(what the monitor published and reported, wall seconds of the replay)."""
+    """(what the monitor published and reported (and the loop did), wall seconds of the replay)."""
     started = time.perf_counter()
     clock, recorded = SimulatedClock(_utc(traffic.first_ride)), Recorded()
     logger.setLevel("ERROR")  # a rejected ride is a warning log line each: thousands in a month
@@ -308,14 +327,32 @@ def replay(
     )
     with simulated_aws() as clients:
         publish_model(clients["s3"], files, clock.now())
+        if evaluation is not None:  # the loop's gate requires the trusted month
+            models = S3ObjectStore(STACK_REFS["ModelsBucket"], clients["s3"])
+            evaluation_set.publish(models, *evaluation_set.from_month(evaluation))
         predictions = PredictionsRead(clients["kinesis"])
         service = predict_service(clients, template, clock, predictions)
         actuals = actuals_service(clients, template, clock)
         ports = monitor_ports(clients, config, clock, recorded)
         batch = int(template.parameter("BatchSize"))
         step = timedelta(minutes=batch_minutes)
+        loop = ReplayLoop.wire(clients, template, config.metrics_namespace) if with_loop else None
         replayer = Replayer(
-            traffic, service, predictions, actuals, ports, config, clients["s3"], clock, recorded, batch, step
+            traffic,
+            service,
+            predictions,
+            actuals,
+            ports,
+            config,
+            clients["s3"],
+            clock,
+            recorded,
+            batch,
+            step,
+            loop,
         )
         replayer.run()
+        if loop is not None:
+            span = (_utc(traffic.first_ride), clock.now())
+            recorded.loop = loop_figures(loop, recorded.first_served, files.bundle, *span)
     return recorded, time.perf_counter() - started

@@ -1,7 +1,8 @@
 """The closed loop on the deployed stack (docs/architecture.md, Closed loop; `make localstack-test`).
 
 One scenario, in order (each step needs the previous one's state), on real 2023-03 rides with actuals:
-  1. rides served by the live model, their actuals sent;
+  1. FIRST_DAYS days of rides in pickup order at their real volume (every ride, ~2,300 a day; pickups in
+     the past, moved by whole weeks) served by the live model, their actuals reported at dropoff;
   2. a weak challenger (direct retrain, max_iter 1): the gate refuses, the pointer stays;
   3. a forced bad promotion (force_promote, max_iter 1): the running predict function serves it;
   4. the drift-share alarm reaches ALARM (its metric put here; the monitor -> alarm path is test_stack's)
@@ -9,7 +10,8 @@ One scenario, in order (each step needs the previous one's state), on real 2023-
      -> the running predict function serves the new version, no redeploy; no ride dropped or doubled;
   5. another forced bad promotion, rides served by it -> rollback check -> the pointer goes back.
 Every decision is asserted in the audit records (loop/audit/). The stack is deployed by tests/e2e/run.sh
-with RetrainCooldownMinutes=0, a small MinLabelledRows, PointerTtlSeconds=5 and the local MLflow server.
+with RetrainCooldownMinutes=0, PointerTtlSeconds=5 and the local MLflow server; the retrain's row target and
+minimum are the template's (RetrainTargetRows, MinLabelledRows).
 """
 
 from __future__ import annotations
@@ -36,7 +38,9 @@ pytestmark = pytest.mark.localstack
 
 ROOT = Path(__file__).resolve().parents[2]
 MONTH = ROOT / "data" / "green_tripdata_2023-03.parquet"
-FIRST, SECOND, THIRD, FOURTH = 600, 300, 300, 300  # rides per step (MinLabelledRows=300 in run.sh)
+FIRST_DAYS = 5  # more labelled rides than the template's RetrainTargetRows
+RIDES_PER_DAY = 2300  # 2023-03 green taxi, cleaned as training cleans it
+FIRST, SECOND, THIRD, FOURTH = FIRST_DAYS * RIDES_PER_DAY, 300, 300, 300  # rides per step
 
 
 class Loop:
@@ -98,8 +102,10 @@ class Loop:
             if record["prediction"]["ride_id"] in ids:
                 out.setdefault(record["prediction"]["ride_id"], []).append(record)
         given = {ride: records[-1]["prediction"]["prediction_id"] for ride, records in out.items()}
-        actuals = [Actual(given[r.ride_id], r.duration) for r in chunk if r.duration is not None]
-        self.stack.send_actuals(actuals)  # through the actuals stream, by the ids the predictions carried
+        labelled = [r for r in chunk if r.duration is not None]
+        actuals = [Actual(given[r.ride_id], float(r.duration or 0)) for r in labelled]
+        reported = [r.dropoff_utc() for r in labelled]
+        self.stack.backdate_actuals(actuals, f"e2e-loop-{self.id_base + self.offset}", reported)
         return out
 
     def audit_since(self, since: datetime) -> list[dict[str, Any]]:

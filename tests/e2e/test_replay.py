@@ -31,7 +31,7 @@ from infra.replay.scenario import Outcome, run_replay
 from infra.replay.simulation import stack_template
 from infra.replay.traffic import Traffic, actuals_reported, build_traffic, monitor_hours
 from trip_core.capture import decode_capture, encode_actuals
-from trip_core.contracts import CAPTURE_PREFIX, MONITOR_STEP, actuals_key
+from trip_core.contracts import CAPTURE_PREFIX, MONITOR_STEP, actuals_key, training_rows_key
 
 pytestmark = pytest.mark.localstack
 
@@ -46,7 +46,9 @@ def model(stack: Stack) -> ModelFiles:
     pointer = stack.live()
     bundle, profile = stack.models.get(pointer.bundle_key), stack.models.get(pointer.profile_key)
     assert bundle is not None and profile is not None, pointer
-    return ModelFiles(bundle, profile, pointer.bundle_sha256, pointer.validation_rmse, pointer.validation_mae)
+    rows = stack.models.get(training_rows_key(pointer.model_name, pointer.version))
+    scores = (pointer.validation_rmse, pointer.validation_mae)
+    return ModelFiles(bundle, profile, pointer.bundle_sha256, *scores, rows)
 
 
 @pytest.fixture(scope="module")

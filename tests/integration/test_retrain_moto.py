@@ -1,5 +1,8 @@
-"""The real retrain handler (app.py) on moto S3: a 2021-trained live model, real 2023-03 rides captured
-with it and their actual durations; the alarm's retrain promotes a challenger with a lower holdout MAE."""
+"""The real retrain handler (app.py) on moto S3 at real volume: a 2021-trained live model (its training rows
+kept, as make train keeps them), DAYS days of real 2023-03 rides in time order (every ride, ~2,200 a day)
+captured with it and their actual durations reported hourly at dropoff, as clients report them; the
+alarm's retrain gathers the RETRAIN_TARGET_ROWS most recent of them backwards from now, mixes in the
+champion's rows and promotes a challenger with a lower holdout MAE."""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from types import ModuleType
 from typing import Any
 
 import boto3
+import numpy as np
 import pandas as pd
 import pytest
 from moto import mock_aws
@@ -26,10 +30,11 @@ from training import evaluation_set
 from training.data import PICKUP, frame_features, load_month
 from training.export import export_bundle
 from training.model import ModelParams, fit
+from training.pipeline import Rows, encode_rows
 from training.publish import publish_live, publish_version
 from trip_core.bundle import load_bundle
 from trip_core.capture import Actual, CaptureBatch, encode_actuals
-from trip_core.contracts import LIVE_POINTER_KEY, actuals_key, bundle_key, profile_key
+from trip_core.contracts import LIVE_POINTER_KEY, actuals_key, bundle_key, profile_key, training_rows_key
 from trip_core.pointer import ModelPointer
 from trip_core.rides import to_new_york_naive
 
@@ -42,14 +47,13 @@ ENV = {
     "MODELS_BUCKET": "models-it",
     "CAPTURE_BUCKET": "capture-it",
     "MODEL_NAME": "trip-duration",
-    "RETRAIN_LOOKBACK_HOURS": str(3 * 7 * 24),  # the captured rides span days (weeks after moving)
-    "MIN_LABELLED_ROWS": "2000",
     "RETRAIN_COOLDOWN_MINUTES": "30",
     "RETRAIN_ALARMS": "trip-duration-it-drift-share",
     "ROLLBACK_ALARMS": "trip-duration-it-mae-ratio",
     "POWERTOOLS_SERVICE_NAME": "retrain",
 }
-ROWS = 12_000
+DAYS = 6  # of 2023-03: more labelled rides than RETRAIN_TARGET_ROWS (template default 10000)
+TARGET_ROWS = 10_000
 
 
 @dataclass
@@ -120,23 +124,27 @@ def publish_2021_model(s3: Any) -> bytes:
     )
     store = S3Store(ENV["MODELS_BUCKET"], s3)
     publish_version(store, pointer, body, b"{}")
+    rows = Rows(frame_features(month), month["duration"].to_numpy())
+    store.put(training_rows_key("trip-duration", "1"), encode_rows(rows))
     publish_live(store, pointer)
     # the training side's trusted evaluation set, which the loop's gate requires
     evaluation_set.publish(store, *evaluation_set.from_month(str(DATA / "green_tripdata_2023-02.parquet")))
     return body
 
 
-def capture_2023_rides(s3: Any, bundle: bytes, at: datetime) -> None:
-    """What serving + the client leave behind: capture batches of 100 and the actuals, reported at `at`;
-    the rides are 2023-03's first, served live: moved by whole weeks (same hours and weekdays) to end
-    before `at`, inside the lookback."""
-    frame = load_month(str(DATA / "green_tripdata_2023-03.parquet")).frame.sort_values(PICKUP).head(ROWS)
+def capture_2023_rides(s3: Any, bundle: bytes, at: datetime) -> pd.DataFrame:
+    """What serving + the client leave behind: capture batches of 100 and the actuals, each reported in
+    the hour of its dropoff; the rides are 2023-03's first DAYS days, served live: moved by whole weeks
+    (same hours and weekdays) to end before `at`."""
+    frame = load_month(str(DATA / "green_tripdata_2023-03.parquet")).frame.sort_values(PICKUP)
+    frame = frame[frame[PICKUP] < pd.Timestamp("2023-03-01") + pd.Timedelta(days=DAYS)].reset_index(drop=True)
     week = pd.Timedelta(days=7)
     frame[PICKUP] += week * ((pd.Timestamp(to_new_york_naive(at)) - frame[PICKUP].max()) // week)
     pred = load_bundle(bundle).predict(frame_features(frame))
     store = S3Store(ENV["CAPTURE_BUCKET"], s3)
-    ids: list[int | str] = list(range(ROWS))
-    for start in range(0, ROWS, 100):
+    rows = len(frame)
+    ids: list[int | str] = list(range(rows))
+    for start in range(0, rows, 100):
         rows = frame.iloc[start : start + 100]
         batch = CaptureBatch(
             "trip-duration",
@@ -152,15 +160,26 @@ def capture_2023_rides(s3: Any, bundle: bytes, at: datetime) -> None:
         )
         for key, body in capture_objects(batch, "shardId-000", f"{start:08d}").items():
             store.put(key, body)
-    actuals = [Actual(pid(i), float(d)) for i, d in zip(ids, frame["duration"], strict=True)]
-    store.put(actuals_key(at, "client"), encode_actuals(actuals))
+    reported = new_york_to_utc_hours(frame[PICKUP] + pd.to_timedelta(frame["duration"], unit="min"))
+    for hour in sorted(set(reported)):
+        actuals = [Actual(pid(int(i)), float(frame["duration"][i])) for i in np.flatnonzero(reported == hour)]
+        store.put(actuals_key(hour, "client"), encode_actuals(actuals))
+    return frame
+
+
+def new_york_to_utc_hours(local: pd.Series) -> np.ndarray:
+    """The UTC hour (aware datetime) each New York local time lies in."""
+    utc = local.dt.tz_localize("America/New_York", ambiguous=True, nonexistent="shift_forward").dt.tz_convert(
+        UTC
+    )
+    return np.array([moment.to_pydatetime() for moment in utc.dt.floor("h")], dtype=object)
 
 
 def test_drift_alarm_retrains_on_2023_rides_and_promotes(
     aws: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     champion = publish_2021_model(aws)
-    capture_2023_rides(aws, champion, datetime.now(UTC) - timedelta(minutes=1))
+    served = capture_2023_rides(aws, champion, datetime.now(UTC) - timedelta(hours=2))
     app = load_app()
     alarm = {"AlarmName": "trip-duration-it-drift-share", "NewStateValue": "ALARM", "NewStateReason": "drift"}
     started = time.perf_counter()
@@ -174,7 +193,11 @@ def test_drift_alarm_retrains_on_2023_rides_and_promotes(
         f"(fit {m['fit_seconds']} s): holdout MAE champion(2021) {m['champion_holdout_mae']:.3f} -> "
         f"challenger {m['challenger_holdout_mae']:.3f} min"
     )
-    assert data["labelled_rows"] == ROWS and data["captured_predictions"] == ROWS
+    per_day = len(served) / DAYS
+    print(f"{len(served)} rides in {DAYS} days ({per_day:.0f} a day), {data['ranges_read']} ranges read")
+    assert data["labelled_rows"] == TARGET_ROWS < len(served)  # the most recent, not every ride
+    assert data["pickup_range"][1] == str(served[PICKUP].max().to_datetime64().astype("datetime64[s]"))
+    assert data["champion_rows"] == 20_000 and data["recent_weight"] == 2.0
     assert m["challenger_holdout_mae"] < m["champion_holdout_mae"]
     live = ModelPointer.from_json(
         aws.get_object(Bucket=ENV["MODELS_BUCKET"], Key=LIVE_POINTER_KEY)["Body"].read()

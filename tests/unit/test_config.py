@@ -27,11 +27,18 @@ def test_every_function_fails_with_the_one_error_naming_the_variable(config: Any
         ("MIN_LABELLED_ROWS", "lots", "whole number, got 'lots'"),
         ("MIN_LABELLED_ROWS", "0", "at least 1, got 0"),
         ("RETRAIN_COOLDOWN_MINUTES", "nan", "got 'nan'"),
+        ("RETRAIN_TARGET_ROWS", "0", "at least 1, got 0"),
+        ("RETRAIN_MAX_LOOKBACK_DAYS", "0", r"in \(0.0, inf\), got '0'"),
     ],
 )
 def test_a_bad_value_is_named_with_its_reason(variable: str, value: str, reason: str) -> None:
     with pytest.raises(ConfigError, match=f"{variable} must be .*{reason}"):
         RetrainConfig.from_env({**BUCKETS, variable: value})
+
+
+def test_a_minimum_the_target_cannot_reach_fails_fast() -> None:
+    with pytest.raises(ConfigError, match=r"MIN_LABELLED_ROWS \(3000\) must not exceed RETRAIN_TARGET_ROWS"):
+        RetrainConfig.from_env({**BUCKETS, "RETRAIN_TARGET_ROWS": "2000", "MIN_LABELLED_ROWS": "3000"})
 
 
 def test_every_problem_is_reported_at_once() -> None:

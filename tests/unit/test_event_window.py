@@ -152,11 +152,25 @@ def test_a_ride_id_captured_with_different_inputs_is_labelled_by_none_and_counte
     early = _batch([3], ["2023-03-05T09:00:00"])  # ride 3 with another pickup, the day before the window
     blobs.put_capture(dataclasses.replace(early, prediction_id=pids(["3 early"])), first_seq="c")
     lines = [Actual(pid(r), 10.0 + i) for i, r in enumerate(["1", "2", "3", "1 again", "2 again", "3 early"])]
+    lines[3] = Actual(pid("1 again"), 10.0)  # the resend labelled as the ride was (test_disputed_...)
     blobs.put_actuals(START + timedelta(minutes=30), "x", lines)
     window = read_captures(blobs, START, START + timedelta(hours=1), [])
     judged = read_actuals(blobs, START, START + timedelta(hours=1), window, [])
-    assert judged.durations == {"1": 13.0} and judged.conflicting_rides == 2
+    assert judged.durations == {"1": 10.0} and judged.conflicting_rides == 2
     assert judged.to_json()["conflicting_rides"] == 2
+
+
+def test_a_ride_resent_as_it_was_and_labelled_differently_through_its_two_ids_is_labelled_by_none() -> None:
+    """Another client replaying a ride exactly gets an id of it too: which label is the rider's is unknown."""
+    blobs = MemoryBlobs()
+    blobs.put_capture(_batch([1, 2], ["2023-03-06T00:10:00"] * 2), first_seq="a")
+    replay = _batch([1], ["2023-03-06T00:10:00"], "2023-03-06T00:20:00Z")
+    blobs.put_capture(dataclasses.replace(replay, prediction_id=pids(["1 replayed"])), first_seq="b")
+    lines = [Actual(pid("1"), 12.0), Actual(pid("2"), 8.0), Actual(pid("1 replayed"), 59.0)]
+    blobs.put_actuals(START + timedelta(minutes=30), "x", lines)
+    window = read_captures(blobs, START, START + timedelta(hours=1), [])
+    judged = read_actuals(blobs, START, START + timedelta(hours=1), window, [])
+    assert judged.durations == {"2": 8.0} and judged.conflicting_rides == 1
 
 
 class _ListingTogether:

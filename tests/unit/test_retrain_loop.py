@@ -22,6 +22,7 @@ from tests.doubles.retrain import MemoryStore, StaticAlarms
 from training import evaluation_set
 from training.export import export_bundle
 from training.model import ModelParams, fit
+from training.pipeline import Rows, decode_rows, encode_rows
 from training.publish import publish_live, publish_version
 from trip_core.bundle import load_bundle
 from trip_core.capture import Actual, CaptureBatch, encode_actuals
@@ -33,6 +34,7 @@ from trip_core.contracts import (
     actuals_key,
     bundle_key,
     profile_key,
+    training_rows_key,
     utc_iso,
 )
 from trip_core.features import compute_features
@@ -44,7 +46,8 @@ CONFIG = RetrainConfig(
     models_bucket="models",
     capture_bucket="capture",
     model_name="m",
-    lookback_hours=72,  # the holdout (its latest 20 %) spans the decision rule's MIN_HOURS
+    target_rows=5000,
+    max_lookback_days=1,
     min_labelled_rows=300,
     cooldown_minutes=60,
     min_rollback_rows=50,
@@ -214,6 +217,24 @@ def test_drift_alarm_retrains_and_promotes_a_better_challenger(drifted: tuple[Po
     assert LOOP_LOCK_KEY not in mem(ports.models).objects
     (record,) = read_audit(ports.models)
     assert record["kind"] == "promoted" and record["trigger"]["alarm_name"] == "td-drift-share"
+    assert decision["data"]["champion_rows"] == 0  # v1 left no training rows: the recent rows alone
+    kept = decode_rows(mem(ports.models).objects[training_rows_key("m", "10")])
+    assert len(kept) == decision["data"]["train_rows"]
+
+
+def test_the_champions_training_rows_are_mixed_in_with_the_recent_rows_weighing_more(
+    drifted: tuple[Ports, FakeTracker],
+) -> None:
+    ports, _ = drifted
+    old = rides(8000, 5, slope=1.0)
+    body = encode_rows(Rows(features(old), old["duration"], old["pickup"].astype("datetime64[D]")))
+    ports.models.put(training_rows_key("m", "1"), body, "application/octet-stream")
+    (decision,) = handle(direct(), ports, CONFIG, NOW, "test")["decisions"]
+    data = decision["data"]
+    assert data["champion_rows"] == 8000 and data["recent_weight"] == 8000 / CONFIG.target_rows
+    kept = decode_rows(mem(ports.models).objects[training_rows_key("m", decision["version"])])
+    assert len(kept) == 8000 + data["train_rows"]  # the next retrain mixes in what this one fitted
+    assert kept.pickup_day is not None and kept.pickup_day[-1] > kept.pickup_day[0]
 
 
 def test_refused_when_the_champion_is_better(drifted: tuple[Ports, FakeTracker]) -> None:
@@ -239,7 +260,8 @@ def test_guards_cooldown_lock_and_min_rows(drifted: tuple[Ports, FakeTracker]) -
     mem(ports.models).objects.pop(LOOP_LOCK_KEY)
     strict = RetrainConfig(**{**CONFIG.__dict__, "min_labelled_rows": 5000})
     (few,) = handle(direct(skip_cooldown=True), ports, strict, later, "t")["decisions"]
-    assert few["kind"] == "skipped" and "1500 labelled rows < MIN_LABELLED_ROWS 5000" in few["verdict"]
+    assert few["kind"] == "skipped" and "1500 labelled rows within" in few["verdict"]
+    assert "< MIN_LABELLED_ROWS 5000" in few["verdict"]
     kinds = [r["kind"] for r in read_audit(ports.models)]
     assert kinds == ["promoted", "skipped", "skipped", "skipped"]
     table = audit_table([], store=ports.models)
