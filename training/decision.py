@@ -6,11 +6,19 @@ d_i = |e_champion_i| - |e_challenger_i|; D_hat = mean(d) > 0 means the challenge
 
 Its uncertainty has two parts. Rides picked up in the same hour share traffic and weather, so the
 sampling error is cluster-robust over pickup-hour clusters (CR1, Student-t with hours - 1 degrees of
-freedom). And the question is the gain on the traffic to come, not on this day's rides: days differ
-(weekday, weather), and one day's gain differs from the month's by a day effect that no window of a day
-can measure. Measured on real months (benchmarks/bench_decision.py, "day_heterogeneity"), its standard
-deviation is a stable fraction of the per-ride gains' spread: tau = DAY_HETEROGENEITY * sd(d) for one
-day, tau / sqrt(days) over several. se = sqrt(se_hours^2 + tau^2).
+freedom). And the question is the gain on the traffic to come, not on this window's rides: days differ
+(weekday, weather, a public holiday), and a window's gain differs from the month's by a day effect that no
+window of a day or two can measure. se = sqrt(se_hours^2 + tau^2), tau = DAY_HETEROGENEITY * sd(d).
+
+tau does not shrink over the days a window covers. Consecutive days' effects are positively correlated
+(benchmarks/bench_decision.py, "day_correlation"); with an AR(1) correlation rho >= 0, the day effect of a
+mean over k days has variance tau^2 * (1 + 2 * sum_j (1 - j/k) rho^j) / k <= tau^2, equal at rho = 1, and a
+window of a few days cannot estimate rho: the bound is taken. And the day effect is heavy-tailed (a holiday
+or a snowstorm favours a model of light traffic far beyond a typical day's spread), so DAY_HETEROGENEITY is
+not its sd but its worst case on real months: the smallest share of sd(d) with which every day-long window
+of the benchmark's month pairs has its gain within the promotion-side t bound of the month's
+(bench_decision "day_effect_bound"; its "leave_one_out" figures judge each month with the bound of the
+others, so the rates are stated out of sample).
 
 The goals (issue 13): a challenger truly GAIN_GOOD better is wrongly refused (or rolled back) with
 probability <= WRONG_REFUSAL; one truly GAIN_BAD worse is promoted (or kept) with probability
@@ -42,9 +50,9 @@ WRONG_REFUSAL = 0.02  # the largest accepted chance of refusing (rolling back) a
 WRONG_PROMOTION = 0.01  # the largest accepted chance of promoting (keeping) a GAIN_BAD challenger
 # Fewer pickup hours than this and the cluster se is too unreliable to decide on, whatever its value.
 MIN_HOURS = 12
-# The day effect's sd as a share of the per-ride gains' sd: the largest bench_decision measured on the
-# real month pairs, rounded up.
-DAY_HETEROGENEITY = 0.07
+# The day effect's worst case as a share of the per-ride gains' sd: bench_decision's day_effect_bound over
+# all its month pairs, rounded up (the module docstring says why a worst case, not an sd).
+DAY_HETEROGENEITY = 0.094
 
 
 class Outcome(StrEnum):
@@ -107,14 +115,15 @@ class Comparison:
         }
 
 
-def _quantiles(hours: int) -> tuple[float, float]:
+def quantiles(hours: int) -> tuple[float, float]:
+    """t(1 - WRONG_REFUSAL) and t(1 - WRONG_PROMOTION) for a comparison over `hours` pickup-hour clusters."""
     dof = max(hours - 1, 1)
     return float(stats.t.ppf(1 - WRONG_REFUSAL, dof)), float(stats.t.ppf(1 - WRONG_PROMOTION, dof))
 
 
 def se_max(hours: int) -> float:
     """The largest standard error with which both error rates hold, for `hours` clusters."""
-    return (GAIN_GOOD - GAIN_BAD) / sum(_quantiles(hours))
+    return (GAIN_GOOD - GAIN_BAD) / sum(quantiles(hours))
 
 
 def cluster_mean_se(values: np.ndarray, clusters: np.ndarray) -> tuple[float, float, int]:
@@ -129,10 +138,10 @@ def cluster_mean_se(values: np.ndarray, clusters: np.ndarray) -> tuple[float, fl
     return mean, float(np.sqrt(variance)), hours
 
 
-def day_effect(spread: float, hours: int) -> float:
-    """The sd of the day effect in a mean over `hours` pickup hours: one day's, averaged over the days
-    they cover (a part of a day averages nothing)."""
-    return DAY_HETEROGENEITY * spread / np.sqrt(max(1.0, hours / 24))
+def day_effect(spread: float) -> float:
+    """The day effect's size in a window's mean gain, whatever the days the window covers (the module
+    docstring: consecutive days' effects are correlated, so they do not average out)."""
+    return DAY_HETEROGENEITY * spread
 
 
 def compare(
@@ -146,8 +155,8 @@ def compare(
         gains = np.where(np.isfinite(gains), gains, -np.inf)
     gain, se_hours, hours = cluster_mean_se(gains, np.asarray(pickup).astype("datetime64[h]"))
     spread = float(np.std(gains)) if np.isfinite(gain) else float("inf")
-    se = float(np.hypot(se_hours, day_effect(spread, hours)))
-    q_refusal, q_promotion = _quantiles(hours)
+    se = float(np.hypot(se_hours, day_effect(spread)))
+    q_refusal, q_promotion = quantiles(hours)
     threshold = max(GAIN_GOOD - q_refusal * se, GAIN_BAD + q_promotion * se)
     if gain == -np.inf:
         outcome = Outcome.NOT_BETTER

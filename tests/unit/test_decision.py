@@ -55,7 +55,8 @@ def _gains_of(
 
 @pytest.mark.parametrize(
     ("gain", "outcome"),
-    [(1.0, Outcome.BETTER), (-1.0, Outcome.NOT_BETTER), (0.0, Outcome.NOT_BETTER)],
+    # GAIN_BAD, not 0: between GAIN_BAD and GAIN_GOOD either outcome is within the rule's goals
+    [(1.0, Outcome.BETTER), (-1.0, Outcome.NOT_BETTER), (GAIN_BAD, Outcome.NOT_BETTER)],
 )
 def test_outcomes_on_clear_cases(gain: float, outcome: Outcome) -> None:
     pickup = hourly(100, 24)
