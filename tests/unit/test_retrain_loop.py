@@ -174,6 +174,15 @@ def publish_evaluation_set(store: MemoryStore, r: dict[str, np.ndarray]) -> None
     evaluation_set.publish(store, "2023-03", evaluation_set.encode(features(r), r["duration"], r["pickup"]))
 
 
+def promote_and_serve(ports: Ports) -> str:
+    """A loop promotion, then 400 labelled rides its version serves five minutes later; the version."""
+    (good,) = handle(direct(), ports, CONFIG, NOW, "t")["decisions"]
+    live = ModelPointer.from_json(mem(ports.models).objects[LIVE_POINTER_KEY])
+    bundle = mem(ports.models).objects[live.bundle_key]
+    capture(mem(ports.capture), rides(400, 8), bundle, good["version"], NOW + timedelta(minutes=5), 20_000)
+    return str(good["version"])
+
+
 def mem(store: Store) -> MemoryStore:
     assert isinstance(store, MemoryStore)
     return store
@@ -354,16 +363,7 @@ def test_scheduled_check_rolls_back_a_bad_promotion_without_an_alarm(
     ports.alarms = StaticAlarms({"td-drift-share": "OK", "td-mae-ratio": "OK"})
     scheduled = {"action": "rollback_check", "source": "schedule", "reason": "scheduled"}
     assert handle(scheduled, ports, CONFIG, NOW, "t")["decisions"] == []  # no loop promotion yet
-    (good,) = handle(direct(), ports, CONFIG, NOW, "t")["decisions"]
-    live = ModelPointer.from_json(mem(ports.models).objects[LIVE_POINTER_KEY])
-    capture(
-        mem(ports.capture),
-        rides(400, 8),
-        mem(ports.models).objects[live.bundle_key],
-        good["version"],
-        NOW + timedelta(minutes=5),
-        20_000,
-    )
+    good = promote_and_serve(ports)
     (kept,) = handle(scheduled, ports, CONFIG, NOW + timedelta(minutes=30), "t")["decisions"]
     assert kept["kind"] == "rollback_kept" and kept["verdict"].startswith("kept: better")
     assert handle(scheduled, ports, CONFIG, NOW + timedelta(minutes=31), "t")["decisions"] == []  # once
@@ -386,7 +386,7 @@ def test_scheduled_check_rolls_back_a_bad_promotion_without_an_alarm(
     (decision,) = handle(scheduled, ports, CONFIG, later + timedelta(minutes=30), "t")["decisions"]
     assert decision["kind"] == "rollback"
     assert read_audit(ports.models)[-1]["trigger"]["source"] == "schedule"
-    assert ModelPointer.from_json(mem(ports.models).objects[LIVE_POINTER_KEY]).version == good["version"]
+    assert ModelPointer.from_json(mem(ports.models).objects[LIVE_POINTER_KEY]).version == good
 
 
 def test_a_rollback_check_without_a_loop_promotion_says_so_explicitly(
@@ -522,16 +522,7 @@ def test_an_unreadable_champion_refuses_the_challenger(drifted: tuple[Ports, Fak
 def test_a_judged_promotion_is_not_re_tested(drifted: tuple[Ports, FakeTracker]) -> None:
     """Decided once: after a decisive keep, a later alarm does not judge the same promotion again."""
     ports, _ = drifted
-    (good,) = handle(direct(), ports, CONFIG, NOW, "t")["decisions"]
-    live = ModelPointer.from_json(mem(ports.models).objects[LIVE_POINTER_KEY])
-    capture(
-        mem(ports.capture),
-        rides(400, 8),
-        mem(ports.models).objects[live.bundle_key],
-        good["version"],
-        NOW + timedelta(minutes=5),
-        20_000,
-    )
+    promote_and_serve(ports)
     trigger = direct_trigger(direct(action="rollback_check"), CONFIG)
     first = rollback_check(trigger, ports, CONFIG, NOW + timedelta(minutes=30), "t")
     assert first.judgement == Judgement.DECIDED
