@@ -75,10 +75,19 @@ def _denied(template: dict[str, Any], role: str, key: str) -> bool:
             continue
         if not any(fnmatchcase(f"{BUCKET}/{key}", _text(r)) for r in _as_list(statement["Resource"])):
             continue
-        excepted = statement.get("Condition", {}).get("ArnNotEquals", {}).get("aws:PrincipalArn")
-        if excepted is not None and excepted != {"Fn::GetAtt": [role, "Arn"]}:
+        condition = statement.get("Condition", {})
+        excepted = {**condition.get("ArnNotEquals", {}), **condition.get("ArnNotLike", {})}.get(
+            "aws:PrincipalArn"
+        )
+        if excepted is not None and not names_role(excepted, role):
             return True
     return False
+
+
+def names_role(arn: Any, role: str) -> bool:
+    """`arn` is the role's: its GetAtt, or the pattern of the name CloudFormation gives SAM's implicit
+    role (<stack>-<LogicalId>-<suffix>)."""
+    return arn == {"Fn::GetAtt": [role, "Arn"]} or _text(arn).endswith(f"${{AWS::StackName}}-{role}-*")
 
 
 def _writers(template: dict[str, Any], key: str) -> set[str]:

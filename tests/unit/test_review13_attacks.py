@@ -23,7 +23,14 @@ from lambda_retrain.ports import Ports
 from tests.doubles.actuals import actual_record
 from tests.doubles.retrain import MemoryStore, StaticAlarms
 from tests.unit.test_actuals_service import Stack
-from tests.unit.test_actuals_template import SAM_BUCKET_WRITES, TEMPLATE, _identity_policies, _text, _writers
+from tests.unit.test_actuals_template import (
+    SAM_BUCKET_WRITES,
+    TEMPLATE,
+    _identity_policies,
+    _text,
+    _writers,
+    names_role,
+)
 from tests.unit.test_label_attacks import DISTANCES, END, START, TRUTH, honest_day, ride, stack
 from tests.unit.test_reliability_security import _as_list
 from tests.unit.test_retrain_loop import CONFIG as LOOP_CONFIG
@@ -67,8 +74,11 @@ def _models_bucket_denies(template: dict[str, Any], role: str, key: str) -> bool
             fnmatchcase(f"${{ModelsBucket.Arn}}/{key}", _text(r)) for r in _as_list(statement["Resource"])
         ):
             continue
-        denied = _as_list(statement.get("Condition", {}).get("ArnEquals", {}).get("aws:PrincipalArn", []))
-        if {"Fn::GetAtt": [role, "Arn"]} in denied:
+        condition = statement.get("Condition", {})
+        denied = {**condition.get("ArnEquals", {}), **condition.get("ArnLike", {})}.get(
+            "aws:PrincipalArn", []
+        )
+        if any(names_role(arn, role) for arn in _as_list(denied)):
             return True
     return False
 
