@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from typing import Any
 
+from tests.doubles.kinesis import lambda_record
 from tests.doubles.predict import Unavailable
 from tests.doubles.retrain import MemoryStore
 
@@ -15,18 +14,7 @@ ARRIVAL = 1678131602.0  # 2023-03-06T19:40:02Z
 
 def actual_record(seq: int, line: Any, raw: bytes | None = None, arrival: float = ARRIVAL) -> dict[str, Any]:
     """One actuals-stream record: `line` as JSON (or `raw` bytes as they are)."""
-    data = raw if raw is not None else json.dumps(line).encode()
-    return {
-        "kinesis": {
-            "kinesisSchemaVersion": "1.0",
-            "partitionKey": "p",
-            "sequenceNumber": str(seq),
-            "data": base64.b64encode(data).decode(),
-            "approximateArrivalTimestamp": arrival,
-        },
-        "eventSource": "aws:kinesis",
-        "eventID": f"{SHARD}:{seq}",
-    }
+    return lambda_record(SHARD, seq, line, raw, arrival)
 
 
 class FlakyStore(MemoryStore):

@@ -17,6 +17,7 @@ from lambda_predict.delivery import RetryPolicy
 from lambda_predict.handler import handle
 from lambda_predict.model_provider import ModelProvider
 from lambda_predict.service import PredictService, encode_prediction, prediction_record
+from tests.doubles.kinesis import lambda_record
 from tests.doubles.predict import InMemoryObjects, InMemoryStream, keyed_ids, publish, tiny_bundle
 from trip_core.bundle import load_bundle
 from trip_core.capture import decode_capture, decode_rejected
@@ -25,6 +26,7 @@ from trip_core.contracts import prediction_id_hour
 EVENTS = Path(__file__).parents[1] / "events"
 NOW = datetime(2023, 3, 6, 19, 30, 5, tzinfo=UTC)
 SHARD = "shardId-000000000000"
+ARRIVAL = 1678131002.0  # 2023-03-06T19:30:02Z = 14:30:02 New York
 
 
 @dataclass
@@ -67,18 +69,7 @@ def world() -> World:
 
 
 def kinesis_record(seq: int, payload: Any, raw: bytes | None = None) -> dict[str, Any]:
-    data = raw if raw is not None else json.dumps(payload).encode()
-    return {
-        "kinesis": {
-            "kinesisSchemaVersion": "1.0",
-            "partitionKey": "p",
-            "sequenceNumber": str(seq),
-            "data": base64.b64encode(data).decode(),
-            "approximateArrivalTimestamp": 1678131002.0,  # 2023-03-06T19:30:02Z = 14:30:02 New York
-        },
-        "eventSource": "aws:kinesis",
-        "eventID": f"{SHARD}:{seq}",
-    }
+    return lambda_record(SHARD, seq, payload, raw, ARRIVAL)
 
 
 def good(ride_id: Any, distance: float = 3.0) -> dict[str, Any]:
