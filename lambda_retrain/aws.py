@@ -8,7 +8,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from lambda_retrain.ports import Tagged
-from training.publish import PRECONDITION_CODES, PRECONDITION_STATUSES, s3_conditional_put
+from training.publish import s3_conditional_put
 
 MISSING_CODES = ("NoSuchKey", "404")
 
@@ -46,18 +46,6 @@ class S3Store:
     def put_if_match(self, key: str, body: bytes, etag: str) -> str | None:
         """S3 conditional write (If-Match: <etag>): replaces the object only as it was read."""
         return s3_conditional_put(self._client, self.bucket, key, body, "application/json", IfMatch=etag)
-
-    def delete_if_match(self, key: str, etag: str) -> bool:
-        """S3 conditional delete (If-Match: <etag>): removes the object only as it was written."""
-        try:
-            self._client.delete_object(Bucket=self.bucket, Key=key, IfMatch=etag)
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code")
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            if code in (*PRECONDITION_CODES, *MISSING_CODES) or status in PRECONDITION_STATUSES:
-                return False
-            raise
-        return True
 
     def list_keys(self, prefix: str) -> list[str]:
         keys: list[str] = []

@@ -1,8 +1,10 @@
 """Guards of a retrain: one at a time (a lock object with a lease) and a cooldown since the last one.
 
 The lock is taken and released only with conditional writes on its ETag: created if absent; an expired
-lease taken over by replacing exactly the object that was read (If-Match), so of two takers of one
-expired lease one wins; released by deleting it only while it is still the holder's own (If-Match)."""
+or released lease taken over by replacing exactly the object that was read (If-Match), so of two takers
+one wins; released by its holder alone, by overwriting its own lease (If-Match) with one that has ended.
+Nothing is ever deleted: S3 conditional deletes are not implemented everywhere (LocalStack answers
+NotImplemented), and the retrain role needs no s3:DeleteObject."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lambda_retrain.ports import Store
@@ -28,34 +30,45 @@ class Lease:
 
 
 def acquire_lock(store: Store, now: datetime, lease_seconds: int, owner: str) -> Lease | None:
-    body = json.dumps(
-        {
-            "owner": owner,
-            "token": uuid.uuid4().hex,  # two takers never write the same bytes (the same ETag)
-            "acquired_at": utc_iso(now),
-            "expires_at": utc_iso(now + timedelta(seconds=lease_seconds)),
-        }
-    ).encode()
+    body = _lease_body(owner, now, now + timedelta(seconds=lease_seconds))
     etag = store.put_if_absent(LOOP_LOCK_KEY, body, "application/json")
     if etag is None:
         held = store.get_tagged(LOOP_LOCK_KEY)
-        if held is None:  # released between the two calls: one more conditional create
+        if held is None:  # absent again between the two calls: one more conditional create
             etag = store.put_if_absent(LOOP_LOCK_KEY, body, "application/json")
-        elif _lease_expired(held.body, now):  # a crashed run's lease: replace exactly what was read
+        elif lock_holder(held.body, now) is None:  # released, or a crashed run's lease: replace what was read
             etag = store.put_if_match(LOOP_LOCK_KEY, body, held.etag)
     return None if etag is None else Lease(owner, etag)
 
 
-def _lease_expired(held: bytes, now: datetime) -> bool:
+def _lease_body(owner: str, acquired: datetime, expires: datetime, **extra: str) -> bytes:
+    lease = {
+        "owner": owner,
+        "token": uuid.uuid4().hex,  # two takers never write the same bytes (the same ETag)
+        "acquired_at": utc_iso(acquired),
+        "expires_at": utc_iso(expires),
+        **extra,
+    }
+    return json.dumps(lease).encode()
+
+
+def lock_holder(body: bytes | None, now: datetime) -> str | None:
+    """Who holds the lock as `body` records it at `now`; None when it is free (absent, released, expired
+    or unreadable, so a corrupt lock cannot stop the loop for good)."""
+    if body is None:
+        return None
     try:
-        return parse_utc(json.loads(held)["expires_at"]) <= now
+        lease = json.loads(body)
+        holder, expires = str(lease["owner"]), parse_utc(lease["expires_at"])
     except (ValueError, KeyError, TypeError):
-        return True
+        return None
+    return None if "released_at" in lease or expires <= now else holder
 
 
-def release_lock(store: Store, lease: Lease) -> bool:
+def release_lock(store: Store, lease: Lease, now: datetime) -> bool:
     """False when the lock is no longer this lease (taken over after it expired): left to its holder."""
-    released = store.delete_if_match(LOOP_LOCK_KEY, lease.etag)
+    ended = _lease_body(lease.owner, now, now, released_at=utc_iso(now))
+    released = store.put_if_match(LOOP_LOCK_KEY, ended, lease.etag) is not None
     if not released:
         logger.warning(f"lock not released by {lease.owner}: it is no longer this holder's")
     return released
@@ -69,7 +82,7 @@ def holding_lock(store: Store, now: datetime, lease_seconds: int, owner: str) ->
         yield lease
     finally:
         if lease is not None:
-            release_lock(store, lease)
+            release_lock(store, lease, datetime.now(UTC))  # when the run ends, not when it began
 
 
 def cooldown_left(state: dict[str, Any], now: datetime, cooldown_minutes: float) -> float:

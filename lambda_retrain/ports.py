@@ -23,7 +23,6 @@ class Store(Protocol):
     def put(self, key: str, body: bytes, content_type: str) -> None: ...
     def put_if_absent(self, key: str, body: bytes, content_type: str) -> str | None: ...  # ETag; None: exists
     def put_if_match(self, key: str, body: bytes, etag: str) -> str | None: ...  # None: changed or gone
-    def delete_if_match(self, key: str, etag: str) -> bool: ...  # False: changed or gone, left as it is
     def list_keys(self, prefix: str) -> list[str]: ...
 
 

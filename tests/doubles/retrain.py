@@ -41,12 +41,6 @@ class MemoryStore:
         self.objects[key] = body
         return self.etag(key)
 
-    def delete_if_match(self, key: str, etag: str) -> bool:
-        if key not in self.objects or self.etag(key) != etag:
-            return False
-        del self.objects[key]
-        return True
-
     def list_keys(self, prefix: str) -> list[str]:
         return sorted(k for k in self.objects if k.startswith(prefix))
 

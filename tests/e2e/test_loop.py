@@ -26,10 +26,11 @@ from typing import Any
 
 import pytest
 
-from infra.harness.poll import poll
+from infra.harness.poll import PollTimeout, poll
 from infra.harness.rides import real_rides
-from infra.harness.stack import Stack
+from infra.harness.stack import Stack, now_s
 from infra.harness.streams import StreamReader
+from lambda_retrain.guards import lock_holder
 from tests.e2e.conftest import put_rides
 from trip_core.capture import Actual
 from trip_core.contracts import LOOP_LOCK_KEY
@@ -54,14 +55,20 @@ class Loop:
     def wait_until_idle(self, quiet_checks: int = 3) -> None:
         """Earlier tests drive the drift alarm to ALARM, and SNS starts a retrain of its own: wait until
         no retrain holds the lock (several checks in a row), so this test starts from a quiet loop."""
-        quiet = 0
+        quiet, lock = 0, None
 
         def settled() -> bool:
-            nonlocal quiet
-            quiet = quiet + 1 if self.stack.models.get(LOOP_LOCK_KEY) is None else 0
+            nonlocal quiet, lock
+            lock = self.stack.models.get(LOOP_LOCK_KEY)
+            quiet = 0 if lock_holder(lock, datetime.now(UTC)) else quiet + 1
             return quiet >= quiet_checks
 
-        poll(settled, timeout=600, interval=1.0, what="no retrain in flight")
+        try:
+            poll(settled, timeout=600, interval=1.0, what="no retrain in flight")
+        except PollTimeout as exc:
+            audit = self.stack.audit_since(now_s() - timedelta(minutes=20))
+            recent = [(r["time"], r["kind"], r["trigger"]) for r in audit]
+            raise AssertionError(f"{exc}; the lock: {lock!r}; decisions since 20 min: {recent}") from exc
 
     def live(self) -> str:
         return self.stack.live().version

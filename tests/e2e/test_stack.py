@@ -32,7 +32,7 @@ from infra.harness.streams import StreamReader
 from lambda_predict.service import PREDICTION_DECIMALS
 from tests.e2e.conftest import put_rides
 from trip_core.bundle import ServingBundle
-from trip_core.contracts import utc_iso
+from trip_core.contracts import prediction_id_hour, utc_iso
 from trip_core.pointer import ModelPointer
 
 pytestmark = pytest.mark.localstack
@@ -164,6 +164,7 @@ def test_direct_invoke_answers_prediction_or_error(stack: Stack) -> None:
     good = ride_payload(42, 130, 205, 3.66, datetime(2023, 3, 6, 14, 30))
     answer, error = stack.invoke_raw("PredictFunctionName", good)
     assert error is None, answer
+    prediction_id = answer["prediction"].pop("prediction_id")
     assert answer == {
         "model": pointer.model_name,
         "version": pointer.version,
@@ -172,6 +173,7 @@ def test_direct_invoke_answers_prediction_or_error(stack: Stack) -> None:
             "ride_id": 42,
         },
     }
+    assert prediction_id_hour(prediction_id) is not None, prediction_id  # a service-issued id
     bad = {"ride": {"PULocationID": 130, "DOLocationID": 205, "trip_distance": "far"}, "ride_id": 43}
     answer, error = stack.invoke_raw("PredictFunctionName", bad)
     assert error is None, answer  # a bad ride is an answer, not a function error

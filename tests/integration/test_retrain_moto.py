@@ -25,6 +25,7 @@ from moto import mock_aws
 
 from infra.audit_table import main as audit_table
 from lambda_retrain.aws import S3Store
+from lambda_retrain.guards import lock_holder
 from tests.doubles.captures import capture_objects, pid, pids
 from training import evaluation_set
 from training.data import PICKUP, frame_features, load_month
@@ -34,7 +35,14 @@ from training.pipeline import Rows, encode_rows
 from training.publish import publish_live, publish_version
 from trip_core.bundle import load_bundle
 from trip_core.capture import Actual, CaptureBatch, encode_actuals
-from trip_core.contracts import LIVE_POINTER_KEY, actuals_key, bundle_key, profile_key, training_rows_key
+from trip_core.contracts import (
+    LIVE_POINTER_KEY,
+    LOOP_LOCK_KEY,
+    actuals_key,
+    bundle_key,
+    profile_key,
+    training_rows_key,
+)
 from trip_core.pointer import ModelPointer
 from trip_core.rides import to_new_york_naive
 
@@ -211,4 +219,5 @@ def test_drift_alarm_retrains_on_2023_rides_and_promotes(
     assert again["decisions"][0]["kind"] == "skipped"
     table = audit_table(["--bucket", ENV["MODELS_BUCKET"]])
     assert "promoted" in table and "skipped" in table
-    assert aws.list_objects_v2(Bucket=ENV["MODELS_BUCKET"], Prefix="loop/lock")["KeyCount"] == 0
+    lock = aws.get_object(Bucket=ENV["MODELS_BUCKET"], Key=LOOP_LOCK_KEY)["Body"].read()
+    assert lock_holder(lock, datetime.now(UTC)) is None  # released

@@ -12,7 +12,7 @@ import pytest
 from infra.audit_table import main as audit_table
 from lambda_retrain.audit import read_audit
 from lambda_retrain.config import RetrainConfig
-from lambda_retrain.guards import acquire_lock
+from lambda_retrain.guards import acquire_lock, lock_holder
 from lambda_retrain.loop import handle
 from lambda_retrain.ports import Ports, Store
 from lambda_retrain.rollback import Judgement, RollbackResult, rollback_check
@@ -223,7 +223,7 @@ def test_drift_alarm_retrains_and_promotes_a_better_challenger(drifted: tuple[Po
         "promoted_at": utc_iso(NOW),
         "forced": False,
     }
-    assert LOOP_LOCK_KEY not in mem(ports.models).objects
+    assert lock_holder(mem(ports.models).objects.get(LOOP_LOCK_KEY), NOW) is None  # released
     (record,) = read_audit(ports.models)
     assert record["kind"] == "promoted" and record["trigger"]["alarm_name"] == "td-drift-share"
     assert decision["data"]["champion_rows"] == 0  # v1 left no training rows: the recent rows alone
@@ -437,7 +437,7 @@ def test_a_failed_retrain_is_audited_counts_toward_the_cooldown_and_frees_the_lo
     assert failed["kind"] == "failed" and failed["error"] == "ConnectionError: MLflow unreachable"
     assert failed["trigger"]["alarm_name"] == "td-drift-share"
     assert json.loads(mem(ports.models).objects[LOOP_STATE_KEY])["last_retrain_at"] == utc_iso(NOW)
-    assert LOOP_LOCK_KEY not in mem(ports.models).objects
+    assert lock_holder(mem(ports.models).objects.get(LOOP_LOCK_KEY), NOW) is None  # released
     (again,) = handle(alarm, ports, CONFIG, NOW + timedelta(minutes=1), "t")["decisions"]
     assert again["kind"] == "skipped" and "cooldown" in again["verdict"]  # no second fit
 

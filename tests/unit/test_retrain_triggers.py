@@ -16,7 +16,7 @@ import pytest
 
 from lambda_retrain.audit import read_audit
 from lambda_retrain.config import RetrainConfig
-from lambda_retrain.guards import acquire_lock, release_lock
+from lambda_retrain.guards import acquire_lock, lock_holder, release_lock
 from lambda_retrain.loop import handle
 from lambda_retrain.mlflow_rest import MlflowRest, authorization, env_credentials
 from lambda_retrain.ports import Ports, Store
@@ -48,10 +48,12 @@ def test_a_non_holder_release_leaves_the_lock() -> None:
     stale = acquire_lock(store, NOW, 60, "stale")
     assert stale is not None
     holder = acquire_lock(store, NOW + timedelta(seconds=61), 60, "holder")  # took the expired lease
-    assert holder is not None and not release_lock(store, stale)
+    assert holder is not None and not release_lock(store, stale, NOW + timedelta(seconds=61))
     assert json.loads(store.objects[LOOP_LOCK_KEY])["owner"] == "holder"
     assert acquire_lock(store, NOW + timedelta(seconds=62), 60, "third") is None  # a live lease holds
-    assert release_lock(store, holder) and LOOP_LOCK_KEY not in store.objects
+    assert release_lock(store, holder, NOW + timedelta(seconds=63))
+    assert lock_holder(store.objects[LOOP_LOCK_KEY], NOW + timedelta(seconds=63)) is None
+    assert acquire_lock(store, NOW + timedelta(seconds=64), 60, "next") is not None  # a released lease
 
 
 def sns(name: str, state: str = "ALARM") -> dict[str, Any]:
