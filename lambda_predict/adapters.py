@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from lambda_predict.ports import PutEntry
+from trip_core.bundle import BundleError
+from trip_core.contracts import MAX_BUNDLE_BYTES
 
 
 class S3ModelSource:
@@ -14,7 +16,14 @@ class S3ModelSource:
         self._bucket = bucket
 
     def read(self, key: str) -> bytes:
+        """The object's bytes; one larger than any bundle may be is refused before its body is read."""
         response = self._s3.get_object(Bucket=self._bucket, Key=key)
+        size = int(response.get("ContentLength", 0))
+        if size > MAX_BUNDLE_BYTES:
+            response["Body"].close()
+            raise BundleError(
+                f"s3 object {key!r} is {size} bytes, over MAX_BUNDLE_BYTES ({MAX_BUNDLE_BYTES})"
+            )
         return bytes(response["Body"].read())
 
 

@@ -1,5 +1,10 @@
 """The model in use: loaded at cold start from the pointer, re-checked at most every TTL seconds,
-swapped atomically (one immutable `LoadedModel`; an invocation takes it once and keeps it)."""
+swapped atomically (one immutable `LoadedModel`; an invocation takes it once and keeps it).
+
+A new pointer is followed only to a bundle that loads and passes trip_core.smoke's smoke test. A
+bundle that does not is refused: logged and counted in BundleRefused (template.yaml: BundleRefusedAlarm);
+a hot swap keeps the loaded model, a cold start fails with the reason. The refused pointer is remembered,
+so later checks count it again (the alarm stays up while the pointer names it) without re-reading it."""
 
 from __future__ import annotations
 
@@ -7,13 +12,26 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
 from lambda_predict.ports import BundleLoader, ModelSource, Predictor
-from trip_core.observability import logger
+from trip_core.bundle import BundleError
+from trip_core.observability import NAMESPACE, logger
 from trip_core.pointer import ModelPointer
+from trip_core.smoke import smoke_test
+
+BUNDLE_REFUSED_METRIC = "BundleRefused"
 
 
 class ModelLoadError(RuntimeError):
-    """No usable model could be loaded (pointer or bundle missing, unreadable or failing its checksum)."""
+    """No usable model could be loaded (pointer or bundle missing or unreadable, or the bundle refused)."""
+
+
+def emit_bundle_refused(pointer: ModelPointer, reason: str) -> None:
+    """BundleRefused = 1, written at once rather than with the invocation's metrics: a cold start that
+    fails has no invocation to flush them."""
+    with single_metric(name=BUNDLE_REFUSED_METRIC, unit=MetricUnit.Count, value=1, namespace=NAMESPACE):
+        pass
 
 
 @dataclass(frozen=True)
@@ -33,6 +51,7 @@ class ModelProvider:
         ttl_seconds: float,
         pinned: bool = False,
         clock: Callable[[], float] = time.monotonic,
+        on_refused: Callable[[ModelPointer, str], None] = emit_bundle_refused,
     ) -> None:
         self._source = source
         self._pointer_key = pointer_key
@@ -40,8 +59,10 @@ class ModelProvider:
         self._ttl = ttl_seconds
         self._pinned = pinned
         self._clock = clock
+        self._on_refused = on_refused
         self._model: LoadedModel | None = None
         self._checked_at = 0.0
+        self._refused: tuple[str, str, str] | None = None  # version, bundle sha256, reason
 
     def load_initial(self) -> LoadedModel:
         """Cold start: load or fail with a message that says what is missing."""
@@ -89,14 +110,34 @@ class ModelProvider:
             and current.pointer.bundle_sha256 == pointer.bundle_sha256
         ):
             return current
+        if self._refused is not None and self._refused[:2] == (pointer.version, pointer.bundle_sha256):
+            raise self._refuse(pointer, self._refused[2], current)
         try:
             data = self._source.read(pointer.bundle_key)
+        except BundleError as exc:  # the object itself is not a bundle (too large to be one)
+            raise self._refuse(pointer, str(exc), current) from exc
         except Exception as exc:
             raise ModelLoadError(
                 f"cannot read bundle {pointer.bundle_key!r} of model version {pointer.version}: {exc}"
             ) from exc
         try:
             predictor = self._load(data, pointer.bundle_sha256)
+            smoke_test(predictor)
         except Exception as exc:
-            raise ModelLoadError(f"bundle of model version {pointer.version} is unusable: {exc}") from exc
+            raise self._refuse(pointer, str(exc), current) from exc
         return LoadedModel(predictor.model_name, pointer.version, predictor, pointer)
+
+    def _refuse(self, pointer: ModelPointer, reason: str, current: LoadedModel | None) -> ModelLoadError:
+        """Log and count a refused bundle, remember its pointer: the error to raise."""
+        self._refused = (pointer.version, pointer.bundle_sha256, reason)
+        logger.error(
+            "bundle refused",
+            extra={
+                "model_version": pointer.version,
+                "bundle_key": pointer.bundle_key,
+                "reason": reason,
+                "serving_version": None if current is None else current.version,
+            },
+        )
+        self._on_refused(pointer, reason)
+        return ModelLoadError(f"bundle of model version {pointer.version} is refused: {reason}")

@@ -23,7 +23,8 @@ class BundleLoader(Protocol):
 
 
 class ModelSource(Protocol):
-    """Reads objects of the models bucket (pointers and bundles)."""
+    """Reads objects of the models bucket (pointers and bundles); raises BundleError for an object larger
+    than any bundle may be (trip_core.contracts.MAX_BUNDLE_BYTES) without reading it."""
 
     def read(self, key: str) -> bytes: ...
 

@@ -13,7 +13,8 @@ gate    training.gate.gate_and_publish: challenger vs the live pointer's bundle 
         paired rule on that holdout, and on the trusted evaluation set (training.evaluation_set; missing,
         unreadable or not matching its sha256: refused); publishes the version (bundle, profile,
         serving/versions/<v>.json) and, on promotion, serving/live.json (+ the MLflow alias when
-        MLflow is configured).
+        MLflow is configured). A bundle failing its smoke test (trip_core.smoke) is refused and not
+        published, whatever `force_promote` says.
 """
 
 from __future__ import annotations
@@ -291,7 +292,7 @@ def _gate(
         yardstick,
     )
     figures = decision.record()
-    if decision.promote or not trigger.force_promote:
+    if decision.promote or not trigger.force_promote or decision.bundle_refused:
         return GateOutcome(decision.promote, decision.verdict, False, decision.champion_rmse, figures)
     pointer = version_pointer(ports.models, registered.version)
     assert pointer is not None  # gate_and_publish has just published it

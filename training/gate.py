@@ -1,6 +1,10 @@
 """The promotion gate: the challenger replaces the alias holder only if training.decision says it is
 better on the same rides, and it is not worse than the champion on the trusted evaluation set.
 
+First of all its bundle must load and pass trip_core.smoke's smoke test (the one serving runs before it
+follows a pointer): one that does not is refused and never published, so no pointer ever names it, and
+a forced promotion cannot override that.
+
 Both models are scored through their serving bundles (the exact code serving runs), on
 1. the fresh holdout (the latest rides), by the paired rule of training.decision, and
 2. the evaluation set (training.evaluation_set: TLC records no client can write): the challenger's MAE
@@ -25,6 +29,7 @@ from training.publish import ObjectStore, publish_live, publish_version
 from trip_core.bundle import ServingBundle, load_bundle
 from trip_core.contracts import PRODUCTION_ALIAS, bundle_key, profile_key, utc_iso
 from trip_core.pointer import ModelPointer
+from trip_core.smoke import smoke_test
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +98,7 @@ class GateDecision:
     holdout: decision.Comparison | None = None
     evaluation: EvaluationScore | None = None
     figures: dict[str, object] = field(default_factory=dict)
+    bundle_refused: bool = False  # the challenger's bundle failed to load or its smoke test: not published
 
     def tags(self) -> dict[str, str]:
         tags = {
@@ -175,6 +181,17 @@ def champion_bundle(registry: ModelRegistry, holder: RegisteredVersion) -> Servi
     return bundle
 
 
+def challenger_bundle(candidate: Candidate) -> ServingBundle | str:
+    """The challenger's serving bundle, or why it is not fit to serve (it does not load, or fails the
+    smoke test)."""
+    try:
+        bundle = load_bundle(candidate.bundle, candidate.bundle_sha256)
+        smoke_test(bundle)
+    except Exception as exc:  # whatever the bytes make loading or predicting raise: refused, never published
+        return f"{type(exc).__name__}: {exc}"[:500]
+    return bundle
+
+
 def _predict(bundle: ServingBundle, features: np.ndarray) -> np.ndarray | str:
     try:
         return bundle.predict(features)
@@ -191,7 +208,10 @@ def judge(
     config: GateConfig,
 ) -> GateDecision:
     """The gate's verdict (no side effects)."""
-    challenger = load_bundle(candidate.bundle)
+    challenger = challenger_bundle(candidate)
+    if isinstance(challenger, str):
+        verdict = f"refused: the challenger's bundle is not fit to serve ({challenger})"
+        return GateDecision(False, verdict, candidate.rmse, None, champion_version, bundle_refused=True)
 
     def refused(verdict: str) -> GateDecision:
         return GateDecision(False, f"refused: {verdict}", candidate.rmse, None, champion_version)
@@ -297,6 +317,8 @@ def gate_and_publish(
     )
     if store is None:
         log.info("no models bucket configured (MODELS_BUCKET or --models-bucket): S3 publishing skipped")
+    elif result.bundle_refused:
+        log.warning("gate: version %s not published: its bundle is not fit to serve", candidate.version)
     else:
         publish_version(store, pointer, candidate.bundle, candidate.profile)
     if result.promote:

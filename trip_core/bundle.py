@@ -25,6 +25,11 @@ The comparisons are the trees' own (`x <= threshold` goes left, NaN follows `mis
 made exact by binning with `searchsorted` on the unique float64 thresholds. Bundles whose trees
 are too large for that (more than 64 leaves, or tables over a memory budget) are walked node by
 node in lock-step, all trees at once (`_walk`).
+
+Loading trusts nothing in the bytes: the object's size, its members' number and declared sizes are
+bounded (trip_core.contracts) before anything is decompressed, each member is read no further than it
+declares, and every index the evaluation follows (columns, children, roots) must lie in its array. What a
+loaded bundle predicts is checked by trip_core.smoke before it is published or served.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import threading
 import zipfile
 from dataclasses import dataclass, field
@@ -39,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from trip_core.contracts import MAX_BUNDLE_BYTES, MAX_BUNDLE_MEMBERS, MAX_BUNDLE_UNCOMPRESSED_BYTES
 from trip_core.features import FEATURE_NAMES
 
 BUNDLE_FORMAT = 1
@@ -64,6 +71,8 @@ _ARRAYS: dict[str, str] = {
     "baseline": "f",
     "depth": "i",
 }
+_SCALARS = ("baseline", "depth")
+_NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
 
 
 class BundleError(ValueError):
@@ -408,12 +417,17 @@ def load_bundle(data: bytes, expected_sha256: str | None = None) -> ServingBundl
     sha256 = hashlib.sha256(data).hexdigest()
     if expected_sha256 is not None and sha256 != expected_sha256.lower():
         raise BundleError(f"bundle checksum mismatch: expected sha256 {expected_sha256}, got {sha256}")
+    members = _read_members(data)
     try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            meta = json.loads(str(npz["meta"]))
-            arrays = {name: npz[name] for name in _ARRAYS}
-    except (zipfile.BadZipFile, OSError, KeyError, ValueError, EOFError) as exc:
-        raise BundleError(f"bundle is corrupt or incomplete: {exc}") from exc
+        meta = json.loads(str(members.pop("meta")))
+    except (KeyError, ValueError) as exc:
+        raise BundleError(f"bundle is corrupt or incomplete: no readable meta ({exc!r})") from exc
+    if not isinstance(meta, dict):
+        raise BundleError(f"bundle meta must be a JSON object, got {type(meta).__name__}")
+    missing = sorted(set(_ARRAYS) - set(members))
+    if missing:
+        raise BundleError(f"bundle is corrupt or incomplete: lacks array(s) {missing}")
+    arrays = {name: members[name] for name in _ARRAYS}
     for name, kind in _ARRAYS.items():
         if arrays[name].dtype.kind != kind:
             raise BundleError(f"bundle array {name!r} has dtype {arrays[name].dtype}, expected kind {kind!r}")
@@ -423,11 +437,109 @@ def load_bundle(data: bytes, expected_sha256: str | None = None) -> ServingBundl
         raise BundleError(
             f"bundle was trained on features {meta.get('feature_names')}, this code computes {FEATURE_NAMES}"
         )
-    n_nodes = len(arrays["value"])
-    for name in ("feature", "threshold", "missing_left", "left", "right"):
-        if len(arrays[name]) != n_nodes:
-            raise BundleError(f"bundle array {name!r} has {len(arrays[name])} entries, expected {n_nodes}")
+    _check_structure(arrays)
     return ServingBundle(meta, arrays, sha256)
+
+
+def _read_members(data: bytes) -> dict[str, np.ndarray]:
+    """The npz's arrays by name, within the contracts' bounds. zipfile stops reading a member at its
+    declared size (and a member that holds more fails its CRC), so bounding the declared sizes bounds the
+    decompression; members of other names are not read at all."""
+    if len(data) > MAX_BUNDLE_BYTES:
+        raise BundleError(f"bundle is {len(data)} bytes, over MAX_BUNDLE_BYTES ({MAX_BUNDLE_BYTES})")
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise BundleError(f"bundle is corrupt or incomplete: {exc}") from exc
+    with archive:
+        infos = archive.infolist()
+        if len(infos) > MAX_BUNDLE_MEMBERS:
+            raise BundleError(
+                f"bundle has {len(infos)} members, over MAX_BUNDLE_MEMBERS ({MAX_BUNDLE_MEMBERS})"
+            )
+        declared = sum(info.file_size for info in infos)
+        if declared > MAX_BUNDLE_UNCOMPRESSED_BYTES:
+            raise BundleError(
+                f"bundle members declare {declared} bytes uncompressed, over MAX_BUNDLE_UNCOMPRESSED_BYTES"
+                f" ({MAX_BUNDLE_UNCOMPRESSED_BYTES})"
+            )
+        names = {f"{name}.npy": name for name in ("meta", *_ARRAYS)}
+        return {names[i.filename]: _read_member(archive, i) for i in infos if i.filename in names}
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
+    # deflate (what savez_compressed writes) decompresses at most what is asked for per call; zipfile's
+    # other decompressors expand a whole compressed chunk at once, however far
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise BundleError(f"bundle member {info.filename!r} uses compression method {info.compress_type}")
+    try:
+        with archive.open(info) as member:
+            body = member.read(info.file_size)
+    except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, ValueError) as exc:
+        raise BundleError(f"bundle is corrupt or incomplete: member {info.filename!r}: {exc}") from exc
+    return _npy_array(body, info.filename)
+
+
+def _npy_array(body: bytes, member: str) -> np.ndarray:
+    """One .npy member -> a read-only array over its bytes; its header must describe exactly the data
+    the member holds (a header may not make numpy allocate more than the bounded member)."""
+    stream = io.BytesIO(body)
+    try:
+        read_header = _NPY_HEADERS[np.lib.format.read_magic(stream)]
+        shape, fortran_order, dtype = read_header(stream)
+    except (KeyError, ValueError, EOFError) as exc:
+        raise BundleError(f"bundle member {member!r} is not a readable .npy array: {exc!r}") from exc
+    if dtype.hasobject:
+        raise BundleError(f"bundle member {member!r} holds Python objects (dtype {dtype})")
+    count, offset = math.prod(shape), stream.tell()
+    if count * dtype.itemsize != len(body) - offset:
+        raise BundleError(
+            f"bundle member {member!r} holds {len(body) - offset} bytes of data, its header says"
+            f" {count * dtype.itemsize} (shape {shape}, dtype {dtype})"
+        )
+    flat = np.frombuffer(body, dtype=dtype, count=count, offset=offset)
+    return flat.reshape(shape, order="F" if fortran_order else "C")
+
+
+def _check_structure(a: dict[str, np.ndarray]) -> None:
+    """Every index the evaluation follows lies in the array it indexes, and the target encodings are
+    consistent: otherwise a bundle would raise at predict time, or silently read another row's values
+    (numpy wraps negative indices)."""
+    for name in _ARRAYS:
+        if a[name].ndim != (0 if name in _SCALARS else 1):
+            raise BundleError(f"bundle array {name!r} has shape {a[name].shape}")
+    n_nodes, n_features = len(a["value"]), len(FEATURE_NAMES)
+    for name in ("feature", "threshold", "missing_left", "left", "right"):
+        if len(a[name]) != n_nodes:
+            raise BundleError(f"bundle array {name!r} has {len(a[name])} entries, expected {n_nodes}")
+    n_inputs = len(a["te_columns"]) + len(a["passthrough_columns"])
+    for name, size in (
+        ("te_columns", n_features),
+        ("passthrough_columns", n_features),
+        ("feature", n_inputs),  # leaves too: the walk gathers every node's column
+        ("left", n_nodes),
+        ("right", n_nodes),
+        ("roots", n_nodes),
+    ):
+        values = a[name]
+        if len(values) and (int(values.min()) < 0 or int(values.max()) >= size):
+            low, high = values.min(), values.max()
+            raise BundleError(f"bundle array {name!r} holds indices in [{low}, {high}], outside [0, {size})")
+    _check_encodings(a)
+
+
+def _check_encodings(a: dict[str, np.ndarray]) -> None:
+    k, offsets, n_categories = len(a["te_columns"]), a["te_offsets"], len(a["te_categories"])
+    if len(offsets) != k + 1 or len(a["te_default"]) != k or len(a["te_values"]) != n_categories:
+        raise BundleError(
+            f"bundle target encodings are inconsistent: {k} columns, {len(offsets)} offsets,"
+            f" {len(a['te_default'])} defaults, {n_categories} categories, {len(a['te_values'])} values"
+        )
+    if offsets[0] != 0 or offsets[-1] != n_categories or np.any(np.diff(offsets) < 0):
+        raise BundleError(f"bundle te_offsets {offsets.tolist()} do not split {n_categories} categories")
+    for lo, hi in zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True):
+        if np.any(np.diff(a["te_categories"][lo:hi]) <= 0):  # searchsorted needs them sorted
+            raise BundleError("bundle te_categories of a column are not strictly increasing")
 
 
 def dump_bundle(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> bytes:

@@ -245,6 +245,15 @@ MODEL_PARAM_BOUNDS: dict[str, tuple[type, float, float]] = {
 }
 
 
+# What a serving bundle (an npz: one zip member per array) may be; trip_core.bundle checks the object's
+# size and its members' declared sizes before it decompresses anything (a zip bomb is refused unread).
+# The largest model MODEL_PARAM_BOUNDS let a retrain fit stays under the bound
+# (tests/unit/test_bundle.py computes its size); deflate never makes a bundle larger than its arrays.
+MAX_BUNDLE_UNCOMPRESSED_BYTES = 256 * 2**20
+MAX_BUNDLE_BYTES = MAX_BUNDLE_UNCOMPRESSED_BYTES
+MAX_BUNDLE_MEMBERS = 32  # the format's members, with room to grow (tests/unit/test_bundle.py)
+
+
 def training_rows_key(model_name: str, version: str) -> str:
     return f"models/{model_name}/{version}/{TRAINING_ROWS_FILENAME}"
 

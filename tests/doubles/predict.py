@@ -73,8 +73,18 @@ class InMemoryStream:
 def tiny_bundle(model_name: str = "trip-duration", minutes_per_mile: float = 3.0, base: float = 5.0) -> bytes:
     """A real serving bundle (trip_core.bundle format) with one stump on trip_distance:
     base + (minutes_per_mile if distance > 2 else 0). No scikit-learn needed."""
+    return dump_bundle({"model_name": model_name}, tiny_arrays(minutes_per_mile, base))
+
+
+def broken_bundle(**arrays: np.ndarray) -> bytes:
+    """tiny_bundle with some of its arrays replaced: a bundle broken in one known way."""
+    return dump_bundle({"model_name": "trip-duration"}, {**tiny_arrays(), **arrays})
+
+
+def tiny_arrays(minutes_per_mile: float = 3.0, base: float = 5.0) -> dict[str, np.ndarray]:
+    """tiny_bundle's arrays."""
     distance = FEATURE_NAMES.index("trip_distance")
-    arrays: dict[str, np.ndarray] = {
+    return {
         "te_columns": np.array([], dtype=np.int64),
         "te_offsets": np.array([0], dtype=np.int64),
         "te_categories": np.array([], dtype=np.float64),
@@ -91,7 +101,6 @@ def tiny_bundle(model_name: str = "trip-duration", minutes_per_mile: float = 3.0
         "baseline": np.array(base),
         "depth": np.array(1, dtype=np.int64),
     }
-    return dump_bundle({"model_name": model_name}, arrays)
 
 
 def synthetic_bundle(n_trees: int = 300, depth: int = 8, seed: int = 0) -> bytes:

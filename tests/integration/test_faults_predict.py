@@ -222,8 +222,24 @@ def test_bundle_checksum_mismatch_is_refused(aws: tuple[Any, Any]) -> None:  # n
     publish_to_s3(s3, "3")
     s3.put_object(Bucket="models", Key="models/trip-duration/3/bundle.npz", Body=b"tampered bundle bytes")
     with pytest.raises(
-        ModelLoadError, match="bundle of model version 3 is unusable: bundle checksum mismatch"
+        ModelLoadError, match="bundle of model version 3 is refused: bundle checksum mismatch"
     ):
         load_app()
+    TALLY["faults_injected"] += 1
+    TALLY["init_refused"] += 1
+
+
+def test_a_bundle_failing_its_smoke_test_fails_init_and_counts_it(
+    aws: tuple[Any, Any],  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A bundle that loads but answers -999,997 min: the cold start fails with the reason, and
+    BundleRefused is already on stdout (EMF) although no invocation ever ran."""
+    s3, _ = aws
+    publish_to_s3(s3, "3", base=-1_000_000.0)
+    with pytest.raises(ModelLoadError, match="bundle of model version 3 is refused: smoke test: 48 of 48"):
+        load_app()
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert [e["BundleRefused"] for e in emf] == [[1.0]]
     TALLY["faults_injected"] += 1
     TALLY["init_refused"] += 1

@@ -1,20 +1,29 @@
-"""Serving bundle: parity with the sklearn model on a whole month, checksum/corruption errors, load time."""
+"""Serving bundle: parity with the sklearn model on a whole month, checksum/corruption errors, load time;
+untrusted bytes: size bounds before decompression (zip bombs), headers, indices."""
 
 from __future__ import annotations
 
+import io
+import struct
 import subprocess
 import sys
 import time
+import tracemalloc
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from sklearn.pipeline import Pipeline
 
+from tests.doubles.predict import broken_bundle
 from training.data import concat, frame_features, load_month
 from training.export import export_bundle
 from training.model import ModelParams, fit, predict
+from trip_core import bundle as bundle_module
 from trip_core.bundle import BundleError, dump_bundle, load_bundle
+from trip_core.contracts import MAX_BUNDLE_MEMBERS, MAX_BUNDLE_UNCOMPRESSED_BYTES, MODEL_PARAM_BOUNDS
+from trip_core.zones import zone_table
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 
@@ -189,3 +198,167 @@ def test_bundle_module_imports_numpy_and_stdlib_only() -> None:
     )
     root = Path(__file__).resolve().parents[2]
     subprocess.run([sys.executable, "-c", code], cwd=root, check=True)
+
+
+# ------------------------------------------------------------------------------ untrusted bytes
+
+
+def _zip(members: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", method) as archive:
+        for name, body in members.items():
+            archive.writestr(name, body)
+    return buffer.getvalue()
+
+
+def _npz_members(bundle: bytes) -> dict[str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(bundle)) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def test_the_largest_model_the_params_allow_fits_the_bounds(bundle_bytes: bytes) -> None:
+    """MAX_BUNDLE_UNCOMPRESSED_BYTES refuses no model a retrain may fit: MODEL_PARAM_BOUNDS' most trees
+    of the most leaves (2 * leaves - 1 nodes), and target encodings of every zone and zone pair."""
+    arrays = load_bundle(bundle_bytes).arrays
+    per_node = sum(
+        arrays[name].itemsize for name in ("feature", "threshold", "missing_left", "left", "right", "value")
+    )
+    trees, leaves = MODEL_PARAM_BOUNDS["max_iter"][2], MODEL_PARAM_BOUNDS["max_leaf_nodes"][2]
+    zones = zone_table().max_location_id + 1
+    encodings = (2 * zones + zones**2) * (arrays["te_categories"].itemsize + arrays["te_values"].itemsize)
+    largest = (
+        int(trees) * (2 * int(leaves) - 1) * per_node + int(trees) * arrays["roots"].itemsize + encodings
+    )
+    assert largest < MAX_BUNDLE_UNCOMPRESSED_BYTES
+    assert len(_npz_members(bundle_bytes)) <= MAX_BUNDLE_MEMBERS
+
+
+def test_an_object_over_the_size_bound_is_refused_unread(
+    bundle_bytes: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bundle_module, "MAX_BUNDLE_BYTES", len(bundle_bytes) - 1)
+    monkeypatch.setattr(zipfile, "ZipFile", None)  # not even opened
+    with pytest.raises(BundleError, match=f"is {len(bundle_bytes)} bytes, over MAX_BUNDLE_BYTES"):
+        load_bundle(bundle_bytes)
+
+
+def test_members_declaring_more_than_the_bound_are_refused_before_decompression(
+    bundle_bytes: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    members = _npz_members(bundle_bytes)
+    bomb = _zip({**members, "value.npy": members["value.npy"] + b"\0" * 2**21})  # 2 MiB more, ~2 KiB zipped
+    assert len(bomb) < len(bundle_bytes) + 2**13
+    monkeypatch.setattr(bundle_module, "MAX_BUNDLE_UNCOMPRESSED_BYTES", 2**21)
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a member was opened")
+
+    monkeypatch.setattr(zipfile.ZipFile, "open", never)
+    with pytest.raises(
+        BundleError, match=r"members declare \d+ bytes uncompressed, over MAX_BUNDLE_UNCOMPRESSED"
+    ):
+        load_bundle(bomb)
+
+
+def test_a_member_that_lies_about_its_size_is_read_no_further_than_it_declares() -> None:
+    """A zip bomb whose central directory understates a member: it is read in bounded steps up to the
+    size it declares, where the CRC fails; the 64 MiB it holds are never decompressed (numpy's np.load
+    reads a member that is not an .npy array whole, however far it inflates)."""
+    inflated, declared = 64 * 2**20, 2**20
+    data = bytearray(_zip({"meta.npy": b"\0" * inflated}))
+    directory = data.rfind(b"PK\x01\x02")
+    assert struct.unpack_from("<I", data, directory + 24)[0] == inflated
+    struct.pack_into("<I", data, directory + 24, declared)  # the uncompressed size the directory declares
+    tracemalloc.start()
+    try:
+        with pytest.raises(BundleError, match="Bad CRC-32"):
+            load_bundle(bytes(data))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * declared
+
+
+def test_too_many_members_are_refused(bundle_bytes: bytes) -> None:
+    members = {**_npz_members(bundle_bytes), **{f"extra{i}.npy": b"" for i in range(MAX_BUNDLE_MEMBERS)}}
+    with pytest.raises(BundleError, match="members, over MAX_BUNDLE_MEMBERS"):
+        load_bundle(_zip(members))
+
+
+def test_a_header_promising_more_data_than_the_member_holds_is_refused(bundle_bytes: bytes) -> None:
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (2**40,)})
+    members = {**_npz_members(bundle_bytes), "value.npy": header.getvalue() + b"\0" * 64}
+    with pytest.raises(
+        BundleError, match=r"'value.npy' holds 64 bytes of data, its header says 8796093022208"
+    ):
+        load_bundle(_zip(members))
+
+
+def test_members_compressed_other_than_by_deflate_are_refused(bundle_bytes: bytes) -> None:
+    with pytest.raises(BundleError, match="uses compression method 12"):
+        load_bundle(_zip(_npz_members(bundle_bytes), zipfile.ZIP_BZIP2))
+
+
+def test_an_npy_file_or_pickled_arrays_are_refused(bundle_bytes: bytes) -> None:
+    single = io.BytesIO()
+    np.save(single, np.zeros(3))
+    with pytest.raises(BundleError, match="corrupt"):
+        load_bundle(single.getvalue())
+    pickled = io.BytesIO()
+    np.save(pickled, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(BundleError, match="holds Python objects"):
+        load_bundle(_zip({**_npz_members(bundle_bytes), "value.npy": pickled.getvalue()}))
+
+
+@pytest.mark.parametrize(
+    ("arrays", "message"),
+    [
+        (
+            {"feature": np.array([12, 0, 0], dtype=np.int32)},
+            r"'feature' holds indices in \[0, 12\], outside \[0, 12\)",
+        ),
+        (
+            {"feature": np.array([-1, 0, 0], dtype=np.int32)},
+            r"'feature' holds indices in \[-1, 0\], outside \[0, 12\)",
+        ),
+        ({"passthrough_columns": np.arange(1, 13)}, r"'passthrough_columns' holds indices in \[1, 12\]"),
+        (
+            {"left": np.array([-1, 1, 2], dtype=np.int32)},
+            r"'left' holds indices in \[-1, 2\], outside \[0, 3\)",
+        ),
+        ({"roots": np.array([3], dtype=np.int32)}, r"'roots' holds indices in \[3, 3\]"),
+        (
+            {"te_columns": np.array([0]), "te_offsets": np.array([0, 2]), "te_default": np.array([1.0])},
+            r"te_offsets \[0, 2\] do not split 0 categories",
+        ),
+        ({"te_columns": np.array([0]), "te_offsets": np.array([0, 0])}, "target encodings are inconsistent"),
+        ({"baseline": np.array([5.0, 5.0])}, r"'baseline' has shape \(2,\)"),
+    ],
+)
+def test_indices_outside_their_arrays_are_refused_at_load(
+    arrays: dict[str, np.ndarray], message: str
+) -> None:
+    """Out-of-range columns or children would raise at predict time, or (negative) silently read another
+    row's values: refused when the bundle loads."""
+    with pytest.raises(BundleError, match=message):
+        load_bundle(broken_bundle(**arrays))
+
+
+def test_unsorted_categories_are_refused() -> None:
+    encodings = {
+        "te_columns": np.array([0]),
+        "te_offsets": np.array([0, 2]),
+        "te_categories": np.array([7.0, 3.0]),
+        "te_values": np.array([1.0, 2.0]),
+        "te_default": np.array([1.0]),
+        "passthrough_columns": np.arange(1, 12),
+    }
+    load_bundle(broken_bundle(**{**encodings, "te_categories": np.array([3.0, 7.0])}))
+    with pytest.raises(BundleError, match="not strictly increasing"):
+        load_bundle(broken_bundle(**encodings))
+
+
+def test_loaded_arrays_are_read_only(bundle_bytes: bytes) -> None:
+    bundle = load_bundle(bundle_bytes)
+    assert not any(array.flags.writeable for array in bundle.arrays.values())

@@ -1,17 +1,26 @@
-"""Model loading at cold start, TTL re-check and atomic hot swap, version pin, config."""
+"""Model loading at cold start, TTL re-check and atomic hot swap, version pin, config; bundles refused
+by the smoke test (kept model on a hot swap, failed cold start, BundleRefused as the alarm watches it)."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from cfnlint.decode import cfn_yaml
 
+from lambda_predict.adapters import S3ModelSource
 from lambda_predict.config import PredictConfig
-from lambda_predict.model_provider import ModelLoadError, ModelProvider
-from tests.doubles.predict import InMemoryObjects, publish, tiny_bundle
-from trip_core.bundle import load_bundle
+from lambda_predict.model_provider import ModelLoadError, ModelProvider, emit_bundle_refused
+from tests.doubles.predict import InMemoryObjects, broken_bundle, publish, tiny_bundle
+from trip_core.bundle import BundleError, load_bundle
 from trip_core.config import ConfigError
+from trip_core.contracts import MAX_BUNDLE_BYTES
+from trip_core.pointer import ModelPointer
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 
 
 class Clock:
@@ -22,9 +31,30 @@ class Clock:
         return self.now
 
 
-def provider(bucket: InMemoryObjects, clock: Clock, pin: str | None = None, ttl: float = 60) -> ModelProvider:
+class Refusals(list[tuple[str, str]]):
+    """What the provider counts in BundleRefused: (version, reason) per refusal."""
+
+    def __call__(self, pointer: ModelPointer, reason: str) -> None:
+        self.append((pointer.version, reason))
+
+
+def provider(
+    bucket: InMemoryObjects,
+    clock: Clock,
+    pin: str | None = None,
+    ttl: float = 60,
+    refusals: Refusals | None = None,
+) -> ModelProvider:
     key = f"serving/versions/{pin}.json" if pin else "serving/live.json"
-    return ModelProvider(bucket, key, load_bundle, ttl_seconds=ttl, pinned=pin is not None, clock=clock)
+    return ModelProvider(
+        bucket,
+        key,
+        load_bundle,
+        ttl_seconds=ttl,
+        pinned=pin is not None,
+        clock=clock,
+        on_refused=Refusals() if refusals is None else refusals,
+    )
 
 
 def one_ride_prediction(models: ModelProvider) -> float:
@@ -123,7 +153,7 @@ def test_pinned_version_ignores_the_live_pointer() -> None:
     [
         ("no pointer", "cannot read model pointer s3 key 'serving/live.json'"),
         ("no bundle", "cannot read bundle 'models/trip-duration/3/bundle.npz' of model version 3"),
-        ("bad checksum", "bundle of model version 3 is unusable: bundle checksum mismatch"),
+        ("bad checksum", "bundle of model version 3 is refused: bundle checksum mismatch"),
         ("bad pointer", "cannot read model pointer s3 key 'serving/live.json': model pointer lacks field(s)"),
     ],
 )
@@ -139,6 +169,128 @@ def test_init_fails_with_a_clear_message(setup: str, message: str) -> None:
             bucket.objects["serving/live.json"] = json.dumps({"version": "3"}).encode()
     with pytest.raises(ModelLoadError, match=message.replace("(", r"\(").replace(")", r"\)")):
         provider(bucket, Clock()).load_initial()
+
+
+# A bundle the smoke test refuses, each in its own way
+REFUSED = {
+    "finite but wrong": (tiny_bundle(base=-1_000_000.0), "smoke rides predicted outside [1, 60] min"),
+    "NaN": (tiny_bundle(base=float("nan")), "48 of 48 smoke rides predicted outside"),
+    "column index out of range": (
+        broken_bundle(feature=np.array([12, 0, 0], dtype=np.int32)),
+        "'feature' holds indices in [0, 12], outside [0, 12)",
+    ),
+    "corrupt": (b"PK\x05\x06" + b"\0" * 18, "corrupt or incomplete"),
+}
+
+
+def bundle_reads(bucket: InMemoryObjects, version: str) -> int:
+    return sum(key == f"models/trip-duration/{version}/bundle.npz" for key in bucket.reads)
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_a_hot_swap_to_a_refused_bundle_keeps_the_model_and_counts_it(case: str) -> None:
+    bundle, reason = REFUSED[case]
+    bucket, clock, refusals = InMemoryObjects(), Clock(), Refusals()
+    publish(bucket, "3", tiny_bundle())
+    models = provider(bucket, clock, refusals=refusals)
+    models.load_initial()
+    publish(bucket, "4", bundle)
+    clock.now += 61
+    assert models.current().version == "3" and one_ride_prediction(models) == 8.0
+    [(version, why)] = refusals
+    assert version == "4" and reason in why
+    # while the pointer names it: counted at every check (the alarm stays up), never read again
+    clock.now += 61
+    assert models.current().version == "3"
+    assert refusals == [("4", why), ("4", why)] and bundle_reads(bucket, "4") == 1
+    # a new pointer to a sound bundle is followed
+    publish(bucket, "5", tiny_bundle(base=20.0))
+    clock.now += 61
+    assert models.current().version == "5" and one_ride_prediction(models) == 23.0
+    assert len(refusals) == 2
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_a_cold_start_on_a_refused_bundle_fails_with_the_reason_and_counts_it(case: str) -> None:
+    bundle, reason = REFUSED[case]
+    bucket, refusals = InMemoryObjects(), Refusals()
+    publish(bucket, "3", bundle)
+    with pytest.raises(ModelLoadError, match="bundle of model version 3 is refused: ") as info:
+        provider(bucket, Clock(), refusals=refusals).load_initial()
+    assert reason in str(info.value)
+    assert [version for version, _ in refusals] == ["3"]
+
+
+def test_an_unreadable_bundle_is_not_a_refusal() -> None:
+    """S3 failing is transient: the model is kept, nothing is counted in BundleRefused, the next check
+    reads the bundle again."""
+    bucket, clock, refusals = InMemoryObjects(), Clock(), Refusals()
+    publish(bucket, "3", tiny_bundle())
+    models = provider(bucket, clock, refusals=refusals)
+    models.load_initial()
+    pointer = publish(bucket, "4", tiny_bundle(base=20.0))
+    body = bucket.objects.pop(pointer.bundle_key)
+    clock.now += 61
+    assert models.current().version == "3" and refusals == []
+    bucket.objects[pointer.bundle_key] = body
+    clock.now += 61
+    assert models.current().version == "4"
+
+
+class Body:
+    def __init__(self, data: bytes) -> None:
+        self.data, self.closed = data, False
+
+    def read(self) -> bytes:
+        return self.data
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class SizedS3:
+    """get_object answering a given ContentLength (what S3 says before the body is read)."""
+
+    def __init__(self, size: int) -> None:
+        self.body, self.size = Body(b"bundle"), size
+
+    def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:
+        return {"ContentLength": self.size, "Body": self.body}
+
+
+def test_an_object_too_large_to_be_a_bundle_is_refused_before_its_body_is_read() -> None:
+    s3 = SizedS3(MAX_BUNDLE_BYTES + 1)
+    with pytest.raises(BundleError, match="over MAX_BUNDLE_BYTES"):
+        S3ModelSource(s3, "models").read("models/m/4/bundle.npz")
+    assert s3.body.closed
+    assert S3ModelSource(SizedS3(MAX_BUNDLE_BYTES), "models").read("k") == b"bundle"
+
+
+def test_bundle_refused_is_emitted_at_once_as_the_alarm_watches_it(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EMF on stdout when it happens (a failed cold start has no invocation to flush metrics), in the
+    namespace, name and service dimension of template.yaml's BundleRefusedAlarm."""
+    resources = dict(cfn_yaml.load(str(TEMPLATE)))["Resources"]
+    service = resources["PredictFunction"]["Properties"]["Environment"]["Variables"][
+        "POWERTOOLS_SERVICE_NAME"
+    ]
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", service)
+    capsys.readouterr()
+    emit_bundle_refused(publish(None, "4", b""), "smoke test: ...")
+    [line] = capsys.readouterr().out.splitlines()
+    emf = json.loads(line)
+    [directive] = emf["_aws"]["CloudWatchMetrics"]
+    alarm = resources["BundleRefusedAlarm"]["Properties"]
+    assert directive["Namespace"] == alarm["Namespace"]
+    assert [m["Name"] for m in directive["Metrics"]] == [alarm["MetricName"]] and emf[
+        alarm["MetricName"]
+    ] == [1.0]
+    assert {name: emf[name] for name in directive["Dimensions"][0]} == {
+        d["Name"]: d["Value"] for d in alarm["Dimensions"]
+    }
+    assert (alarm["Statistic"], alarm["Threshold"], alarm["TreatMissingData"]) == ("Sum", 1, "notBreaching")
+    assert {"Ref": "AlarmTopic"} in alarm["AlarmActions"]
 
 
 ENV = {

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,11 +20,12 @@ from lambda_retrain.ports import Ports, Store
 from lambda_retrain.rollback import Judgement, RollbackResult, rollback_check
 from lambda_retrain.triggers import direct_trigger, triggers_from_event
 from tests.doubles.captures import capture_objects, live_pickups, pid, pids
+from tests.doubles.predict import tiny_bundle
 from tests.doubles.retrain import MemoryStore, StaticAlarms
 from training import evaluation_set
 from training.export import export_bundle
 from training.model import ModelParams, fit
-from training.pipeline import Rows, decode_rows, encode_rows
+from training.pipeline import Rows, TrainedCandidate, decode_rows, encode_rows
 from training.publish import publish_live, publish_version
 from trip_core.bundle import load_bundle
 from trip_core.capture import Actual, CaptureBatch, encode_actuals
@@ -529,3 +532,39 @@ def test_a_judged_promotion_is_not_re_tested(drifted: tuple[Ports, FakeTracker])
     assert json.loads(mem(ports.models).objects[LOOP_STATE_KEY])["last_promotion"]["judged_at"]
     again = rollback_check(trigger, ports, CONFIG, NOW + timedelta(hours=3), "t")
     assert again == RollbackResult(Judgement.ALREADY_KEPT)
+
+
+@pytest.mark.parametrize("force_promote", [False, True])
+def test_a_retrained_bundle_failing_its_smoke_test_is_refused_audited_and_never_published(
+    drifted: tuple[Ports, FakeTracker], monkeypatch: pytest.MonkeyPatch, force_promote: bool
+) -> None:
+    """An exporter bug that ships a bundle answering -999,997 min (its parity check fooled): the decision is
+    `refused`, audited with the reason, nothing of the version is published, the live pointer stays, and
+    a forced promotion cannot override it."""
+    import lambda_retrain.retrain as retrain_module
+
+    wrong = tiny_bundle(base=-1_000_000.0)
+    real = retrain_module.train_candidate
+
+    def exported_wrong(*args: Any, **kwargs: Any) -> TrainedCandidate:
+        trained = real(*args, **kwargs)
+        return replace(trained, bundle=wrong, bundle_sha256=hashlib.sha256(wrong).hexdigest())
+
+    monkeypatch.setattr(retrain_module, "train_candidate", exported_wrong)
+    ports, tracker = drifted
+    (decision,) = handle(direct(force_promote=force_promote), ports, CONFIG, NOW, "t")["decisions"]
+    assert decision["kind"] == "refused", decision["verdict"]
+    assert decision["verdict"].startswith(
+        "refused: the challenger's bundle is not fit to serve (BundleRefused"
+    )
+    assert "-999997.0 min" in decision["verdict"]
+    (record,) = read_audit(ports.models)
+    assert record["kind"] == "refused" and record["verdict"] == decision["verdict"]
+    assert record["promoted"] is False and record["version"] == decision["version"]
+    store = mem(ports.models)
+    assert ModelPointer.from_json(store.objects[LIVE_POINTER_KEY]).version == "1"
+    assert not {f"serving/versions/{decision['version']}.json", bundle_key("m", decision["version"])} & set(
+        store.objects
+    )
+    assert tracker.aliases.get("production") != decision["version"]
+    assert tracker.versions[decision["version"]]["loop.last_decision"] == "refused"

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.doubles.predict import broken_bundle, tiny_bundle
 from training import evaluation_set
 from training.data import frame_features, load_month
 from training.export import export_bundle
@@ -202,3 +203,35 @@ def test_worse_on_the_evaluation_set_refuses(setting: Setting) -> None:
     assert decision.evaluation is not None and decision.evaluation.loss > EVAL_MARGIN
     assert not decision.promote and registry.aliases["production"] == "1"
     assert decision.verdict.startswith("refused: worse on the evaluation set 2023-03")
+
+
+@pytest.mark.parametrize(
+    ("bundle", "reason"),
+    [
+        (tiny_bundle(base=-1_000_000.0), "BundleRefused: smoke test: 48 of 48 smoke rides predicted outside"),
+        (
+            broken_bundle(passthrough_columns=np.arange(1, 13)),
+            "BundleError: bundle array 'passthrough_columns'",
+        ),
+    ],
+)
+@pytest.mark.parametrize("champion", [None, "weak"])
+def test_a_bundle_not_fit_to_serve_is_refused_and_never_published(
+    setting: Setting, bundle: bytes, reason: str, champion: str | None
+) -> None:
+    """Whatever its scores claim (here an RMSE far under the bound), a challenger whose bundle fails to
+    load or fails the smoke test is refused before anything is judged, and no object of it is written:
+    no pointer can ever name it."""
+    bundles, rides = setting
+    registry = FakeRegistry({} if champion is None else {"1": bundles[champion]}, holder=champion and "1")
+    store = FakeStore()
+    candidate = Candidate("m", "2", "run-2", bundle, b"{}", 1.0, 0.5, hashlib.sha256(bundle).hexdigest())
+    decision = gate_and_publish(candidate, registry, store, rides, CONFIG)
+    assert not decision.promote and decision.bundle_refused
+    assert decision.verdict.startswith(f"refused: the challenger's bundle is not fit to serve ({reason}")
+    assert store.objects == {}
+    assert registry.aliases == ({} if champion is None else {"production": "1"})
+    assert (
+        registry.tags["2"]["gate.promoted"] == "false"
+        and "not fit to serve" in registry.tags["2"]["gate.verdict"]
+    )
