@@ -10,6 +10,7 @@ backfill reports them). A state the monitor cannot read is a StateError naming t
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,6 +29,7 @@ from trip_core.contracts import (
 
 STATE_FIELD = "last_window_end"
 MAX_QUOTED_CHARS = 40  # of a bad value, in an error (a state may be any size)
+MAX_QUOTED_KEYS = 5
 
 
 class StateError(ValueError):
@@ -57,11 +59,10 @@ def decode_state(body: bytes, now: datetime) -> datetime:
     if not isinstance(data, dict):
         raise StateError("body", f"is not a JSON object but {type(data).__name__}")
     if STATE_FIELD not in data:
-        keys = sorted(str(key)[:MAX_QUOTED_CHARS] for key in data)
-        raise StateError(STATE_FIELD, f"is missing (keys: {keys})")
-    unknown = sorted(str(key)[:MAX_QUOTED_CHARS] for key in data if key != STATE_FIELD)
+        raise StateError(STATE_FIELD, f"is missing (keys: {_quoted(data)})")
+    unknown = [key for key in data if key != STATE_FIELD]
     if unknown:
-        raise StateError("body", f"has unknown key(s) {unknown}")
+        raise StateError("body", f"has unknown key(s) {_quoted(unknown)}")
     value = data[STATE_FIELD]
     if not isinstance(value, str):
         raise StateError(STATE_FIELD, f"is not a text but {type(value).__name__}")
@@ -72,9 +73,15 @@ def decode_state(body: bytes, now: datetime) -> datetime:
     latest = latest_due_end(now)
     if floor_hour(end) > latest:
         raise StateError(
-            STATE_FIELD, f"is in the future: {utc_iso(end)}, after the latest due window end {utc_iso(latest)}"
+            STATE_FIELD,
+            f"is in the future: {utc_iso(end)}, after the latest due window end {utc_iso(latest)}",
         )
     return end
+
+
+def _quoted(keys: Iterable[str]) -> list[str]:
+    """The first few keys, each cut short: what an error shows of a body that may be any size."""
+    return sorted(key[:MAX_QUOTED_CHARS] for key in keys)[:MAX_QUOTED_KEYS]
 
 
 def fresh_start(now: datetime, max_windows: int) -> datetime:

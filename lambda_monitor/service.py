@@ -127,13 +127,16 @@ def analyse_version(
 
 
 def metrics_of(report: dict[str, Any]) -> list[MetricDatum]:
-    """The CloudWatch figures of a report (docs/architecture.md, "Monitor metrics"), at the report's
-    metrics timestamp."""
+    """The CloudWatch figures of a report (docs/architecture.md, "Monitor metrics"): MonitorErrors at the
+    time it was generated (the monitor's health now, however old the window: an error in a backfilled or
+    caught-up window alarms too), when the report's metrics are published the rest at their timestamp."""
+    errors = MetricDatum("MonitorErrors", report["errors"], "Count", (), parse_utc(report["generated_at"]))
+    if not report["metrics"]["published"]:
+        return [errors]
     at = parse_utc(report["metrics"]["timestamp"])
-    data = [MetricDatum("PredictionCount", report["prediction_count"], "Count", (), at)]
+    data = [MetricDatum("PredictionCount", report["prediction_count"], "Count", (), at), errors]
     if report["rejected"]["share"] is not None:
         data.append(MetricDatum("RejectedShare", report["rejected"]["share"], "None", (), at))
-    data.append(MetricDatum("MonitorErrors", report["errors"], "Count", (), at))
     for reason, lines in report["actuals"]["rejected"].items():
         data.append(MetricDatum("ActualsRejected", lines, "Count", (("Reason", reason),), at))
     data.append(MetricDatum("ConflictingRides", report["actuals"]["conflicting_rides"], "Count", (), at))
@@ -292,8 +295,7 @@ def run_monitor(
         **(notes or {}),
     )
     _analyse_versions(report, by_version, actuals, ports, config)
-    if report["metrics"]["published"]:
-        ports.metrics.put(metrics_of(report))
+    ports.metrics.put(metrics_of(report))
     history = ports.reports.reports_since(window.end - timedelta(days=config.history_days))
     json_body, html_body = report_module.render(report, history)
     ports.reports.put(report_key(window.end, "json"), json_body, "application/json")

@@ -269,14 +269,20 @@ def test_a_backfill_gives_the_scheduled_verdict_at_its_own_time(reference: dict[
     assert _state(ports).last_window_end() == DAY.end  # the backfill left the schedule alone
 
 
-def test_a_backfill_older_than_cloudwatch_keeps_publishes_nothing(reference: dict[str, object]) -> None:
+def test_a_backfill_older_than_cloudwatch_keeps_publishes_only_its_errors_now(
+    reference: dict[str, object],
+) -> None:
     ports = _ports(reference)
     _capture(ports, _day(), "3", "2023-03-06T20:00:00Z")
+    assert isinstance(ports.capture, MemoryBlobs)
+    ports.capture.objects["captures/dt=2023-03-06/hour=14/corrupt.json.gz"] = b"not gzip"
     backfill = {"window_start": utc_iso(DAY.start), "window_end": utc_iso(DAY.end)}
-    run_event(backfill, ports, CONFIG, DAY.end + timedelta(days=15))
+    later = DAY.end + timedelta(days=15)
+    run_event(backfill, ports, CONFIG, later)
     report = _report(ports, DAY.end)
     assert report["metrics"]["published"] is False and "14 days" in str(report["metrics"]["reason"])
-    assert report["versions"]["3"]["status"] == "ok" and _metrics(ports).data == []
+    assert report["versions"]["3"]["status"] == "ok"
+    assert [(d.name, d.value, d.timestamp) for d in _metrics(ports).data] == [("MonitorErrors", 1, later)]
 
 
 def test_missed_windows_are_each_evaluated(reference: dict[str, object]) -> None:
