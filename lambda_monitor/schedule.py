@@ -1,5 +1,5 @@
 """Where the schedule stands: `monitor/state.json` (the last window end a scheduled run completed), read
-strictly, and the windows due after it (docs/architecture.md, "Monitor windows").
+strictly, and the windows due after it (docs/architecture.md, "Monitor (lambda_monitor)").
 
 A scheduled run evaluates the due windows oldest first, at most `max_windows`, and the state advances
 after each: a backlog (an outage, a paused schedule) is caught up over several bounded runs, never in one

@@ -1,6 +1,6 @@
 """One monitor run: read an event-time window, compare each model version with its reference, publish,
 report; on the schedule, the windows due since the last run, a bounded chunk at a time, and the run's
-progress (docs/architecture.md, "Monitor windows", "Monitor liveness")."""
+progress (docs/architecture.md, "Monitor (lambda_monitor)")."""
 
 from __future__ import annotations
 
