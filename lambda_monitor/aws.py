@@ -165,18 +165,19 @@ class S3State:
     def __init__(self, s3: Any, bucket: str) -> None:
         self.s3, self.bucket = s3, bucket
 
-    def last_window_end(self) -> datetime | None:
+    def read(self) -> bytes | None:
         try:
-            data = json.loads(_get(self.s3, self.bucket, MONITOR_STATE_KEY))
+            return _get(self.s3, self.bucket, MONITOR_STATE_KEY)
         except self.s3.exceptions.NoSuchKey:
             return None
-        return parse_utc(data["last_window_end"])
 
-    def save_window_end(self, window_end: datetime) -> None:
-        body = json.dumps({"last_window_end": utc_iso(window_end)}).encode()
+    def write(self, body: bytes) -> None:
         self.s3.put_object(
             Bucket=self.bucket, Key=MONITOR_STATE_KEY, Body=body, ContentType="application/json"
         )
+
+    def set_aside(self, key: str, body: bytes) -> None:
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType="application/octet-stream")
 
 
 def aws_ports(config: Any, s3: Any = None, cloudwatch: Any = None) -> Any:

@@ -19,6 +19,9 @@ class MonitorConfig:
     min_actuals: int = 50
     metrics_namespace: str = METRICS_NAMESPACE
     history_days: int = 7  # drift scores over time in the HTML page
+    # Window ends (one per MONITOR_STEP, an hour) a scheduled run evaluates at most, oldest first: bounds
+    # a run's work under the function's timeout; a longer backlog is caught up over several runs.
+    max_catch_up_hours: int = 24
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> MonitorConfig:
@@ -30,6 +33,7 @@ class MonitorConfig:
             min_predictions=read.integer("MIN_PREDICTIONS", cls.min_predictions, low=1),
             min_actuals=read.integer("MIN_ACTUALS", cls.min_actuals, low=1),
             metrics_namespace=read.text("METRICS_NAMESPACE", METRICS_NAMESPACE),
+            max_catch_up_hours=read.integer("MAX_CATCH_UP_HOURS", cls.max_catch_up_hours, low=1),
         )
         read.check()
         return config

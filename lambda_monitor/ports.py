@@ -51,9 +51,15 @@ class ReportStore(Protocol):
 
 
 class StateStore(Protocol):
-    def last_window_end(self) -> datetime | None: ...
+    """monitor/state.json as bytes (its format: lambda_monitor.schedule)."""
 
-    def save_window_end(self, window_end: datetime) -> None: ...
+    def read(self) -> bytes | None: ...  # None when there is no state
+
+    def write(self, body: bytes) -> None: ...
+
+    def set_aside(self, key: str, body: bytes) -> None:
+        """Keep an unreadable state's body under `key` (trip_core.contracts.unreadable_state_key)."""
+        ...
 
 
 @dataclass

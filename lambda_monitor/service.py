@@ -1,10 +1,12 @@
 """One monitor run: read an event-time window, compare each model version with its reference, publish,
-report; on the schedule, every window due since the last run (docs/architecture.md, "Monitor windows")."""
+report; on the schedule, the windows due since the last run, a bounded chunk at a time, and the run's
+progress (docs/architecture.md, "Monitor (lambda_monitor)")."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,18 +16,23 @@ from lambda_monitor import report as report_module
 from lambda_monitor.config import MonitorConfig
 from lambda_monitor.drift import ALPHA, ColumnDrift, dataset_drift
 from lambda_monitor.ports import MetricDatum, Ports
+from lambda_monitor.schedule import (
+    StateError,
+    backfill_metrics_time,
+    decode_state,
+    due_windows,
+    encode_state,
+    fresh_start,
+)
 from lambda_monitor.window import VersionRows, Window, current_columns, rows_by_version
 from trip_core.contracts import (
     LATE_ALLOWANCE,
-    MAX_CATCH_UP_WINDOWS,
     MAX_DURATION_MINUTES,
     METRIC_MAX_AGE,
     MIN_DURATION_MINUTES,
-    MONITOR_STEP,
-    MONITOR_WINDOW,
-    floor_hour,
     parse_utc,
     report_key,
+    unreadable_state_key,
     utc_iso,
 )
 from trip_core.event_window import (
@@ -54,35 +61,6 @@ def backfill_window(event: dict[str, Any] | None) -> Window | None:
         return Window(parse_utc(str(event["window_start"])), parse_utc(str(event["window_end"])))
     except (KeyError, ValueError) as error:
         raise ValueError(f"backfill needs ISO window_start and window_end: {error}") from error
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """The windows a scheduled run evaluates, oldest first, and the due ends it skipped."""
-
-    windows: list[Window]
-    skipped_ends: list[datetime] = field(default_factory=list)
-    state_ahead_of_clock: bool = False  # the last end lay after the latest due one: it was ignored
-
-
-def due_windows(last_end: datetime | None, now: datetime) -> Schedule:
-    """Windows of MONITOR_WINDOW ending every MONITOR_STEP, up to floor_hour(now) - LATE_ALLOWANCE,
-    after the last evaluated end; at most MAX_CATCH_UP_WINDOWS, older due ends are skipped. A last end
-    after the latest due one cannot be a run's: it is ignored, as no state, rather than wait for it."""
-    latest = floor_hour(now) - LATE_ALLOWANCE
-    ahead = last_end is not None and floor_hour(last_end) > latest
-    end = latest if last_end is None or ahead else floor_hour(last_end) + MONITOR_STEP
-    ends = []
-    while end <= latest:
-        ends.append(end)
-        end += MONITOR_STEP
-    kept = ends[-MAX_CATCH_UP_WINDOWS:]
-    return Schedule([Window(e - MONITOR_WINDOW, e) for e in kept], ends[: len(ends) - len(kept)], ahead)
-
-
-def backfill_metrics_time(window: Window, now: datetime) -> datetime:
-    """When a backfilled window would have been evaluated on the schedule (never in the future)."""
-    return min(window.end + LATE_ALLOWANCE, now)
 
 
 def _column_json(result: ColumnDrift | None) -> dict[str, Any] | None:
@@ -149,13 +127,16 @@ def analyse_version(
 
 
 def metrics_of(report: dict[str, Any]) -> list[MetricDatum]:
-    """The CloudWatch figures of a report (docs/architecture.md, "Monitor metrics"), at the report's
-    metrics timestamp."""
+    """The CloudWatch figures of a report (docs/architecture.md, "Monitor metrics"): MonitorErrors at the
+    time it was generated (the monitor's health now, however old the window: an error in a backfilled or
+    caught-up window alarms too), when the report's metrics are published the rest at their timestamp."""
+    errors = MetricDatum("MonitorErrors", report["errors"], "Count", (), parse_utc(report["generated_at"]))
+    if not report["metrics"]["published"]:
+        return [errors]
     at = parse_utc(report["metrics"]["timestamp"])
-    data = [MetricDatum("PredictionCount", report["prediction_count"], "Count", (), at)]
+    data = [MetricDatum("PredictionCount", report["prediction_count"], "Count", (), at), errors]
     if report["rejected"]["share"] is not None:
         data.append(MetricDatum("RejectedShare", report["rejected"]["share"], "None", (), at))
-    data.append(MetricDatum("MonitorErrors", report["errors"], "Count", (), at))
     for reason, lines in report["actuals"]["rejected"].items():
         data.append(MetricDatum("ActualsRejected", lines, "Count", (("Reason", reason),), at))
     data.append(MetricDatum("ConflictingRides", report["actuals"]["conflicting_rides"], "Count", (), at))
@@ -283,9 +264,11 @@ def run_monitor(
     now: datetime,
     metrics_at: datetime | None = None,
     notes: dict[str, Any] | None = None,
+    known_problems: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Analyse the window (rides picked up in it), publish the metrics at `metrics_at` (a backfill's
-    default: backfill_metrics_time), store the report with `notes` added; returns the report."""
+    default: backfill_metrics_time), store the report with `notes` added; returns the report.
+    `known_problems`: the run's own (already logged), counted and reported with the window's."""
     report = _new_report(window, config, now, metrics_at or backfill_metrics_time(window, now))
     problems: list[str] = []  # unreadable inputs: skipped, counted in MonitorErrors, logged, reported
     captured = read_captures(ports.capture, window.start, window.end, problems)
@@ -293,6 +276,7 @@ def run_monitor(
     actuals = read_actuals(ports.capture, window.start, window.end, captured, problems)
     for problem in problems:
         logger.warning("monitor input skipped", extra={"problem": problem})
+    problems[:0] = known_problems
     by_version = rows_by_version(batches)
     predicted = sum(len(rows) for rows in by_version.values())
     rejected = ports.rejected.count(window, problems)  # its adapter logs what it skips
@@ -311,8 +295,7 @@ def run_monitor(
         **(notes or {}),
     )
     _analyse_versions(report, by_version, actuals, ports, config)
-    if report["metrics"]["published"]:
-        ports.metrics.put(metrics_of(report))
+    ports.metrics.put(metrics_of(report))
     history = ports.reports.reports_since(window.end - timedelta(days=config.history_days))
     json_body, html_body = report_module.render(report, history)
     ports.reports.put(report_key(window.end, "json"), json_body, "application/json")
@@ -332,30 +315,92 @@ def _summary(report: dict[str, Any]) -> dict[str, Any]:
 def run_event(
     event: dict[str, Any] | None, ports: Ports, config: MonitorConfig, now: datetime
 ) -> dict[str, Any]:
-    """The handler's whole job. A backfill evaluates its window and leaves the schedule's state alone;
-    a scheduled run evaluates every window due since the state's last end, advancing it after each."""
+    """The handler's whole job. A backfill evaluates its window and leaves the schedule alone."""
     window = backfill_window(event)
     if window is not None:
         return _summary(run_monitor(window, ports, config, now))
-    schedule = due_windows(ports.state.last_window_end(), now)
-    if schedule.state_ahead_of_clock:
-        logger.warning("monitor state is ahead of the clock; ignored", extra={"now": utc_iso(now)})
-    skipped = [utc_iso(end) for end in schedule.skipped_ends]
-    if skipped:
-        logger.warning(
-            "monitor windows skipped", extra={"count": len(skipped), "first": skipped[0], "last": skipped[-1]}
-        )
+    return run_schedule(ports, config, now)
+
+
+def run_schedule(ports: Ports, config: MonitorConfig, now: datetime) -> dict[str, Any]:
+    """A scheduled run: the due windows (lambda_monitor.schedule), the state advanced and the progress
+    published after each; the answer says what was evaluated and how far behind the schedule still is."""
+    last_end, state_problem = _last_end(ports, config, now)
+    schedule = due_windows(last_end, now, config.max_catch_up_hours)
+    notes: dict[str, Any] = {}  # in the answer and the first window's report
+    if schedule.skipped is not None:
+        notes["skipped_windows"] = schedule.skipped.to_json()
+        logger.warning("monitor windows skipped: too old to publish", extra=notes["skipped_windows"])
+    if state_problem is not None:
+        notes["state_problem"] = state_problem
     summaries = []
     for i, due in enumerate(schedule.windows):
-        notes = {"skipped_window_ends": skipped} if i == 0 and skipped else None
-        summaries.append(_summary(run_monitor(due, ports, config, now, metrics_at=now, notes=notes)))
-        ports.state.save_window_end(due.end)
+        report = run_monitor(
+            due,
+            ports,
+            config,
+            now,
+            metrics_at=schedule.metrics_time(due, now),
+            notes=None if i else notes,
+            known_problems=[state_problem["problem"]] if state_problem and not i else (),
+        )
+        ports.state.write(encode_state(due.end))
+        _publish_progress(ports, 1, schedule.lag_after(i + 1), now)
+        summaries.append(_summary(report))
+    if not schedule.windows:
+        _publish_progress(ports, 0, schedule.lag_after(0), now)
+    behind_hours = schedule.lag_after(len(schedule.windows)) / timedelta(hours=1)
+    if behind_hours:
+        logger.warning("monitor behind: the next runs catch up", extra={"behind_hours": behind_hours})
     last = (
         summaries[-1]
         if summaries
         else {"window": None, "prediction_count": 0, "versions": {}, "report_key": None}
     )
-    return {**last, "evaluated": [s["window"]["end"] for s in summaries], "skipped_window_ends": skipped}
+    return {
+        **last,
+        "evaluated": [s["window"]["end"] for s in summaries],
+        "behind_hours": behind_hours,
+        **notes,
+    }
+
+
+def _last_end(
+    ports: Ports, config: MonitorConfig, now: datetime
+) -> tuple[datetime | None, dict[str, Any] | None]:
+    """The state's last window end (None: no state), and the problem of an unreadable one. An unreadable
+    state is kept aside, as it was, and the run restarts from fresh_start: the schedule goes on (the
+    problem is logged, reported and counted in MonitorErrors) rather than fail every run until someone
+    repairs it."""
+    body = ports.state.read()
+    if body is None:
+        return None, None
+    try:
+        return decode_state(body, now), None
+    except StateError as error:
+        key = unreadable_state_key(now)
+        ports.state.set_aside(key, body)
+        start = fresh_start(now, config.max_catch_up_hours)
+        problem = {
+            "field": error.field,
+            "reason": error.reason,
+            "set_aside_key": key,
+            "restarted_after": utc_iso(start),
+            "problem": f"{error}: kept at {key}, windows ending after {utc_iso(start)} evaluated",
+        }
+        logger.error("monitor state unreadable", extra=problem)
+        return start, problem
+
+
+def _publish_progress(ports: Ports, completed: int, lag: timedelta, now: datetime) -> None:
+    """The liveness metrics, at the run's time: a window completed (MonitorWindowsCompleted, 0 when none
+    was due: the heartbeat alarm's) and how far behind the schedule still is (MonitorLagHours)."""
+    ports.metrics.put(
+        [
+            MetricDatum("MonitorWindowsCompleted", completed, "Count", (), now),
+            MetricDatum("MonitorLagHours", lag / timedelta(hours=1), "None", (), now),
+        ]
+    )
 
 
 def run_failed(ports: Ports, now: datetime) -> None:

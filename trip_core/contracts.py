@@ -46,10 +46,8 @@ MAX_ACTUAL_MINUTES = 24 * 60.0
 MONITOR_WINDOW = timedelta(hours=24)
 MONITOR_STEP = timedelta(hours=1)
 LATE_ALLOWANCE = timedelta(hours=1)
-# A scheduled run evaluates the windows it missed since the last one, up to this many; older ones are
-# reported as skipped (a backfill evaluates them).
-MAX_CATCH_UP_WINDOWS = 24
-# CloudWatch refuses datapoints older than this: a backfill of an older window publishes no metrics.
+# CloudWatch refuses datapoints older than this: a backfill of an older window publishes no metrics, and
+# the schedule catches up only the windows it could still publish (older ones are reported as skipped).
 METRIC_MAX_AGE = timedelta(days=14)
 # An actual reported for a window names a known ride when that ride was captured with a pickup in
 # [window start - this, window end + LATE_ALLOWANCE): it was picked up at most MAX_ACTUAL_MINUTES before.
@@ -265,6 +263,8 @@ REPORTS_PREFIX = "reports/"
 BUNDLE_ARTIFACT = f"bundle/{BUNDLE_FILENAME}"  # MLflow artifact paths of a run
 PROFILE_ARTIFACT = f"profile/{PROFILE_FILENAME}"
 MONITOR_STATE_KEY = "monitor/state.json"
+# Where a monitor/state.json the monitor cannot read is kept, as it was, when the monitor starts afresh
+UNREADABLE_STATE_PREFIX = "monitor/unreadable-state/"
 
 # ------------------------------------------------------------------------------------ S3: rejected bucket
 REJECTED_PREFIX = "rejected/"
@@ -301,6 +301,10 @@ def actuals_key(reported_at: datetime, name: str) -> str:
     """Where accepted actual durations are: the UTC hour they were reported in, JSON lines; the actuals
     function names an object by its batch (`batch_name`)."""
     return f"{ACTUALS_PREFIX}{hour_partition(reported_at)}/{_safe(name)}.jsonl"
+
+
+def unreadable_state_key(moment: datetime) -> str:
+    return f"{UNREADABLE_STATE_PREFIX}{utc_iso(moment)}"
 
 
 def report_key(window_end: datetime, extension: str) -> str:

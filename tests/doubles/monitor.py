@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from lambda_monitor.ports import MetricDatum
+from lambda_monitor.schedule import encode_state
 from lambda_monitor.window import Window
 from tests.doubles.captures import capture_objects
 from trip_core.capture import Actual, CaptureBatch, encode_actuals
@@ -100,10 +101,25 @@ class MemoryReports:
 
 @dataclass
 class MemoryState:
-    value: datetime | None = None
+    """monitor/state.json (`body`) and the unreadable states set aside (key -> body)."""
+
+    body: bytes | None = None
+    aside: dict[str, bytes] = field(default_factory=dict)
+
+    @classmethod
+    def at(cls, window_end: datetime) -> MemoryState:
+        """The state a run leaves after completing the window ending at `window_end`."""
+        return cls(encode_state(window_end))
+
+    def read(self) -> bytes | None:
+        return self.body
+
+    def write(self, body: bytes) -> None:
+        self.body = body
+
+    def set_aside(self, key: str, body: bytes) -> None:
+        self.aside[key] = body
 
     def last_window_end(self) -> datetime | None:
-        return self.value
-
-    def save_window_end(self, window_end: datetime) -> None:
-        self.value = window_end
+        """What the state says, as the monitor writes it."""
+        return None if self.body is None else parse_utc(json.loads(self.body)["last_window_end"])

@@ -2,7 +2,7 @@
 schema, bad captured_at), a corrupt rejected-rides object, an unknown model version and a version whose
 reference profile is missing are each skipped, counted in MonitorErrors and logged, and the rest of the
 window is still analysed; a window with no data raises no false alarm (no drift/quality metric at all,
-PredictionCount 0, MonitorErrors 0).
+PredictionCount 0, MonitorErrors 0) and still counts as completed for the heartbeat.
 
 Tally (printed with -s): faults injected 7 in the first test (4 corrupt captures, 1 corrupt rejected
 object, 1 unknown version, 1 missing profile) -> MonitorErrors 7, the 300 good rows analysed; no-data
@@ -35,6 +35,7 @@ CONFIG = MonitorConfig(
     models_bucket="models", capture_bucket="capture", rejected_bucket="rejected", min_predictions=200
 )
 ALARM_METRICS = {"DriftShare", "PredictionDrift", "MAERatio", "RejectedShare", "DatasetDrift"}
+HEARTBEAT = {"MonitorWindowsCompleted": 1.0, "MonitorLagHours": 0.0}  # a window with no data is completed too
 
 
 def _publish_version(s3: Any, version: str, with_profile: bool = True) -> None:
@@ -137,9 +138,9 @@ def test_no_data_raises_no_false_alarm(monitor_aws: tuple[Any, Any]) -> None:
     )
     assert summary["prediction_count"] == 0 and summary["versions"] == {}
     metrics = _metric_names(cloudwatch)
-    assert metrics == {"PredictionCount": 0.0, "MonitorErrors": 0.0, "ConflictingRides": 0.0}
+    assert metrics == {"PredictionCount": 0.0, "MonitorErrors": 0.0, "ConflictingRides": 0.0, **HEARTBEAT}
     assert not ALARM_METRICS & set(metrics)
-    print("\n[faults/monitor] no data: alarm-watched metrics published = 0, MonitorErrors = 0")
+    print("\n[faults/monitor] no data: alarm-watched metrics published = 0, MonitorErrors = 0, heartbeat 1")
 
 
 def test_a_too_small_window_raises_no_false_alarm(monitor_aws: tuple[Any, Any]) -> None:
@@ -153,4 +154,4 @@ def test_a_too_small_window_raises_no_false_alarm(monitor_aws: tuple[Any, Any]) 
     )  # 40 of 90 rejected: a share, but too few rides to alarm on
     run_event({"source": "aws.events"}, aws_ports(CONFIG, s3=s3, cloudwatch=cloudwatch), CONFIG, NOW)
     metrics = _metric_names(cloudwatch)
-    assert metrics == {"PredictionCount": 50.0, "MonitorErrors": 0.0, "ConflictingRides": 0.0}
+    assert metrics == {"PredictionCount": 50.0, "MonitorErrors": 0.0, "ConflictingRides": 0.0, **HEARTBEAT}

@@ -54,6 +54,9 @@ def test_the_replay_runs_every_ride_through_the_service(no_drift: Outcome) -> No
     assert counts["sent"] == len(no_drift.traffic)
     assert counts["predicted"] + counts["rejected"] == counts["sent"]
     assert no_drift.line["windows"] == len(no_drift.recorded.runs) == WEEK * 24 + 1
+    # an hourly monitor that completes every window is never dead nor behind
+    assert alarm(no_drift, "-monitor-heartbeat")["reached_alarm"] is False, no_drift.line
+    assert alarm(no_drift, "-monitor-lag")["reached_alarm"] is False, no_drift.line
 
 
 def test_no_drift_week_raises_no_drift(no_drift: Outcome) -> None:

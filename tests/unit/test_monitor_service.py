@@ -1,9 +1,12 @@
-"""The monitor run over in-memory ports: event-time windows, the schedule's catch-up, versions, too
-little data, actuals (reasons, domain), metric timestamps, report."""
+"""The monitor run over in-memory ports: event-time windows, the schedule's catch-up of a backlog in
+bounded runs, an unreadable state, the liveness metrics, versions, too little data, actuals (reasons,
+domain), metric timestamps, report."""
 
 from __future__ import annotations
 
+import io
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,7 +15,8 @@ import pytest
 
 from lambda_monitor.config import MonitorConfig
 from lambda_monitor.ports import Ports
-from lambda_monitor.service import backfill_window, due_windows, run_event
+from lambda_monitor.schedule import encode_state
+from lambda_monitor.service import backfill_window, run_event
 from lambda_monitor.window import Window
 from tests.doubles.captures import pid, rides_of_day
 from tests.doubles.monitor import (
@@ -26,7 +30,19 @@ from tests.doubles.monitor import (
 from tests.monitor_months import capture_batches, month_columns, reference_profile_dict, take, valid_rows
 from trip_core.capture import ACTUAL_REJECTION_REASONS, Actual
 from trip_core.config import ConfigError
-from trip_core.contracts import MAX_CATCH_UP_WINDOWS, hour_prefixes, report_key, utc_iso
+from trip_core.contracts import (
+    ACTUALS_RIDE_LOOKBACK,
+    LATE_ALLOWANCE,
+    METRIC_MAX_AGE,
+    MONITOR_STATE_KEY,
+    MONITOR_WINDOW,
+    floor_hour,
+    hour_prefixes,
+    parse_utc,
+    report_key,
+    unreadable_state_key,
+    utc_iso,
+)
 from trip_core.pointer import ModelPointer
 
 # The schedule at NOW evaluates the window ending 05:00 UTC = midnight in New York: the rides picked up
@@ -35,6 +51,13 @@ NOW = datetime(2023, 3, 7, 6, 0, 5, tzinfo=UTC)
 DAY = Window(datetime(2023, 3, 6, 5, tzinfo=UTC), datetime(2023, 3, 7, 5, tzinfo=UTC))
 MONTH = {"window_start": "2023-03-01T05:00:00Z", "window_end": "2023-04-01T04:00:00Z"}
 CONFIG = MonitorConfig(models_bucket="m", capture_bucket="c", rejected_bucket="r", min_predictions=200)
+LIVENESS = {"MonitorWindowsCompleted", "MonitorLagHours"}
+# What a window lists in the capture bucket: its captures, its actuals' report hours, the captures of the
+# rides those may label (the lookback before, the allowance after)
+LISTINGS_PER_WINDOW = (
+    MONITOR_WINDOW + (MONITOR_WINDOW + LATE_ALLOWANCE) + ACTUALS_RIDE_LOOKBACK + LATE_ALLOWANCE
+) // timedelta(hours=1)
+LISTINGS_PER_24_WINDOWS = 24 * LISTINGS_PER_WINDOW
 
 
 def _pointer(version: str, mae: float = 5.0, rmse: float = 8.0) -> ModelPointer:
@@ -98,31 +121,72 @@ def _metrics(ports: Ports) -> MemoryMetrics:
     return ports.metrics
 
 
-def test_scheduled_windows_and_catch_up() -> None:
-    (only,) = due_windows(None, NOW).windows
-    assert only == DAY
-    caught = due_windows(DAY.end - timedelta(hours=3), NOW)
-    assert [w.end for w in caught.windows] == [DAY.end - timedelta(hours=h) for h in (2, 1, 0)]
-    assert caught.skipped_ends == []
-    assert due_windows(DAY.end, NOW).windows == []  # already evaluated: nothing is due
-    behind = due_windows(DAY.end - timedelta(hours=30), NOW)
-    assert len(behind.windows) == MAX_CATCH_UP_WINDOWS and behind.windows[-1] == DAY
-    assert len(behind.skipped_ends) == 30 - MAX_CATCH_UP_WINDOWS
-    assert behind.skipped_ends[-1] + timedelta(hours=1) == behind.windows[0].end
-    unaligned = due_windows(DAY.end - timedelta(minutes=59), NOW)  # a state written by an older monitor
-    assert unaligned.windows == [DAY]
+def _count_listings(blobs: MemoryBlobs) -> list[str]:
+    """The prefixes listed in the capture bucket from now on (the readers list from threads)."""
+    listed: list[str] = []
+    list_keys = blobs.list_keys
+
+    def counted(prefix: str) -> list[str]:
+        listed.append(prefix)
+        return list_keys(prefix)
+
+    blobs.list_keys = counted  # type: ignore[method-assign]
+    return listed
 
 
-def test_a_state_ahead_of_the_clock_does_not_stop_the_schedule(reference: dict[str, object]) -> None:
+def _state(ports: Ports) -> MemoryState:
+    assert isinstance(ports.state, MemoryState)
+    return ports.state
+
+
+def test_a_state_in_the_future_is_set_aside_and_the_schedule_goes_on(
+    reference: dict[str, object], log_stream: io.StringIO
+) -> None:
     """A state written by a wrong clock (or a replay's simulated one) once made every run evaluate nothing
     until the clock caught up: no metric, no MonitorErrors, alarms silent (notBreaching)."""
-    ahead = due_windows(NOW + timedelta(days=3), NOW)
-    assert ahead.windows == [DAY] and ahead.state_ahead_of_clock
     ports = _ports(reference)
     _capture(ports, _day(), "3", "2023-03-06T20:00:00Z")
-    ports.state.save_window_end(NOW + timedelta(days=3))
-    assert run_event({}, ports, CONFIG, NOW)["evaluated"] == [utc_iso(DAY.end)]
-    assert ports.state.last_window_end() == DAY.end
+    ahead = encode_state(NOW + timedelta(days=3))
+    ports.state = MemoryState(ahead)
+    config = replace(CONFIG, max_catch_up_hours=3)
+    summary = run_event({}, ports, config, NOW)
+    assert summary["evaluated"] == [utc_iso(DAY.end - timedelta(hours=h)) for h in (2, 1, 0)]
+    assert _state(ports).last_window_end() == DAY.end
+    assert _state(ports).aside == {unreadable_state_key(NOW): ahead}  # kept as it was
+    problem = summary["state_problem"]
+    assert (problem["field"], problem["reason"][:16]) == ("last_window_end", "is in the future")
+    first = _report(ports, DAY.end - timedelta(hours=2))
+    assert first["state_problem"] == problem and first["errors"] == 1
+    assert first["problems"][0].startswith(f"{MONITOR_STATE_KEY}: last_window_end is in the future")
+    errors = [d.value for d in _metrics(ports).find("MonitorErrors")]
+    assert errors == [1, 0, 0]  # the first window's report carries the problem: the errors alarm fires
+    (logged,) = [json.loads(line) for line in log_stream.getvalue().splitlines() if "unreadable" in line]
+    assert logged["level"] == "ERROR" and logged["field"] == "last_window_end"
+    assert logged["set_aside_key"] == unreadable_state_key(NOW)
+    assert run_event({}, ports, config, NOW)["evaluated"] == []  # the new state is read: nothing due twice
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b"{not json", "body"),
+        (b'{"last_end": "2023-03-07T05:00:00Z"}', "last_window_end"),
+        (b'{"last_window_end": 1678165200}', "last_window_end"),
+        (b'{"last_window_end": "2023-03-07T05:00:00Z", "extra": true}', "body"),
+    ],
+)
+def test_an_unreadable_state_is_an_error_and_the_run_restarts_from_a_bounded_lookback(
+    reference: dict[str, object], body: bytes, field: str
+) -> None:
+    ports = _ports(reference)
+    ports.state = MemoryState(body)
+    config = replace(CONFIG, max_catch_up_hours=2)
+    summary = run_event({}, ports, config, NOW)
+    assert summary["state_problem"]["field"] == field and summary["evaluated"][-1] == utc_iso(DAY.end)
+    assert len(summary["evaluated"]) == 2 and summary["behind_hours"] == 0
+    assert _state(ports).aside == {unreadable_state_key(NOW): body}
+    assert _state(ports).last_window_end() == DAY.end
+    assert _metrics(ports).find("MonitorErrors")[0].value == 1
 
 
 def test_backfill_window_and_prefixes() -> None:
@@ -143,10 +207,10 @@ def test_too_little_data_publishes_the_count_only(reference: dict[str, object]) 
     summary = run_event({}, ports, CONFIG, NOW)
     assert summary["versions"] == {"3": "insufficient_data"} and summary["evaluated"] == [utc_iso(DAY.end)]
     names = {d.name for d in _metrics(ports).data}
-    assert names == {"PredictionCount", "MonitorErrors", "ActualsRejected", "ConflictingRides"}
+    assert names == {"PredictionCount", "MonitorErrors", "ActualsRejected", "ConflictingRides", *LIVENESS}
     assert _metrics(ports).find("PredictionCount", ModelVersion="3")[0].value == 150
     assert {d.timestamp for d in _metrics(ports).data} == {NOW}  # a scheduled run: its evaluation time
-    assert ports.state.last_window_end() == DAY.end
+    assert _state(ports).last_window_end() == DAY.end
 
 
 def test_rides_captured_again_by_a_retried_batch_count_once(reference: dict[str, object]) -> None:
@@ -202,30 +266,106 @@ def test_a_backfill_gives_the_scheduled_verdict_at_its_own_time(reference: dict[
     assert replayed["metrics"]["timestamp"] == utc_iso(DAY.end + timedelta(hours=1))
     stamps = {d.timestamp for d in _metrics(ports).find("DriftShare", ModelVersion="3")}
     assert stamps == {NOW, DAY.end + timedelta(hours=1)}
-    assert ports.state.last_window_end() == DAY.end  # the backfill left the schedule alone
+    assert _state(ports).last_window_end() == DAY.end  # the backfill left the schedule alone
 
 
-def test_a_backfill_older_than_cloudwatch_keeps_publishes_nothing(reference: dict[str, object]) -> None:
+def test_a_backfill_older_than_cloudwatch_keeps_publishes_only_its_errors_now(
+    reference: dict[str, object],
+) -> None:
     ports = _ports(reference)
     _capture(ports, _day(), "3", "2023-03-06T20:00:00Z")
+    assert isinstance(ports.capture, MemoryBlobs)
+    ports.capture.objects["captures/dt=2023-03-06/hour=14/corrupt.json.gz"] = b"not gzip"
     backfill = {"window_start": utc_iso(DAY.start), "window_end": utc_iso(DAY.end)}
-    run_event(backfill, ports, CONFIG, DAY.end + timedelta(days=15))
+    later = DAY.end + timedelta(days=15)
+    run_event(backfill, ports, CONFIG, later)
     report = _report(ports, DAY.end)
     assert report["metrics"]["published"] is False and "14 days" in str(report["metrics"]["reason"])
-    assert report["versions"]["3"]["status"] == "ok" and _metrics(ports).data == []
+    assert report["versions"]["3"]["status"] == "ok"
+    assert [(d.name, d.value, d.timestamp) for d in _metrics(ports).data] == [("MonitorErrors", 1, later)]
 
 
 def test_missed_windows_are_each_evaluated(reference: dict[str, object]) -> None:
+    """30 h behind with 24 a run: the 24 oldest now (stamped at their own time: the run is still behind),
+    the other 6 in the next run (stamped now: it catches up); none is skipped, none evaluated twice."""
     ports = _ports(reference)
     _capture(ports, _day(), "3", "2023-03-06T20:00:00Z")
-    ports.state.save_window_end(DAY.end - timedelta(hours=30))
+    ports.state = MemoryState.at(DAY.end - timedelta(hours=30))
+    first = run_event({}, ports, CONFIG, NOW)
+    assert len(first["evaluated"]) == 24 and first["behind_hours"] == 6 and "skipped_windows" not in first
+    assert _state(ports).last_window_end() == DAY.end - timedelta(hours=6)
+    oldest = _report(ports, DAY.end - timedelta(hours=29))
+    assert oldest["metrics"]["timestamp"] == utc_iso(DAY.end - timedelta(hours=28))
+    later = NOW + timedelta(minutes=10)
+    second = run_event({}, ports, CONFIG, later)
+    assert second["evaluated"] == [utc_iso(DAY.end - timedelta(hours=h)) for h in range(5, -1, -1)]
+    assert second["behind_hours"] == 0 and _report(ports, DAY.end)["metrics"]["timestamp"] == utc_iso(later)
+    assert run_event({}, ports, CONFIG, later)["evaluated"] == []  # nothing due twice
+
+
+def test_a_four_month_gap_is_caught_up_over_hourly_runs_each_bounded(reference: dict[str, object]) -> None:
+    """The issue's case: the last window four months before now. Every run evaluates at most
+    max_catch_up_hours windows (so it lists as many partitions as a 24 h catch-up, whatever the gap),
+    advances the state and says how far behind it still is, until it has caught up. The windows older
+    than CloudWatch accepts are skipped once, as a range."""
+    ports = _ports(reference)
+    _capture(ports, _day(), "3", "2023-03-06T20:00:00Z")
+    blobs = ports.capture
+    assert isinstance(blobs, MemoryBlobs)
+    listed = _count_listings(blobs)
+    ports.state = MemoryState.at(DAY.end - timedelta(days=120))
+    now, previous_end, lags, runs = NOW - timedelta(hours=14), DAY.end - timedelta(days=120), [], 0
+    while True:
+        listed.clear()
+        answer = run_event({}, ports, CONFIG, now)
+        runs += 1
+        evaluated = [parse_utc(end) for end in answer["evaluated"]]
+        assert 1 <= len(evaluated) <= CONFIG.max_catch_up_hours and len(listed) <= LISTINGS_PER_24_WINDOWS
+        assert evaluated[-1] == _state(ports).last_window_end()  # the state advanced with the chunk
+        if runs == 1:
+            skipped = answer["skipped_windows"]
+            assert parse_utc(skipped["first_end"]) == previous_end + timedelta(hours=1)
+            previous_end = parse_utc(skipped["last_end"])
+        else:
+            assert "skipped_windows" not in answer
+        assert evaluated[0] == previous_end + timedelta(hours=1)  # no gap, nothing twice
+        lags.append(answer["behind_hours"])
+        assert _metrics(ports).find("MonitorLagHours")[-1].value == answer["behind_hours"]
+        previous_end = evaluated[-1]
+        if not answer["behind_hours"]:
+            break
+        now += timedelta(hours=1)
+    assert (
+        runs > 5
+        and lags == sorted(lags, reverse=True)
+        and lags[0] == METRIC_MAX_AGE / timedelta(hours=1) - 24
+    )
+    assert previous_end == floor_hour(now) - timedelta(hours=1)  # caught up with the clock
+    assert _report(ports, DAY.end)["versions"]["3"]["status"] == "ok"
+    print(f"\n[monitor/backlog] 120-day gap: {runs} hourly runs of <= {CONFIG.max_catch_up_hours} windows, "
+          f"behind {lags[0]:g} h after the first, 0 after the last")  # fmt: skip
+
+
+def test_the_heartbeat_is_published_for_every_completed_window_even_an_empty_one(
+    reference: dict[str, object],
+) -> None:
+    """A fresh stack with no traffic: each run completes its window (nothing captured) and says so; a run
+    with nothing due says it completed none (the heartbeat alarm sums a period's runs)."""
+    ports = _ports(reference)
     summary = run_event({}, ports, CONFIG, NOW)
-    assert len(summary["evaluated"]) == MAX_CATCH_UP_WINDOWS and summary["window"]["end"] == utc_iso(DAY.end)
-    assert len(summary["skipped_window_ends"]) == 30 - MAX_CATCH_UP_WINDOWS
-    first = _report(ports, DAY.end - timedelta(hours=MAX_CATCH_UP_WINDOWS - 1))
-    assert first["skipped_window_ends"] == summary["skipped_window_ends"]
-    assert ports.state.last_window_end() == DAY.end
-    assert run_event({}, ports, CONFIG, NOW)["evaluated"] == []  # nothing due twice
+    assert summary["prediction_count"] == 0 and summary["evaluated"] == [utc_iso(DAY.end)]
+    (beat,) = _metrics(ports).find("MonitorWindowsCompleted")
+    assert (beat.value, beat.timestamp, beat.unit) == (1, NOW, "Count")
+    assert _metrics(ports).find("MonitorLagHours")[0].value == 0
+    again = NOW + timedelta(minutes=5)
+    run_event({}, ports, CONFIG, again)
+    assert [(d.value, d.timestamp) for d in _metrics(ports).find("MonitorWindowsCompleted")] == [
+        (1, NOW),
+        (0, again),
+    ]
+    backfill = {"window_start": utc_iso(DAY.start), "window_end": utc_iso(DAY.end)}
+    run_event(backfill, ports, CONFIG, again)
+    assert len(_metrics(ports).find("MonitorWindowsCompleted")) == 2  # a backfill is no sign of the schedule
 
 
 def _actuals(columns: dict[str, np.ndarray], rows: np.ndarray, scale: float = 1.0) -> list[Actual]:
@@ -351,9 +491,13 @@ def test_config_fails_fast() -> None:
     with pytest.raises(ConfigError):
         MonitorConfig.from_env({"MODELS_BUCKET": "m", "CAPTURE_BUCKET": "c", "REJECTED_BUCKET": "r",
                                 "MIN_PREDICTIONS": "many"})  # fmt: skip
+    with pytest.raises(ConfigError, match="MAX_CATCH_UP_HOURS must be at least 1"):
+        MonitorConfig.from_env({"MODELS_BUCKET": "m", "CAPTURE_BUCKET": "c", "REJECTED_BUCKET": "r",
+                                "MAX_CATCH_UP_HOURS": "0"})  # fmt: skip
     config = MonitorConfig.from_env({"MODELS_BUCKET": "m", "CAPTURE_BUCKET": "c", "REJECTED_BUCKET": "r"})
     assert (config.min_predictions, config.min_actuals, config.metrics_namespace) == (
         200,
         50,
         "TripDuration",
     )
+    assert config.max_catch_up_hours == 24
