@@ -40,6 +40,7 @@ def build_service(
         S3BlobStore(s3, config.rejected_bucket, "application/json"),
         PredictionIds(read_secret(secrets, config.prediction_id_secret)),
         now=now,
+        max_pickup_age=config.max_pickup_age,
     )
 
 

@@ -14,6 +14,7 @@ from trip_core.observability import logger
 
 MAX_RECORDS_PER_CALL = 500
 MAX_BYTES_PER_CALL = 5 * 1024 * 1024
+MAX_BYTES_PER_RECORD = 1024 * 1024  # data + partition key: a larger record fails its whole call, every time
 
 
 @dataclass(frozen=True)
@@ -23,11 +24,23 @@ class RetryPolicy:
     max_delay_seconds: float = 1.0
 
 
-def _chunks(entries: Sequence[PutEntry], indices: Sequence[int]) -> list[list[int]]:
-    def size_of(i: int) -> int:
-        return len(entries[i].data) + len(entries[i].partition_key.encode())
+def entry_size(entry: PutEntry) -> int:
+    """Bytes of an entry as Kinesis counts them (raises UnicodeEncodeError for a key that is not UTF-8)."""
+    return len(entry.data) + len(entry.partition_key.encode())
 
-    return limited_batches(indices, size_of, MAX_RECORDS_PER_CALL, MAX_BYTES_PER_CALL)
+
+def entry_problem(entry: PutEntry) -> str | None:
+    """Why Kinesis refuses this entry whatever the retries, or None."""
+    size = entry_size(entry)
+    if size > MAX_BYTES_PER_RECORD:
+        return f"{size} bytes, over the {MAX_BYTES_PER_RECORD} of a Kinesis record"
+    return None
+
+
+def _chunks(entries: Sequence[PutEntry], indices: Sequence[int]) -> list[list[int]]:
+    return limited_batches(
+        indices, lambda i: entry_size(entries[i]), MAX_RECORDS_PER_CALL, MAX_BYTES_PER_CALL
+    )
 
 
 def deliver(

@@ -1,32 +1,38 @@
 """The domain: a whole Kinesis batch (or one direct ride) -> validated, predicted in ONE vectorised
 call, delivered, captured; bad records stored with their reasons.
 
-The batch result says which sequence numbers must be retried (transient failures); the handler
-turns that into Powertools' partial batch response.
+Every failure of one record becomes that record's outcome, never its batch's: a record that can never
+succeed (undecodable, invalid, a ride the model has no finite answer for, a prediction the stream or the
+capture cannot hold) is stored as rejected with the field and the reason, before anything is delivered;
+one whose output or storage failed transiently is retried alone. The vectorised steps fall back to ride
+by ride when they raise, so the ride they fail on is named. The batch result says which sequence numbers
+must be retried; the handler turns that into Powertools' partial batch response.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
 
-from lambda_predict.delivery import RetryPolicy, deliver
+from lambda_predict.delivery import RetryPolicy, deliver, entry_problem
 from lambda_predict.model_provider import LoadedModel, ModelProvider
 from lambda_predict.ports import BlobStore, PredictionSink, PutEntry
 from lambda_predict.prediction_ids import PredictionIds
-from trip_core.capture import CaptureBatch, Rejection, encode_capture, encode_rejected, pickup_hour_groups
-from trip_core.contracts import capture_key, rejected_key, utc_iso
+from trip_core.capture import CaptureBatch, Rejection, encode_capture, encode_rejected
+from trip_core.contracts import DEFAULT_MAX_PICKUP_AGE, capture_key, rejected_key, utc_iso
 from trip_core.features import compute_features
 from trip_core.observability import logger
 from trip_core.rides import (
     FieldError,
     ValidRide,
+    excerpt,
     new_york_to_utc,
     to_new_york_naive,
     validate_record_data,
@@ -35,6 +41,9 @@ from trip_core.rides import (
 
 DIRECT_SHARD_ID = "direct"  # capture key of a direct invoke: captures/.../direct_<request id>.json.gz
 PREDICTION_DECIMALS = 2
+# What the model is asked when it answers none of a batch's rides: if it has no finite answer for this
+# well-formed ride either, the model is at fault and the rides are retried, not rejected.
+PROBE_RIDE = ValidRide("probe", 132, 236, 3.0, datetime(2023, 3, 6, 14, 30), True)
 
 
 @dataclass
@@ -52,6 +61,10 @@ class DirectOutcome:
     captured: bool = False
 
 
+class ModelFailure(RuntimeError):
+    """The model answers none of the rides, nor the probe ride: the model is at fault, not the rides."""
+
+
 class _Record(NamedTuple):
     shard_id: str
     sequence_number: str
@@ -60,12 +73,34 @@ class _Record(NamedTuple):
     local_arrival: datetime  # the same moment, naive New York local (the pickup fallback)
 
 
+class _Answered(NamedTuple):
+    """A valid ride with its answer, ready to deliver and capture."""
+
+    record: _Record
+    ride: ValidRide
+    minutes: float
+    hour: datetime  # the UTC pickup hour (aware): the capture partition, the prediction id's prefix
+    prediction_id: str
+    entry: PutEntry  # the encoded prediction record, within Kinesis' limits
+
+
+class _Capture(NamedTuple):
+    """One capture object of a batch: its key, its rows (indices into the answered rides), its body."""
+
+    key: str
+    rows: list[int]
+    body: bytes
+
+
 def _arrival(arrival_ts: Any) -> tuple[datetime, datetime]:
+    """(UTC, New York local) of a record's arrival timestamp; now when it is not a usable time."""
     try:
         arrival = datetime.fromtimestamp(float(arrival_ts), UTC)
+        local = to_new_york_naive(arrival)  # overflows at year 1
     except (TypeError, ValueError, OverflowError, OSError):
         arrival = datetime.now(UTC)
-    return arrival, to_new_york_naive(arrival)
+        local = to_new_york_naive(arrival)
+    return arrival, local
 
 
 def _parse_record(
@@ -106,6 +141,19 @@ def encode_prediction(record: dict[str, Any]) -> bytes:
         return json.dumps(record).encode()
 
 
+def _entry(model: LoadedModel, ride: ValidRide, minutes: float, pid: str) -> PutEntry | FieldError:
+    """The ride's stream record, or why the stream cannot take it (whatever the retries)."""
+    record = prediction_record(model, ride.ride_id, minutes, pid)
+    try:
+        entry = PutEntry(str(ride.ride_id), encode_prediction(record))
+        problem = entry_problem(entry)
+    except Exception as exc:  # e.g. a value neither orjson nor json encodes, a key that is not UTF-8
+        return FieldError("prediction", f"cannot be encoded for the predictions stream: {excerpt(exc)}")
+    if problem is not None:
+        return FieldError("prediction", f"too large for the predictions stream: {problem}")
+    return entry
+
+
 _UNIX_EPOCH_ORDINAL = 719_163  # date(1970, 1, 1).toordinal()
 
 
@@ -140,11 +188,54 @@ def _features(rides: Sequence[ValidRide]) -> np.ndarray:
     )
 
 
-def _predict(model: LoadedModel, rides: Sequence[ValidRide]) -> np.ndarray:
-    minutes = np.asarray(model.predictor.predict(_features(rides)), dtype=np.float64)
-    if minutes.shape != (len(rides),):
-        raise RuntimeError(f"model returned shape {minutes.shape} for {len(rides)} rides")
+def _model_minutes(model: LoadedModel, features: np.ndarray) -> np.ndarray:
+    minutes = np.asarray(model.predictor.predict(features), dtype=np.float64)
+    if minutes.shape != (len(features),):
+        raise RuntimeError(f"model returned shape {minutes.shape} for {len(features)} rides")
     return np.round(minutes, PREDICTION_DECIMALS)
+
+
+NON_FINITE = FieldError("prediction", "model returned a non-finite value")
+
+
+def _answer_alone(model: LoadedModel, ride: ValidRide) -> tuple[float, datetime] | FieldError:
+    """One ride's minutes and UTC pickup hour, or the step that fails on it and why."""
+    try:
+        [hour] = _pickup_hours([ride])
+    except Exception as exc:  # a pickup at the edge of datetime's range has no hour in UTC
+        return FieldError("pickup_datetime", f"has no UTC hour: {excerpt(exc)}")
+    try:
+        features = _features([ride])
+    except Exception as exc:
+        return FieldError("features", f"cannot be computed: {excerpt(exc)}")
+    try:
+        [minutes] = _model_minutes(model, features)
+    except Exception as exc:
+        return FieldError("prediction", f"the model failed on this ride: {excerpt(exc)}")
+    return (float(minutes), hour) if np.isfinite(minutes) else NON_FINITE
+
+
+Answer = tuple[float, datetime] | FieldError  # a ride's minutes and UTC pickup hour, or why it has none
+
+
+def _answers(model: LoadedModel, rides: Sequence[ValidRide]) -> list[Answer]:
+    """Every ride's answer in one vectorised pass, or ride by ride when that pass raises. Raises
+    ModelFailure when the model answers none of them and not the probe ride either."""
+    try:
+        minutes, hours = _model_minutes(model, _features(rides)), _pickup_hours(rides)
+    except Exception as exc:
+        logger.warning("vectorised prediction failed; predicting ride by ride", extra={"error": repr(exc)})
+        answers = [_answer_alone(model, ride) for ride in rides]
+    else:
+        answers = [
+            (m, h) if math.isfinite(m) else NON_FINITE for m, h in zip(minutes.tolist(), hours, strict=True)
+        ]
+    failed = [a for a in answers if isinstance(a, FieldError)]
+    if rides and len(failed) == len(rides) and all(a.field == "prediction" for a in failed):
+        probe = _answer_alone(model, PROBE_RIDE)
+        if isinstance(probe, FieldError):
+            raise ModelFailure(f"model {model.name} version {model.version}: {probe.reason}")
+    return answers
 
 
 class PredictService:
@@ -158,6 +249,7 @@ class PredictService:
         retry_policy: RetryPolicy | None = None,
         sleep: Callable[[float], None] | None = None,
         now: Callable[[], datetime] | None = None,  # the clock of captures; None: the wall clock
+        max_pickup_age: timedelta = DEFAULT_MAX_PICKUP_AGE,
     ) -> None:
         self.models = models
         self._sink = sink
@@ -167,6 +259,7 @@ class PredictService:
         self._policy = retry_policy or RetryPolicy()
         self._sleep = sleep
         self._now = now or (lambda: datetime.now(UTC))
+        self._max_pickup_age = max_pickup_age
 
     # ------------------------------------------------------------------------------ Kinesis batch
 
@@ -180,83 +273,141 @@ class PredictService:
         records = [_parse_record(r, arrivals) for r in raw_records]
         shard_id, first_seq = records[0].shard_id, records[0].sequence_number
 
-        valid, rejections = self._validate(records)
-        minutes = _predict(model, [ride for _, ride in valid]) if valid else np.empty(0)
-        valid, minutes = self._drop_non_finite(valid, minutes, rejections)
-        ids = self._record_ids(valid)
-
-        if rejections:
+        rejections: list[Rejection] = []
+        valid = self._validate(records, rejections)
+        answered = self._answer(model, valid, rejections, outcome)
+        captures = self._encode_captures(model, answered, processed_at, shard_id, first_seq, rejections)
+        if rejections:  # every rejection is known, and stored, before anything is delivered
             self._store_rejections(rejections, processed_at, shard_id, first_seq, outcome)
-
-        delivered = self._deliver(model, valid, minutes, ids, outcome)
-        if delivered:
-            delivered_rides, delivered_minutes = [valid[i] for i in delivered], minutes[delivered]
-            delivered_ids = [ids[i] for i in delivered]
-            for hour, rows in pickup_hour_groups(_pickups([ride for _, ride in delivered_rides])):
-                key = capture_key(hour, shard_id, first_seq)
-                picked = [delivered_rides[i] for i in rows]
-                picked_ids = [delivered_ids[i] for i in rows]
-                self._capture(model, picked, delivered_minutes[rows], picked_ids, processed_at, key, outcome)
+        deliverable = sorted(i for capture in captures for i in capture.rows)
+        delivered = self._deliver(answered, deliverable, outcome)
+        for capture in captures:
+            self._capture(model, answered, capture, delivered, processed_at, outcome)
         return outcome
 
-    def _record_ids(self, valid: list[tuple[_Record, ValidRide]]) -> list[str]:
-        if not valid:
-            return []
-        hours = _pickup_hours([ride for _, ride in valid])
-        return [
-            self._ids.of_record(hour, rec.shard_id, rec.sequence_number)
-            for (rec, _), hour in zip(valid, hours, strict=True)
-        ]
-
     def _validate(
-        self, records: Sequence[_Record]
-    ) -> tuple[list[tuple[_Record, ValidRide]], list[Rejection]]:
+        self, records: Sequence[_Record], rejections: list[Rejection]
+    ) -> list[tuple[_Record, ValidRide]]:
         valid: list[tuple[_Record, ValidRide]] = []
-        rejections: list[Rejection] = []
         append = valid.append
+        max_age = self._max_pickup_age
         for rec in records:
-            result = validate_record_data(rec.data, rec.local_arrival)
+            result = validate_record_data(rec.data, rec.local_arrival, max_age)
             if isinstance(result, ValidRide):
                 append((rec, result))
             else:
                 rejections.append(self._rejection(rec, result))
-        return valid, rejections
+        return valid
 
-    def _drop_non_finite(
-        self, valid: list[tuple[_Record, ValidRide]], minutes: np.ndarray, rejections: list[Rejection]
-    ) -> tuple[list[tuple[_Record, ValidRide]], np.ndarray]:
-        """Rides the model answered NaN or infinity for become rejections with that reason."""
-        finite = np.isfinite(minutes)
-        if finite.all():
-            return valid, minutes
-        reason = [FieldError("prediction", "model returned a non-finite value")]
-        rejections.extend(
-            self._rejection(rec, reason) for (rec, _), ok in zip(valid, finite, strict=True) if not ok
-        )
-        return [item for item, ok in zip(valid, finite, strict=True) if ok], minutes[finite]
+    def _answer(
+        self,
+        model: LoadedModel,
+        valid: list[tuple[_Record, ValidRide]],
+        rejections: list[Rejection],
+        outcome: BatchOutcome,
+    ) -> list[_Answered]:
+        """The valid rides with their answers, ids and stream records; a ride without one is rejected
+        with the reason; when the model fails on all of them, they are retried."""
+        if not valid:
+            return []
+        try:
+            answers = _answers(model, [ride for _, ride in valid])
+        except ModelFailure as exc:
+            logger.error(
+                "the model answers no ride; the batch's rides will be retried", extra={"error": str(exc)}
+            )
+            for rec, _ in valid:
+                outcome.retry[rec.sequence_number] = f"model failed: {exc}"
+            return []
+        answered: list[_Answered] = []
+        for (rec, ride), answer in zip(valid, answers, strict=True):
+            if isinstance(answer, FieldError):
+                rejections.append(self._rejection(rec, [answer]))
+                continue
+            minutes, hour = answer
+            pid = self._ids.of_record(hour, rec.shard_id, rec.sequence_number)
+            entry = _entry(model, ride, minutes, pid)
+            if isinstance(entry, FieldError):
+                rejections.append(self._rejection(rec, [entry]))
+            else:
+                answered.append(_Answered(rec, ride, minutes, hour, pid, entry))
+        return answered
+
+    def _encode_captures(
+        self,
+        model: LoadedModel,
+        answered: list[_Answered],
+        processed_at: datetime,
+        shard_id: str,
+        first_seq: str,
+        rejections: list[Rejection],
+    ) -> list[_Capture]:
+        """One capture object per UTC pickup hour, encoded before delivery: a ride the capture cannot
+        hold is rejected, never delivered uncaptured."""
+        by_hour: dict[datetime, list[int]] = {}
+        for i, row in enumerate(answered):
+            by_hour.setdefault(row.hour, []).append(i)
+        captures: list[_Capture] = []
+        for hour in sorted(by_hour):
+            rows = by_hour[hour]
+            try:
+                body = encode_capture(self._capture_batch(model, answered, rows, processed_at))
+            except Exception:
+                rows, body = self._encodable(model, answered, rows, processed_at, rejections)
+            if rows:
+                captures.append(_Capture(capture_key(hour, shard_id, first_seq), rows, body))
+        return captures
+
+    def _encodable(
+        self,
+        model: LoadedModel,
+        answered: list[_Answered],
+        rows: list[int],
+        processed_at: datetime,
+        rejections: list[Rejection],
+    ) -> tuple[list[int], bytes]:
+        """The hour's capture failed to encode: each ride alone tells which cannot be; the others' body."""
+        kept: list[int] = []
+        for i in rows:
+            try:
+                encode_capture(self._capture_batch(model, answered, [i], processed_at))
+            except Exception as exc:
+                reason = FieldError("capture", f"cannot be encoded in the capture: {excerpt(exc)}")
+                rejections.append(self._rejection(answered[i].record, [reason]))
+            else:
+                kept.append(i)
+        body = encode_capture(self._capture_batch(model, answered, kept, processed_at)) if kept else b""
+        return kept, body
 
     def _capture(
         self,
         model: LoadedModel,
-        delivered: list[tuple[_Record, ValidRide]],
-        minutes: np.ndarray,
-        ids: list[str],
+        answered: list[_Answered],
+        capture: _Capture,
+        delivered: set[int],
         processed_at: datetime,
-        key: str,
         outcome: BatchOutcome,
     ) -> None:
-        """One capture object for these delivered rides; if it cannot be written they are all retried."""
-        batch = self._capture_batch(model, [ride for _, ride in delivered], minutes, ids, processed_at)
+        """Write one capture object for its delivered rides; if it cannot be written they are retried."""
+        rows = [i for i in capture.rows if i in delivered]
+        if not rows:
+            return
         try:
-            self._captures.put(key, encode_capture(batch))
+            body = (
+                capture.body
+                if len(rows) == len(capture.rows)
+                else encode_capture(self._capture_batch(model, answered, rows, processed_at))
+            )
+            self._captures.put(capture.key, body)
         except Exception as exc:
             logger.error(
-                "capture write failed; records will be retried", extra={"key": key, "error": repr(exc)}
+                "capture write failed; records will be retried",
+                extra={"key": capture.key, "error": repr(exc)},
             )
-            for rec, _ in delivered:
-                outcome.retry[rec.sequence_number] = f"capture write failed: {exc!r}"
+            for i in rows:
+                outcome.retry[answered[i].record.sequence_number] = f"capture write failed: {exc!r}"
         else:
-            outcome.predicted += len(delivered)
+            outcome.predicted += len(rows)
 
     @staticmethod
     def _rejection(rec: _Record, reasons: Sequence[FieldError]) -> Rejection:
@@ -290,74 +441,77 @@ class PredictService:
                 },
             )
 
-    def _deliver(
-        self,
-        model: LoadedModel,
-        valid: list[tuple[_Record, ValidRide]],
-        minutes: np.ndarray,
-        ids: list[str],
-        outcome: BatchOutcome,
-    ) -> list[int]:
-        """PutRecords every prediction; -> indices into `valid` that were delivered."""
-        if not valid:
-            return []
-        entries = [
-            PutEntry(str(ride.ride_id), encode_prediction(prediction_record(model, ride.ride_id, value, pid)))
-            for (_, ride), value, pid in zip(valid, minutes.tolist(), ids, strict=True)
-        ]
+    def _deliver(self, answered: list[_Answered], rows: list[int], outcome: BatchOutcome) -> set[int]:
+        """PutRecords the rows' predictions, in batch order; -> the rows delivered."""
+        if not rows:
+            return set()
         kwargs = {"sleep": self._sleep} if self._sleep is not None else {}
-        undelivered = deliver(self._sink, entries, self._policy, **kwargs)
-        for i, error in undelivered.items():
-            outcome.retry[valid[i][0].sequence_number] = f"PutRecords failed: {error}"
-        return [i for i in range(len(valid)) if i not in undelivered]
+        undelivered = deliver(self._sink, [answered[i].entry for i in rows], self._policy, **kwargs)
+        for k, error in undelivered.items():
+            outcome.retry[answered[rows[k]].record.sequence_number] = f"PutRecords failed: {error}"
+        return {i for k, i in enumerate(rows) if k not in undelivered}
 
     @staticmethod
     def _capture_batch(
-        model: LoadedModel,
-        rides: Sequence[ValidRide],
-        minutes: np.ndarray,
-        ids: list[str],
-        processed_at: datetime,
+        model: LoadedModel, answered: Sequence[_Answered], rows: Sequence[int], processed_at: datetime
     ) -> CaptureBatch:
-        return CaptureBatch(
-            model_name=model.name,
-            model_version=model.version,
-            captured_at=utc_iso(processed_at.replace(microsecond=0)),
-            prediction_id=ids,
-            ride_id=[r.ride_id for r in rides],
-            pickup_datetime=[r.pickup_datetime.isoformat(timespec="seconds") for r in rides],
-            pu_location_id=[r.pu_location_id for r in rides],
-            do_location_id=[r.do_location_id for r in rides],
-            trip_distance=[r.trip_distance for r in rides],
-            prediction=minutes.tolist(),
+        picked = [answered[i] for i in rows]
+        return _capture_batch(
+            model,
+            [a.ride for a in picked],
+            [a.minutes for a in picked],
+            [a.prediction_id for a in picked],
+            processed_at,
         )
 
     # ------------------------------------------------------------------------------ direct invoke
 
     def predict_direct(self, payload: Any, request_id: str) -> DirectOutcome:
-        """One ride -> the prediction record, or {"error", "reasons"}; never raises on bad input."""
+        """One ride -> the prediction record, or {"error", "reasons"}; never raises on bad input (a
+        model that answers no ride raises ModelFailure: the caller gets a function error, retryable)."""
         invoked_at = self._now()
-        result = validate_ride(payload, invoked_at)
+        result = validate_ride(payload, invoked_at, self._max_pickup_age)
         if not isinstance(result, ValidRide):
-            reasons = [{"field": e.field, "reason": e.reason} for e in result]
-            return DirectOutcome({"error": "invalid ride", "reasons": reasons})
+            return DirectOutcome(_error("invalid ride", result))
         logger.append_keys(ride_id=result.ride_id)
         model = self.models.current()
-        minutes = _predict(model, [result])
-        if not np.isfinite(minutes[0]):
-            return DirectOutcome(
-                {"error": "model returned a non-finite prediction", "reasons": []}, model.version
-            )
-        [pickup_hour] = _pickup_hours([result])
+        [answer] = _answers(model, [result])
+        if isinstance(answer, FieldError):
+            return DirectOutcome(_error("no prediction for this ride", [answer]), model.version)
+        minutes, pickup_hour = answer
         pid = self._ids.of_direct(pickup_hour)
-        batch = self._capture_batch(model, [result], minutes, [pid], invoked_at)
         key = capture_key(pickup_hour, DIRECT_SHARD_ID, request_id)
         captured = True
         try:
-            self._captures.put(key, encode_capture(batch))
+            self._captures.put(
+                key, encode_capture(_capture_batch(model, [result], [minutes], [pid], invoked_at))
+            )
         except Exception as exc:  # the caller still gets the answer; the gap is logged and counted
             logger.error("capture write failed for a direct invoke", extra={"key": key, "error": repr(exc)})
             captured = False
-        return DirectOutcome(
-            prediction_record(model, result.ride_id, float(minutes[0]), pid), model.version, captured
-        )
+        return DirectOutcome(prediction_record(model, result.ride_id, minutes, pid), model.version, captured)
+
+
+def _error(error: str, reasons: Sequence[FieldError]) -> dict[str, Any]:
+    return {"error": error, "reasons": [{"field": e.field, "reason": e.reason} for e in reasons]}
+
+
+def _capture_batch(
+    model: LoadedModel,
+    rides: Sequence[ValidRide],
+    minutes: list[float],
+    ids: list[str],
+    processed_at: datetime,
+) -> CaptureBatch:
+    return CaptureBatch(
+        model_name=model.name,
+        model_version=model.version,
+        captured_at=utc_iso(processed_at.replace(microsecond=0)),
+        prediction_id=ids,
+        ride_id=[r.ride_id for r in rides],
+        pickup_datetime=[r.pickup_datetime.isoformat(timespec="seconds") for r in rides],
+        pu_location_id=[r.pu_location_id for r in rides],
+        do_location_id=[r.do_location_id for r in rides],
+        trip_distance=[r.trip_distance for r in rides],
+        prediction=minutes,
+    )

@@ -28,9 +28,11 @@ MAX_TRIP_DISTANCE_MILES = 100.0
 # A registered bundle must reproduce the fitted model to within this, on every validation row.
 PARITY_TOLERANCE_MINUTES = 1e-3
 
-# A pickup later than its ride's arrival (or invoke) time + this is rejected: a client clock off by hours
-# is tolerated; a pickup years ahead would create a capture partition no window ever reads (and one past
-# year 9999 in UTC cannot be named at all).
+# A plausible pickup lies in [arrival - the stack's maximum pickup age (DEFAULT_MAX_PICKUP_AGE, below),
+# arrival + MAX_PICKUP_LEAD]: its record's Kinesis arrival time, or the invoke time, on the New York wall
+# clock; outside it the ride is rejected with its reason (docs/architecture.md, "Input ride"). Ahead: a
+# client clock off by hours is tolerated; a pickup days ahead would be captured in a partition no window
+# reads yet (and one past year 9999 in UTC cannot be named at all).
 MAX_PICKUP_LEAD = timedelta(days=1)
 
 # An actual duration a client reports outside (0, MAX_ACTUAL_MINUTES] (or not finite) is impossible: the
@@ -49,6 +51,13 @@ LATE_ALLOWANCE = timedelta(hours=1)
 # CloudWatch refuses datapoints older than this: a backfill of an older window publishes no metrics, and
 # the schedule catches up only the windows it could still publish (older ones are reported as skipped).
 METRIC_MAX_AGE = timedelta(days=14)
+# Behind, by default (a stack sets its own with MAX_PICKUP_AGE_DAYS): rides a client queued while offline
+# and the scenarios' real rides, moved by whole weeks to end when they are sent, are within it; a ride
+# picked up longer ago could count in no alarm (its window's datapoints are refused), and a pickup in year
+# 1 or 1970 is a broken clock, not a ride.
+DEFAULT_MAX_PICKUP_AGE = METRIC_MAX_AGE
+# The most a stack may set (a backfill of historical months as they were): year 1 stays out of reach.
+MAX_PICKUP_AGE_LIMIT = timedelta(days=3653)
 # An actual reported for a window names a known ride when that ride was captured with a pickup in
 # [window start - this, window end + LATE_ALLOWANCE): it was picked up at most MAX_ACTUAL_MINUTES before.
 ACTUALS_RIDE_LOOKBACK = timedelta(minutes=MAX_ACTUAL_MINUTES)

@@ -21,7 +21,12 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import orjson
 
-from trip_core.contracts import MAX_PICKUP_LEAD, MAX_TRIP_DISTANCE_MILES, MIN_TRIP_DISTANCE_MILES
+from trip_core.contracts import (
+    DEFAULT_MAX_PICKUP_AGE,
+    MAX_PICKUP_LEAD,
+    MAX_TRIP_DISTANCE_MILES,
+    MIN_TRIP_DISTANCE_MILES,
+)
 from trip_core.validity import distance_in_bounds, is_known_zone
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -146,7 +151,23 @@ def _check_ride_id(payload: dict[str, Any], errors: list[FieldError]) -> int | s
     if len(text) > MAX_RIDE_ID_LENGTH:
         errors.append(FieldError("ride_id", f"longer than {MAX_RIDE_ID_LENGTH} characters ({len(text)})"))
         return None
+    surrogate = _lone_surrogate(text)
+    if surrogate is not None:
+        errors.append(FieldError("ride_id", f"not Unicode text: a lone surrogate {surrogate!r}"))
+        return None
     return ride_id
+
+
+def _lone_surrogate(text: str) -> str | None:
+    """The first lone surrogate (a JSON escape such as \\ud800 decodes to one) in `text`, or None. The
+    ride id is the predictions stream's partition key, which must be UTF-8: it cannot hold one."""
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return text[exc.start]
+    return None
 
 
 def _required_number(
@@ -208,12 +229,23 @@ def _check_distance(ride: dict[str, Any], errors: list[FieldError]) -> float | N
 MAX_PICKUP_LEAD_HOURS = MAX_PICKUP_LEAD / timedelta(hours=1)
 
 
-def _too_far_ahead(pickup: datetime, fallback_local: datetime) -> bool:
-    """Both naive New York local; the lead is compared on the wall clock (a DST hour is within it)."""
-    return pickup - fallback_local > MAX_PICKUP_LEAD
+def _implausible(pickup: datetime, fallback_local: datetime, max_age: timedelta) -> bool:
+    """Both naive New York local: is the pickup outside [arrival - max_age, arrival + MAX_PICKUP_LEAD]?
+    Compared on the wall clock (a DST hour is within the bounds); a difference of two datetimes never
+    overflows, whatever their years."""
+    ahead = pickup - fallback_local
+    return ahead > MAX_PICKUP_LEAD or -ahead > max_age
 
 
-def _check_pickup(ride: dict[str, Any], fallback_time: datetime, errors: list[FieldError]) -> datetime | None:
+def _pickup_bound_error(local: datetime, fallback_local: datetime, max_age: timedelta, value: str) -> str:
+    if local > fallback_local:
+        return f"more than {MAX_PICKUP_LEAD_HOURS:g} h after arrival: {excerpt(value)}"
+    return f"more than {max_age / timedelta(days=1):g} days before arrival: {excerpt(value)}"
+
+
+def _check_pickup(
+    ride: dict[str, Any], fallback_time: datetime, max_age: timedelta, errors: list[FieldError]
+) -> datetime | None:
     name = "pickup_datetime"
     value = ride.get(name)
     if value is None:  # optional: absent or null -> the caller's fallback time
@@ -234,15 +266,16 @@ def _check_pickup(ride: dict[str, Any], fallback_time: datetime, errors: list[Fi
     except (OverflowError, ValueError):
         errors.append(FieldError(name, f"out of range: {value!r}"))
         return None
-    if _too_far_ahead(local, to_new_york_naive(fallback_time)):
-        errors.append(
-            FieldError(name, f"more than {MAX_PICKUP_LEAD_HOURS:g} h after arrival: {excerpt(value)}")
-        )
+    fallback_local = to_new_york_naive(fallback_time)
+    if _implausible(local, fallback_local, max_age):
+        errors.append(FieldError(name, _pickup_bound_error(local, fallback_local, max_age, value)))
         return None
     return local
 
 
-def _fast_valid_ride(payload: Any, fallback_time: datetime) -> ValidRide | None:
+def _fast_valid_ride(
+    payload: Any, fallback_time: datetime, max_age: timedelta = DEFAULT_MAX_PICKUP_AGE
+) -> ValidRide | None:
     """The common well-formed ride (int ids, float/int distance, no or a plain ISO pickup) accepted
     with exact-type checks only; None sends the payload to the full checks, which name every problem.
     Applies the same rules (trip_core.validity) and builds the same ValidRide as the full checks."""
@@ -262,7 +295,7 @@ def _fast_valid_ride(payload: Any, fallback_time: datetime) -> ValidRide | None:
     if pickup is None:
         return ValidRide(ride_id, pu, do, distance, to_new_york_naive(fallback_time), False)
     moment = _fast_pickup(pickup)
-    if moment is None or _too_far_ahead(moment, to_new_york_naive(fallback_time)):
+    if moment is None or _implausible(moment, to_new_york_naive(fallback_time), max_age):
         return None
     return ValidRide(ride_id, pu, do, distance, moment, True)
 
@@ -288,16 +321,21 @@ def _fast_pickup(value: Any) -> datetime | None:
 _ID_BOUND = 10 ** (MAX_RIDE_ID_LENGTH - 1)  # |ride_id| below it: at most MAX_RIDE_ID_LENGTH characters
 
 
-def validate_ride(payload: Any, fallback_time: datetime) -> ValidRide | list[FieldError]:
-    """Check one decoded ride payload; `fallback_time` (arrival or invoke time) when no pickup is given.
+def validate_ride(
+    payload: Any, fallback_time: datetime, max_age: timedelta = DEFAULT_MAX_PICKUP_AGE
+) -> ValidRide | list[FieldError]:
+    """Check one decoded ride payload; `fallback_time` (arrival or invoke time) when no pickup is given,
+    and a given pickup must lie in [fallback_time - max_age, fallback_time + MAX_PICKUP_LEAD].
 
     `fallback_time` may be aware (converted to New York local) or naive New York local time.
     """
-    fast = _fast_valid_ride(payload, fallback_time)
-    return _checked_ride(payload, fallback_time) if fast is None else fast
+    fast = _fast_valid_ride(payload, fallback_time, max_age)
+    return _checked_ride(payload, fallback_time, max_age) if fast is None else fast
 
 
-def _checked_ride(payload: Any, fallback_time: datetime) -> ValidRide | list[FieldError]:
+def _checked_ride(
+    payload: Any, fallback_time: datetime, max_age: timedelta = DEFAULT_MAX_PICKUP_AGE
+) -> ValidRide | list[FieldError]:
     """Every check, every problem named (the reference `_fast_valid_ride` must agree with)."""
     if not isinstance(payload, dict):
         return [FieldError(RECORD_FIELD, f"must be a JSON object, got {json_type(payload)}")]
@@ -313,7 +351,7 @@ def _checked_ride(payload: Any, fallback_time: datetime) -> ValidRide | list[Fie
     pu = _check_location(ride, "PULocationID", errors)
     do = _check_location(ride, "DOLocationID", errors)
     distance = _check_distance(ride, errors)
-    pickup = _check_pickup(ride, fallback_time, errors)
+    pickup = _check_pickup(ride, fallback_time, max_age, errors)
     if errors:
         return errors
     assert ride_id is not None and pu is not None and do is not None and distance is not None
@@ -323,7 +361,9 @@ def _checked_ride(payload: Any, fallback_time: datetime) -> ValidRide | list[Fie
     return ValidRide(ride_id, pu, do, distance, pickup, from_payload)
 
 
-def validate_record_data(data_base64: str, fallback_time: datetime) -> ValidRide | list[FieldError]:
+def validate_record_data(
+    data_base64: str, fallback_time: datetime, max_age: timedelta = DEFAULT_MAX_PICKUP_AGE
+) -> ValidRide | list[FieldError]:
     """One Kinesis record's base64 data -> a validated ride or the reasons it is rejected."""
     try:
         raw = binascii.a2b_base64(data_base64, strict_mode=True)  # = base64.b64decode(validate=True)
@@ -335,7 +375,7 @@ def validate_record_data(data_base64: str, fallback_time: datetime) -> ValidRide
         # checks accept it: ids and distances that are ints in 64 bits, finite floats and strings
         # decode identically; anything else is decoded again by json.loads and fully checked.
         try:
-            fast = _fast_valid_ride(orjson.loads(raw), fallback_time)
+            fast = _fast_valid_ride(orjson.loads(raw), fallback_time, max_age)
         except orjson.JSONDecodeError:
             fast = None
         if fast is not None:
@@ -344,4 +384,4 @@ def validate_record_data(data_base64: str, fallback_time: datetime) -> ValidRide
         payload = decode_json_bytes(raw)
     except UndecodableRecord as exc:
         return [exc.error]
-    return validate_ride(payload, fallback_time)
+    return validate_ride(payload, fallback_time, max_age)

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from lambda_predict import service
 from lambda_predict.model_provider import ModelLoadError
 from tests.integration.test_predict_moto import (  # noqa: F401  (aws is a fixture)
     LambdaContext,
@@ -243,3 +244,49 @@ def test_a_bundle_failing_its_smoke_test_fails_init_and_counts_it(
     assert [e["BundleRefused"] for e in emf] == [[1.0]]
     TALLY["faults_injected"] += 1
     TALLY["init_refused"] += 1
+
+
+def test_records_that_fail_after_validation_are_rejected_not_their_batch(
+    aws: tuple[Any, Any],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 14's measured hole, on moto through the real app: a ride id that is a lone surrogate escape
+    (valid JSON, but no UTF-8 partition key can hold it), pickups in years 1 and 9999, and a prediction
+    too large for a Kinesis record (the encoder patched) among good rides. Each is stored as rejected with
+    its reason; the good rides are delivered and captured; nothing is retried."""
+    s3, kinesis = aws
+    publish_to_s3(s3, "3")
+    app = load_app()
+    real_encode = service.encode_prediction
+
+    def oversized(record: dict[str, Any]) -> bytes:
+        body = real_encode(record)
+        return body + b" " * (1024 * 1024) if record["prediction"]["ride_id"] == 504 else body
+
+    monkeypatch.setattr(service, "encode_prediction", oversized)
+    ride = {"PULocationID": 130, "DOLocationID": 205, "trip_distance": 2.0}
+    surrogate_id = (
+        b'{"ride_id": "\\ud800", "ride": {"PULocationID": 130, "DOLocationID": 205, "trip_distance": 2}}'
+    )
+    sent = [
+        *batch(500, 5, 0),
+        record(505, surrogate_id),
+        record(506, {"ride_id": 506, "ride": {**ride, "pickup_datetime": "0001-01-01T00:00:00"}}),
+        record(507, {"ride_id": 507, "ride": {**ride, "pickup_datetime": "9999-12-31T23:59:59"}}),
+    ]
+    assert invoke(app, sent) == []
+    counts = account(s3, kinesis, sent, [stream_keys_since(kinesis, 0)])
+    assert (counts["rides_predicted"], counts["rides_rejected"]) == (4, 4)
+    reasons = {
+        r.sequence_number: r.reasons[0]
+        for key in keys(s3, "rejected")
+        for r in decode_rejected(s3.get_object(Bucket="rejected", Key=key)["Body"].read())
+    }
+    assert {seq: reason.field for seq, reason in reasons.items()} == {
+        "504": "prediction",
+        "505": "ride_id",
+        "506": "pickup_datetime",
+        "507": "pickup_datetime",
+    }
+    assert reasons["504"].reason.startswith("too large for the predictions stream")
+    TALLY["faults_injected"] += 4

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from infra.replay.template import Template
 from lambda_monitor.config import MonitorConfig
 from lambda_predict.config import PredictConfig
 from lambda_retrain.config import RetrainConfig
 from trip_core.config import ConfigError
+from trip_core.contracts import DEFAULT_MAX_PICKUP_AGE
 
 BUCKETS = {"MODELS_BUCKET": "m", "CAPTURE_BUCKET": "c", "REJECTED_BUCKET": "r", "PREDICTIONS_STREAM": "p"}
 
@@ -55,3 +58,26 @@ def test_unset_and_blank_take_the_defaults() -> None:
         ("a", "b"),
         None,
     )
+
+
+PREDICT_ENV = {**BUCKETS, "PREDICTION_ID_SECRET_ARN": "s"}
+
+
+def test_the_pickup_age_is_the_contracts_unless_a_stack_sets_its_own() -> None:
+    assert PredictConfig.from_env(PREDICT_ENV).max_pickup_age == DEFAULT_MAX_PICKUP_AGE
+    backfill = PredictConfig.from_env({**PREDICT_ENV, "MAX_PICKUP_AGE_DAYS": "400"})
+    assert backfill.max_pickup_age == timedelta(days=400)
+    # the deployed stack's default is the same
+    resources = ("ModelsBucket", "PredictionsStream", "CaptureBucket", "RejectedBucket", "PredictionIdSecret")
+    template = Template.load(refs={name: name for name in resources})
+    environment = template.function_environment("PredictFunction")
+    assert PredictConfig.from_env(environment).max_pickup_age == DEFAULT_MAX_PICKUP_AGE
+
+
+@pytest.mark.parametrize("value", ["-1", "3654", "a fortnight", "inf"])
+def test_a_pickup_age_beyond_the_limit_fails_fast(value: str) -> None:
+    """Negative, past MAX_PICKUP_AGE_LIMIT or not a number: the cold start stops, naming it."""
+    with pytest.raises(
+        ConfigError, match=rf"MAX_PICKUP_AGE_DAYS must be a number in \[0.0, 3653.0\], got '{value}'"
+    ):
+        PredictConfig.from_env({**PREDICT_ENV, "MAX_PICKUP_AGE_DAYS": value})

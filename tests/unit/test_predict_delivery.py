@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lambda_predict.delivery import RetryPolicy, deliver
+from lambda_predict.delivery import MAX_BYTES_PER_RECORD, RetryPolicy, deliver, entry_problem
 from lambda_predict.ports import PutEntry
 from tests.doubles.predict import InMemoryStream
 
@@ -47,3 +47,15 @@ def test_a_raising_call_fails_all_its_entries() -> None:
     stream.down = True
     assert set(deliver(stream, entries(2), RetryPolicy(max_attempts=2), sleep=lambda _: None)) == {0, 1}
     assert stream.calls == [2, 2]
+
+
+def test_an_entry_larger_than_a_kinesis_record_is_named_before_any_call() -> None:
+    """data + partition key over 1 MiB fails its whole PutRecords call on every retry: the service
+    rejects that ride instead (lambda_predict.service._entry)."""
+    at_limit = PutEntry("7", b"x" * (MAX_BYTES_PER_RECORD - 1))
+    assert entry_problem(at_limit) is None
+    over = PutEntry("77", at_limit.data)
+    assert (
+        entry_problem(over)
+        == f"{MAX_BYTES_PER_RECORD + 1} bytes, over the {MAX_BYTES_PER_RECORD} of a Kinesis record"
+    )

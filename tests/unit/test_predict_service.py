@@ -49,6 +49,10 @@ class World:
 
 @pytest.fixture
 def world() -> World:
+    return make_world()
+
+
+def make_world() -> World:
     models = InMemoryObjects()
     publish(models, "3", tiny_bundle())
     provider = ModelProvider(models, "serving/live.json", load_bundle, ttl_seconds=60)

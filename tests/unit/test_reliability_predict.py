@@ -295,3 +295,149 @@ def test_validator_on_arbitrary_record_bytes_returns_a_ride_or_named_reasons(raw
     if not isinstance(result, ValidRide):
         assert result and all(e.field and e.reason for e in result)
     TALLY["validator_examples"] += 1
+
+
+# --------------------------------------------------- issue 14: the whole of Unicode, every JSON shape
+# Record data is JSON *text* drawn directly, so it can hold what json.dumps never writes: duplicate keys,
+# integers beyond int()'s 4,300-digit limit, 1e400, strings from the whole of Unicode -- lone surrogates
+# included -- written raw (then the bytes are not UTF-8) or as \uXXXX escapes (then they decode to a str
+# no UTF-8 encoder takes).
+
+
+def _object_text(pairs: list[tuple[str, str]]) -> str:
+    """A JSON object from (key text, value text) pairs, in order: a key may repeat."""
+    return "{" + ",".join(f"{key}:{value}" for key, value in pairs) + "}"
+
+
+# the whole of Unicode; half the texts also draw surrogates (0.2% of it) as often as all the rest
+ANY_CHARACTER = st.characters(exclude_categories=())
+UNICODE_TEXT = st.text(ANY_CHARACTER, max_size=12) | st.lists(
+    ANY_CHARACTER | st.characters(categories=["Cs"]), max_size=12
+).map("".join)
+JSON_STRING = st.builds(
+    lambda text, escaped: json.dumps(text, ensure_ascii=escaped), UNICODE_TEXT, st.booleans()
+)
+NUMBER_TEXT = st.one_of(
+    st.integers(-(2**70), 2**70).map(str),
+    st.integers(19, 5000).map(lambda digits: "9" * digits),  # beyond 64 bits, a float, int()'s limit
+    st.floats().map(json.dumps),  # NaN, Infinity and -Infinity literals included
+    st.sampled_from(["1e400", "-1e400", "1E-400", "-0", "0.0", "130.0", "205", "3.66", "1.5e2"]),
+)
+RIDE_KEYS = ["ride", "ride_id", "PULocationID", "DOLocationID", "trip_distance", "pickup_datetime"]
+KEY_TEXT = st.sampled_from(RIDE_KEYS).map(json.dumps) | JSON_STRING
+JSON_TEXT = st.recursive(
+    st.sampled_from(["null", "true", "false"]) | NUMBER_TEXT | JSON_STRING,
+    lambda children: (
+        st.lists(children, max_size=4).map(lambda items: "[" + ",".join(items) + "]")
+        | st.lists(st.tuples(KEY_TEXT, children), max_size=4).map(_object_text)
+    ),
+    max_leaves=12,
+)
+
+
+# pickups around the records' arrival (14:30:02 New York on 2023-03-06) and the ends of datetime
+PICKUP_TEXT = st.one_of(
+    st.datetimes(datetime(2023, 2, 18), datetime(2023, 3, 8)).map(lambda d: d.isoformat()),
+    st.sampled_from(
+        [
+            "0001-01-01T00:00:00",
+            "0001-01-01T00:00:00+14:00",
+            "9999-12-31T23:59:59",
+            "9999-12-31T23:59:59-12:00",
+            "1970-01-01T00:00:00Z",
+            "2023-03-07T14:30:02",
+            "2023-03-07T14:30:03",
+            "2023-02-20T14:30:02",
+            "2023-02-20T14:30:01",
+        ]
+    ),
+    UNICODE_TEXT,
+).map(json.dumps)
+
+
+@st.composite
+def ride_text(draw: st.DrawFn) -> str:
+    """A ride's JSON text, valid or nearly: values replaced by any JSON, keys repeated or added, the ride
+    id any JSON (a string of the whole of Unicode, escaped or raw), any pickup."""
+    ride = [
+        ('"PULocationID"', str(draw(st.integers(1, 263)))),
+        ('"DOLocationID"', str(draw(st.integers(1, 263)))),
+        ('"trip_distance"', json.dumps(draw(st.floats(0, 100)))),
+    ]
+    if draw(st.booleans()):
+        ride.append(('"pickup_datetime"', draw(PICKUP_TEXT)))
+    for _ in range(draw(st.sampled_from([0, 0, 0, 1, 2, 3]))):
+        kind = draw(st.sampled_from(["replace", "repeat", "add"]))
+        if kind == "replace":
+            i = draw(st.integers(0, len(ride) - 1))
+            ride[i] = (ride[i][0], draw(JSON_TEXT))
+        elif kind == "repeat":
+            ride.append((draw(st.sampled_from(ride))[0], draw(JSON_TEXT)))
+        else:
+            ride.append((draw(KEY_TEXT), draw(JSON_TEXT)))
+    ride_id = draw(st.integers(0, 10**9).map(str) | JSON_STRING | JSON_TEXT)
+    top = [('"ride"', _object_text(draw(st.permutations(ride)))), ('"ride_id"', ride_id)]
+    if draw(st.integers(0, 4)) == 0:
+        top.append((draw(KEY_TEXT), draw(JSON_TEXT)))
+    return _object_text(draw(st.permutations(top)))
+
+
+def _record_data(text: str) -> str:
+    """base64 of the text's bytes: a raw lone surrogate is written as its (invalid) UTF-8 bytes."""
+    return base64.b64encode(text.encode("utf-8", "surrogatepass")).decode()
+
+
+UNICODE_RECORDS = st.one_of(
+    st.tuples(st.just("json_text"), JSON_TEXT.map(_record_data)),
+    st.tuples(st.just("ride_text"), ride_text().map(_record_data)),
+    # as the event's data string itself, the way the runtime parses the event's JSON (a surrogate pair
+    # of escapes is one character there)
+    st.tuples(st.just("unicode_not_base64"), UNICODE_TEXT.map(lambda text: json.loads(json.dumps(text)))),
+)
+LOCAL_ARRIVAL = datetime(2023, 3, 6, 14, 30, 2)  # the test records' arrival, New York local
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(UNICODE_RECORDS, min_size=1, max_size=25))
+def test_whole_unicode_and_every_json_shape_end_predicted_or_rejected_exactly_once(
+    items: list[tuple[str, str]],
+) -> None:
+    FAKES.reset()
+    response = handle(build_event(items), None, FAKES.service)  # never raises
+    assert response["batchItemFailures"] == [], "a record failed its batch"
+    counts = accounted(FAKES, response, len(items))
+    stored = {r.sequence_number: r for body in FAKES.rejected.objects.values() for r in decode_rejected(body)}
+    for seq, (_, data) in enumerate(items, start=1):
+        verdict = validate_record_data(data, LOCAL_ARRIVAL)
+        if isinstance(verdict, ValidRide):  # predicted: on the stream and captured
+            assert str(seq) not in stored
+        else:  # rejected once, with its own payload and a field and reason for each problem
+            assert stored[str(seq)].raw_base64 == data
+            assert stored[str(seq)].reasons == tuple(verdict)
+    assert counts["predicted"] == len(FAKES.stream.records) == len(items) - len(stored)
+    TALLY["unicode_examples"] += 1
+    TALLY["unicode_records_sent"] += len(items)
+    TALLY["unicode_records_predicted"] += counts["predicted"]
+    TALLY["unicode_records_rejected"] += counts["rejected"]
+    TALLY["unicode_predicted_non_ascii_id"] += sum(
+        not entry.partition_key.isascii() for entry in FAKES.stream.records
+    )
+    TALLY.update(f"unicode_kind_{kind}" for kind, _ in items)
+    TALLY.update(f"unicode_reason_{reason.field}" for r in stored.values() for reason in r.reasons[:1])
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(JSON_TEXT | ride_text())
+def test_direct_invoke_of_any_json_answers_a_prediction_or_reasons(text: str) -> None:
+    """What the Lambda runtime can parse of it (json.loads) is the payload."""
+    try:
+        payload = json.loads(text)
+    except ValueError:  # not a payload the runtime would hand over (an int beyond 4,300 digits)
+        return
+    FAKES.reset()
+    answer = handle(payload, None, FAKES.service)
+    if "error" in answer:
+        assert answer["reasons"] and all(r["field"] and r["reason"] for r in answer["reasons"])
+    else:
+        assert isinstance(validate_ride(payload, NOW), ValidRide)
+        json.dumps(answer)  # the runtime can serialise the answer

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -52,7 +52,8 @@ def test_course_format_is_valid_and_uses_arrival_time_in_new_york() -> None:
     ],
 )
 def test_pickup_datetime_is_converted_to_new_york_local(given_pickup: str, expected: datetime) -> None:
-    result = validate_ride(ride(pickup_datetime=given_pickup), ARRIVAL)
+    a_year = timedelta(days=366)  # the July pickup is EDT: months before the (EST) arrival
+    result = validate_ride(ride(pickup_datetime=given_pickup), ARRIVAL, a_year)
     assert isinstance(result, ValidRide)
     assert result.pickup_datetime == expected and result.pickup_from_payload
 
@@ -72,6 +73,65 @@ def test_pickup_far_after_arrival_is_rejected_by_both_paths(given_pickup: str, a
     assert (fast == full) if accepted else fast is None
     if not isinstance(full, ValidRide):
         assert [e.field for e in full] == ["pickup_datetime"]
+
+
+@pytest.mark.parametrize(
+    ("given_pickup", "reason"),
+    [
+        ("2023-02-20T14:30:02", None),  # exactly DEFAULT_MAX_PICKUP_AGE before the arrival (New York local)
+        ("2023-02-20T14:30:01", "more than 14 days before arrival: '2023-02-20T14:30:01'"),
+        ("0001-01-01T00:00:00", "more than 14 days before arrival: '0001-01-01T00:00:00'"),
+        ("1970-01-01T00:00:00Z", "more than 14 days before arrival: '1970-01-01T00:00:00Z'"),
+        ("9999-12-31T23:59:59", "more than 24 h after arrival: '9999-12-31T23:59:59'"),
+        (
+            "0001-01-01T00:00:00+14:00",
+            "out of range: '0001-01-01T00:00:00+14:00'",
+        ),  # before year 1 in New York
+        ("9999-12-31T23:59:59-12:00", "out of range: '9999-12-31T23:59:59-12:00'"),
+    ],
+)
+def test_pickup_far_before_arrival_is_rejected_by_both_paths(given_pickup: str, reason: str | None) -> None:
+    payload = ride(pickup_datetime=given_pickup)
+    full, fast = _checked_ride(payload, ARRIVAL), _fast_valid_ride(payload, ARRIVAL)
+    if reason is None:
+        assert isinstance(full, ValidRide) and fast == full
+    else:
+        assert full == [FieldError("pickup_datetime", reason)] and fast is None
+        assert validate_record_data(b64(json.dumps(payload)), ARRIVAL) == full
+
+
+def test_a_stack_sets_its_own_pickup_age() -> None:
+    """A stack fed historical months as they were (MAX_PICKUP_AGE_DAYS): a year back is plausible there;
+    the lead after arrival stays a day."""
+    a_year = timedelta(days=365)
+    assert isinstance(validate_ride(ride(pickup_datetime="2022-03-07T14:30:02"), ARRIVAL, a_year), ValidRide)
+    assert validate_ride(ride(pickup_datetime="2022-03-06T14:30:01"), ARRIVAL, a_year) == [
+        FieldError("pickup_datetime", "more than 365 days before arrival: '2022-03-06T14:30:01'")
+    ]
+    assert isinstance(validate_ride(ride(pickup_datetime="2023-03-07T14:30:03"), ARRIVAL, a_year), list)
+
+
+RIDE_TEXT = '{"ride": {"PULocationID": 130, "DOLocationID": 205, "trip_distance": 2}, "ride_id": '
+
+
+@pytest.mark.parametrize(
+    ("ride_id_text", "surrogate"),
+    [
+        ('"\\ud800"', "\ud800"),  # a lone high surrogate escape
+        ('"ride \\udfff"', "\udfff"),  # a lone low one
+        ('"\\udc00\\ud800"', "\udc00"),  # a pair in the wrong order is two lone ones
+    ],
+)
+def test_a_ride_id_with_a_lone_surrogate_is_rejected(ride_id_text: str, surrogate: str) -> None:
+    """Valid JSON, but not UTF-8 text: the ride id is the predictions stream's partition key."""
+    assert validate_record_data(b64(RIDE_TEXT + ride_id_text + "}"), ARRIVAL) == [
+        FieldError("ride_id", f"not Unicode text: a lone surrogate {surrogate!r}")
+    ]
+
+
+def test_a_ride_id_with_a_surrogate_pair_escape_is_its_character() -> None:
+    result = validate_record_data(b64(RIDE_TEXT + '"\\ud83d\\ude95"}'), ARRIVAL)
+    assert isinstance(result, ValidRide) and result.ride_id == "\U0001f695"
 
 
 def test_string_ride_id_and_integral_float_location_are_accepted() -> None:
