@@ -116,6 +116,14 @@ reliability: install localstack-venv sam-venv  ## 10,000 real rides + 1% bad thr
 localstack-test: install localstack-venv sam-venv  ## fresh LocalStack, deploy, MLflow, small model, pytest -m localstack, always tear down
 	tests/e2e/run.sh
 
+# ---------------------------------------------------------------- failed batches (infra/replay_failures)
+.PHONY: replay-failures
+# When PredictFailuresAlarm fires (ActualsFailuresAlarm: FAILURES=actuals). The LocalStack stack unless
+# REPLAY_FAILURES_ARGS="--stack <name> --region <region>" (AWS, default credentials); exit 1 if a message is kept.
+FAILURES ?= predict
+replay-failures: install  ## re-drive the ranges in the predict (FAILURES=actuals) failures queue from the stream
+	$(PY) -m infra.replay_failures --queue $(FAILURES) $(REPLAY_FAILURES_ARGS)
+
 # ---------------------------------------------------------------- closed loop (lambda_retrain/, docs/architecture.md)
 .PHONY: functions retrain-size audit-table loop-demo
 

@@ -46,7 +46,8 @@ def env() -> dict[str, str]:
     }
 
 
-def stack_outputs(stack_name: str = STACK_NAME) -> dict[str, str]:
-    """Outputs of the deployed stack, by OutputKey."""
-    stacks = client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
+def stack_outputs(stack_name: str = STACK_NAME, cloudformation: Any | None = None) -> dict[str, str]:
+    """Outputs of the deployed stack, by OutputKey (LocalStack's, unless a `cloudformation` client of
+    another endpoint is given)."""
+    stacks = (cloudformation or client("cloudformation")).describe_stacks(StackName=stack_name)["Stacks"]
     return {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
