@@ -18,7 +18,8 @@ PSEUDO_PARAMETERS = {"AWS::Region": "us-east-1", "AWS::AccountId": "123456789012
 _SUB_VARIABLE = re.compile(r"\$\{([^}!]+)\}")
 POLICY_VERSION = "2012-10-17"
 # What SAM attaches to the role it creates for a function (aws-sam-translator): the basic execution policy,
-# X-Ray's when Tracing is Active, and the read policy of each pull event source
+# X-Ray's unless Tracing is unset or Disabled (PassThrough included), the read policy of each pull event
+# source, and sqs:SendMessage to an event's on-failure queue
 SAM_BASIC_POLICY = "service-role/AWSLambdaBasicExecutionRole"
 SAM_TRACING_POLICY = "AWSXrayWriteOnlyAccess"
 SAM_PULL_EVENT_POLICIES = {
@@ -172,11 +173,22 @@ class Template:
         explicit = self.resources("AWS::IAM::Role").get(role)
         if explicit is not None:
             return [self.resolve(policy["PolicyDocument"]) for policy in explicit.get("Policies", [])]
+        properties = self.resources("AWS::Serverless::Function")[function]
         documents = []
-        for policy in self.resources("AWS::Serverless::Function")[function].get("Policies", []):
+        for policy in properties.get("Policies", []):
             if not (isinstance(policy, Mapping) and set(policy) == {"Statement"}):
                 raise Unresolved(f"{function}: {policy!r} is not a list of statements")
             documents.append({"Version": POLICY_VERSION, "Statement": self.resolve(policy["Statement"])})
+        for event_id, event in properties.get("Events", {}).items():
+            on_failure = event.get("Properties", {}).get("DestinationConfig", {}).get("OnFailure")
+            if on_failure is None:
+                continue
+            if on_failure.get("Type") != "SQS":
+                raise Unresolved(f"{function}: on-failure destination {on_failure!r} is not modelled")
+            sid = f"{function}{event_id}SQSPolicy"  # SAM's name of the policy
+            statement = {"Sid": sid, "Effect": "Allow", "Action": "sqs:SendMessage"}
+            statement["Resource"] = self.resolve(on_failure["Destination"])
+            documents.append({"Version": POLICY_VERSION, "Statement": [statement]})
         return documents
 
     def managed_policy_arns(self, function: str) -> list[str]:
@@ -188,7 +200,8 @@ class Template:
         properties = self.resources("AWS::Serverless::Function")[function]
         globals_ = self.document.get("Globals", {}).get("Function", {})
         tracing = properties.get("Tracing", globals_.get("Tracing"))
-        names = [SAM_BASIC_POLICY, *([SAM_TRACING_POLICY] if tracing == "Active" else [])]
+        traced = tracing is not None and self.resolve(tracing) != "Disabled"
+        names = [SAM_BASIC_POLICY, *([SAM_TRACING_POLICY] if traced else [])]
         names += [
             SAM_PULL_EVENT_POLICIES[event["Type"]]
             for event in properties.get("Events", {}).values()

@@ -89,7 +89,7 @@ LAMBDA_TRUST = {  # the trust policy SAM gives the roles it creates
 }
 # Statements no call of the function's code can match, and why
 NOT_CALLED_BY_THE_CODE = {
-    "PredictFunction": {"ReportFailedBatches": "the event source mapping's on-failure destination"},
+    "PredictFunction": {"PredictFunctionRidesSQSPolicy": "the event source mapping's on-failure destination"},
     "ActualsFunction": {
         "ReadTheActualsStream": "the event source mapping",
         "ListStreams": "the event source mapping",
