@@ -202,6 +202,7 @@ def day_prefix(prefix: str, day: date) -> str:
 # ------------------------------------------------------------------------------------ S3: models bucket
 LIVE_POINTER_KEY = "serving/live.json"
 VERSION_POINTERS_PREFIX = "serving/versions/"
+MODELS_PREFIX = "models/"  # models/<model_name>/<version>/<file>
 BUNDLE_FILENAME = "bundle.npz"
 PROFILE_FILENAME = "reference_profile.json"
 TRAINING_ROWS_FILENAME = "training_rows.npz"  # what a version was fitted on: the loop mixes it in
@@ -233,11 +234,11 @@ def version_pointer_key(version: str) -> str:
 
 
 def bundle_key(model_name: str, version: str) -> str:
-    return f"models/{model_name}/{version}/{BUNDLE_FILENAME}"
+    return f"{MODELS_PREFIX}{model_name}/{version}/{BUNDLE_FILENAME}"
 
 
 def profile_key(model_name: str, version: str) -> str:
-    return f"models/{model_name}/{version}/{PROFILE_FILENAME}"
+    return f"{MODELS_PREFIX}{model_name}/{version}/{PROFILE_FILENAME}"
 
 
 # A direct invoke's `params` (training.model.ModelParams overrides): type and inclusive bounds of each
@@ -262,7 +263,7 @@ MAX_BUNDLE_MEMBERS = 32  # the format's members, with room to grow (tests/unit/t
 
 
 def training_rows_key(model_name: str, version: str) -> str:
-    return f"models/{model_name}/{version}/{TRAINING_ROWS_FILENAME}"
+    return f"{MODELS_PREFIX}{model_name}/{version}/{TRAINING_ROWS_FILENAME}"
 
 
 # ------------------------------------------------------------------------------------ S3: capture bucket

@@ -1,5 +1,6 @@
-"""template.yaml read once: parameter defaults, intrinsic functions resolved, the CloudWatch alarm rules and a
-function's environment, so the replay runs with the deployed configuration and judges with its alarms."""
+"""template.yaml read once: parameter defaults, intrinsic functions resolved, the CloudWatch alarm rules, a
+function's environment and its role's policies, so the replay runs with the deployed configuration and judges
+with its alarms, and tests/integration/test_least_privilege.py runs each function under its own policies."""
 
 from __future__ import annotations
 
@@ -15,6 +16,17 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 PSEUDO_PARAMETERS = {"AWS::Region": "us-east-1", "AWS::AccountId": "123456789012", "AWS::Partition": "aws"}
 _SUB_VARIABLE = re.compile(r"\$\{([^}!]+)\}")
+POLICY_VERSION = "2012-10-17"
+# What SAM attaches to the role it creates for a function (aws-sam-translator): the basic execution policy,
+# X-Ray's unless Tracing is unset or Disabled (PassThrough included), the read policy of each pull event
+# source, and sqs:SendMessage to an event's on-failure queue
+SAM_BASIC_POLICY = "service-role/AWSLambdaBasicExecutionRole"
+SAM_TRACING_POLICY = "AWSXrayWriteOnlyAccess"
+SAM_PULL_EVENT_POLICIES = {
+    "Kinesis": "service-role/AWSLambdaKinesisExecutionRole",
+    "SQS": "service-role/AWSLambdaSQSQueueExecutionRole",
+    "DynamoDB": "service-role/AWSLambdaDynamoDBExecutionRole",
+}
 
 
 class Unresolved(ValueError):
@@ -59,6 +71,11 @@ class Template:
                 return self._ref(str(argument))
             if function == "Fn::Sub" and isinstance(argument, str):
                 return _SUB_VARIABLE.sub(lambda match: str(self._ref(match.group(1))), argument)
+            if function == "Fn::GetAtt":  # a resource attribute the caller gave in `refs`: "Bucket.Arn"
+                return self._ref(argument if isinstance(argument, str) else ".".join(argument))
+            if function == "Fn::If":
+                name, when_true, when_false = argument
+                return self.resolve(when_true if self.condition(name) else when_false)
             if function.startswith("Fn::"):
                 raise Unresolved(f"{function} is not evaluated by the replay")
         if isinstance(value, Mapping):
@@ -66,6 +83,24 @@ class Template:
         if isinstance(value, list):
             return [self.resolve(item) for item in value]
         return value
+
+    def condition(self, name: str) -> bool:
+        return self._holds(self.document["Conditions"][name])
+
+    def _holds(self, node: Any) -> bool:
+        ((function, argument),) = node.items()
+        if function == "Condition":
+            return self.condition(str(argument))
+        if function == "Fn::Equals":
+            left, right = (str(self.resolve(item)) for item in argument)
+            return left == right
+        if function == "Fn::Not":
+            return not self._holds(argument[0])
+        if function == "Fn::And":
+            return all(self._holds(item) for item in argument)
+        if function == "Fn::Or":
+            return any(self._holds(item) for item in argument)
+        raise Unresolved(f"condition function {function} is not evaluated")
 
     def _ref(self, name: str) -> Any:
         if name not in self.values:
@@ -119,3 +154,61 @@ class Template:
             comparison=str(get("ComparisonOperator")),
             treat_missing_data=str(get("TreatMissingData", "missing")),
         )
+
+    def role_logical_id(self, function: str) -> str:
+        """The function's role: its `Role` (a GetAtt of an AWS::IAM::Role), or `<Function>Role`, the one
+        SAM creates."""
+        role = self.resources("AWS::Serverless::Function")[function].get("Role")
+        if role is None:
+            return f"{function}Role"
+        if not (isinstance(role, Mapping) and "Fn::GetAtt" in role):
+            raise Unresolved(f"{function}: Role {role!r} is not a GetAtt of a role of the template")
+        return str(_as_list(role["Fn::GetAtt"])[0].split(".")[0])
+
+    def role_policies(self, function: str) -> list[dict[str, Any]]:
+        """The inline policy documents of the function's role, resolved. Only statements are read: a SAM
+        policy template (S3CrudPolicy ...) or a managed policy in `Policies` is Unresolved, so nothing the
+        role is given escapes a reader of the template."""
+        role = self.role_logical_id(function)
+        explicit = self.resources("AWS::IAM::Role").get(role)
+        if explicit is not None:
+            return [self.resolve(policy["PolicyDocument"]) for policy in explicit.get("Policies", [])]
+        properties = self.resources("AWS::Serverless::Function")[function]
+        documents = []
+        for policy in properties.get("Policies", []):
+            if not (isinstance(policy, Mapping) and set(policy) == {"Statement"}):
+                raise Unresolved(f"{function}: {policy!r} is not a list of statements")
+            documents.append({"Version": POLICY_VERSION, "Statement": self.resolve(policy["Statement"])})
+        for event_id, event in properties.get("Events", {}).items():
+            on_failure = event.get("Properties", {}).get("DestinationConfig", {}).get("OnFailure")
+            if on_failure is None:
+                continue
+            if on_failure.get("Type") != "SQS":
+                raise Unresolved(f"{function}: on-failure destination {on_failure!r} is not modelled")
+            sid = f"{function}{event_id}SQSPolicy"  # SAM's name of the policy
+            statement = {"Sid": sid, "Effect": "Allow", "Action": "sqs:SendMessage"}
+            statement["Resource"] = self.resolve(on_failure["Destination"])
+            documents.append({"Version": POLICY_VERSION, "Statement": [statement]})
+        return documents
+
+    def managed_policy_arns(self, function: str) -> list[str]:
+        """The AWS managed policies on the function's role: an explicit role's ManagedPolicyArns, or the
+        ones SAM attaches to the role it creates."""
+        role = self.resources("AWS::IAM::Role").get(self.role_logical_id(function))
+        if role is not None:
+            return [str(arn) for arn in self.resolve(role.get("ManagedPolicyArns", []))]
+        properties = self.resources("AWS::Serverless::Function")[function]
+        globals_ = self.document.get("Globals", {}).get("Function", {})
+        tracing = properties.get("Tracing", globals_.get("Tracing"))
+        traced = tracing is not None and self.resolve(tracing) != "Disabled"
+        names = [SAM_BASIC_POLICY, *([SAM_TRACING_POLICY] if traced else [])]
+        names += [
+            SAM_PULL_EVENT_POLICIES[event["Type"]]
+            for event in properties.get("Events", {}).values()
+            if event["Type"] in SAM_PULL_EVENT_POLICIES
+        ]
+        return [f"arn:{self.values['AWS::Partition']}:iam::aws:policy/{name}" for name in names]
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]

@@ -6,7 +6,6 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import timedelta
-from fnmatch import fnmatchcase
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
@@ -23,16 +22,9 @@ from lambda_retrain.ports import Ports
 from tests.doubles.actuals import actual_record
 from tests.doubles.retrain import MemoryStore, StaticAlarms
 from tests.unit.test_actuals_service import Stack
-from tests.unit.test_actuals_template import (
-    SAM_BUCKET_WRITES,
-    TEMPLATE,
-    _identity_policies,
-    _text,
-    _writers,
-    names_role,
-)
+from tests.unit.test_actuals_template import TEMPLATE, _writers
+from tests.unit.test_iam_template import FUNCTIONS, bucket_denies, role_arn, stack_template, writers
 from tests.unit.test_label_attacks import DISTANCES, END, START, TRUTH, honest_day, ride, stack
-from tests.unit.test_reliability_security import _as_list
 from tests.unit.test_retrain_loop import CONFIG as LOOP_CONFIG
 from tests.unit.test_retrain_loop import capture, drifted, mem, rides
 from tests.unit.test_retrain_loop import direct as loop_direct
@@ -65,38 +57,14 @@ def test_a_rides_producer_replaying_other_riders_exact_rides_cannot_relabel_them
     assert sorted(labelled.target.tolist()) == sorted(TRUTH[len(victims) :].tolist())
 
 
-def _models_bucket_denies(template: dict[str, Any], role: str, key: str) -> bool:
-    statements = template["Resources"]["ModelsBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
-    for statement in statements:
-        if statement["Effect"] != "Deny" or "s3:PutObject" not in _as_list(statement["Action"]):
-            continue
-        if not any(
-            fnmatchcase(f"${{ModelsBucket.Arn}}/{key}", _text(r)) for r in _as_list(statement["Resource"])
-        ):
-            continue
-        condition = statement.get("Condition", {})
-        denied = {**condition.get("ArnEquals", {}), **condition.get("ArnLike", {})}.get(
-            "aws:PrincipalArn", []
-        )
-        if any(names_role(arn, role) for arn in _as_list(denied)):
-            return True
-    return False
-
-
 def test_no_function_can_write_the_evaluation_set() -> None:
     """The yardstick is trusted because neither serving nor the loop (which reads what clients sent) can
-    write it; the retrain function's S3CrudPolicy on the models bucket covers evaluation/ unless denied."""
-    template = dict(cfn_yaml.load(str(TEMPLATE)))
-    writers = set()
-    for role, policies in _identity_policies(template).items():
-        for policy in policies:
-            bucket_wide = any(
-                policy[name]["BucketName"] == {"Ref": "ModelsBucket"}
-                for name in SAM_BUCKET_WRITES & set(policy)
-            )
-            if bucket_wide and not _models_bucket_denies(template, role, EVALUATION_POINTER_KEY):
-                writers.add(role)
-    assert writers == set()
+    write it: no function's per-prefix policy allows it, and the models bucket denies it to the loop."""
+    template = stack_template()
+    functions = {function: role_arn(function) for function in FUNCTIONS}
+    assert writers(template, "ModelsBucket", EVALUATION_POINTER_KEY, functions) == set()
+    retrain = role_arn("RetrainFunction")
+    assert bucket_denies(template, "ModelsBucket", retrain, "s3:PutObject", EVALUATION_POINTER_KEY)
 
 
 @pytest.mark.parametrize("event", [["retrain"], "retrain", None, 7])
