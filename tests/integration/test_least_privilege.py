@@ -44,6 +44,7 @@ from infra.replay.template import Template
 from lambda_actuals.bootstrap import build_service as build_actuals
 from lambda_actuals.config import ActualsConfig
 from lambda_retrain.aws import S3Store
+from lambda_retrain.guards import lock_holder
 from tests.doubles.kinesis import lambda_record
 from tests.doubles.predict import publish, tiny_bundle
 from tests.integration.test_predict_moto import LambdaContext
@@ -58,6 +59,7 @@ from trip_core.contracts import (
     LOOP_LOCK_KEY,
     LOOP_STATE_KEY,
     MONITOR_STATE_KEY,
+    UNREADABLE_STATE_PREFIX,
     bundle_key,
     floor_hour,
     utc_iso,
@@ -489,12 +491,15 @@ def test_the_monitor_evaluates_a_window_with_its_policies_and_no_more(stack: Sta
         backfilled = app.lambda_handler(backfill, LambdaContext())
         first = app.lambda_handler({"source": "aws.events"}, LambdaContext())
         again = app.lambda_handler({"source": "aws.events"}, LambdaContext())
+        capture = stack.name("CaptureBucket")
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.put_object(Bucket=capture, Key=MONITOR_STATE_KEY, Body=b"{not json")  # a state it cannot read
+        restarted = app.lambda_handler({"source": "aws.events"}, LambdaContext())
     assert backfilled["versions"] == first["versions"] == {CHAMPION: "ok"}
     assert first["prediction_count"] > 1000
     assert len(first["evaluated"]) == 1 and again["evaluated"] == []
+    assert restarted["evaluated"] and keys(capture, UNREADABLE_STATE_PREFIX) != []  # kept aside, then on
     assert stack.denied("MonitorFunction") == []
-    capture = stack.name("CaptureBucket")
-    s3 = boto3.client("s3", region_name=REGION)
     report = json.loads(s3.get_object(Bucket=capture, Key=first["report_key"])["Body"].read())
     assert report["errors"] == 0 and report["actuals"]["accepted"] > 1000
     assert stack.unmatched("MonitorFunction") == set()
@@ -546,7 +551,8 @@ def test_the_loop_retrains_publishes_and_judges_with_its_policies_and_no_more(st
     assert stack.denied("RetrainFunction") == []
     live = ModelPointer.from_json(s3.get_object(Bucket=models, Key=LIVE_POINTER_KEY)["Body"].read())
     assert live.version != CHAMPION
-    assert keys(models, LOOP_LOCK_KEY) == []  # the crashed run's lock taken over, then released
+    lock = s3.get_object(Bucket=models, Key=LOOP_LOCK_KEY)["Body"].read()
+    assert lock_holder(lock, datetime.now(UTC)) is None  # the crashed run's lock taken over, then released
     assert stack.unmatched("RetrainFunction") == set()
 
     excess = {

@@ -33,6 +33,7 @@ from trip_core.contracts import (
     REJECTED_ACTUALS_PREFIX,
     REJECTED_PREFIX,
     REPORTS_PREFIX,
+    UNREADABLE_STATE_PREFIX,
     VERSION_POINTERS_PREFIX,
     bundle_key,
 )
@@ -67,6 +68,7 @@ GRANTS = {
         ("s3:GetObject", "CaptureBucket", MONITOR_STATE_KEY),
         ("s3:PutObject", "CaptureBucket", f"{REPORTS_PREFIX}*"),
         ("s3:PutObject", "CaptureBucket", MONITOR_STATE_KEY),
+        ("s3:PutObject", "CaptureBucket", f"{UNREADABLE_STATE_PREFIX}*"),
         ("s3:ListBucket", "CaptureBucket", ANY),
         ("s3:GetObject", "RejectedBucket", f"{REJECTED_PREFIX}*"),
         ("s3:ListBucket", "RejectedBucket", f"{REJECTED_PREFIX}*"),
@@ -85,7 +87,6 @@ GRANTS = {
         ("s3:PutObject", "ModelsBucket", f"{MODELS_PREFIX}{DEFAULT_MODEL_NAME}/*"),
         ("s3:PutObject", "ModelsBucket", f"{VERSION_POINTERS_PREFIX}*"),
         ("s3:PutObject", "ModelsBucket", LIVE_POINTER_KEY),
-        ("s3:DeleteObject", "ModelsBucket", LOOP_LOCK_KEY),  # releasing the lock (lambda_retrain/guards.py)
         ("s3:ListBucket", "ModelsBucket", ANY),
         ("s3:GetObject", "CaptureBucket", f"{CAPTURE_PREFIX}*"),
         ("s3:GetObject", "CaptureBucket", f"{ACTUALS_PREFIX}*"),
@@ -228,7 +229,7 @@ def test_the_prefix_check_finds_a_drifted_prefix() -> None:
     assert s3_grants(template, "MonitorFunction") != GRANTS["MonitorFunction"]
 
 
-def test_nothing_is_deleted_but_the_lock_and_no_bucket_is_reconfigured(template: Template) -> None:
+def test_no_function_deletes_and_no_bucket_is_reconfigured(template: Template) -> None:
     s3_actions = {
         action
         for function in FUNCTIONS
@@ -236,9 +237,7 @@ def test_nothing_is_deleted_but_the_lock_and_no_bucket_is_reconfigured(template:
         for action in _as_list(statement["Action"])
         if action.startswith("s3:")
     }
-    assert s3_actions == {"s3:GetObject", "s3:PutObject", "s3:ListBucket", "s3:DeleteObject"}
-    deletes = {(f, b, k) for f in FUNCTIONS for a, b, k in s3_grants(template, f) if a == "s3:DeleteObject"}
-    assert deletes == {("RetrainFunction", "ModelsBucket", LOOP_LOCK_KEY)}
+    assert s3_actions == {"s3:GetObject", "s3:PutObject", "s3:ListBucket"}  # the lock is released by a put
     for function in FUNCTIONS:  # what SAM adds grants no S3 (basic execution, X-Ray, the stream's reader)
         assert all("S3" not in arn for arn in template.managed_policy_arns(function)), function
 
