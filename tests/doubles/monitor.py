@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from lambda_monitor.ports import MetricDatum
@@ -16,6 +16,11 @@ from trip_core.capture import Actual, CaptureBatch, encode_actuals
 from trip_core.contracts import actuals_key, parse_utc
 from trip_core.pointer import ModelPointer
 from trip_core.profile import ReferenceProfile, read_profile
+
+# A scheduled run's moment and the window it evaluates: the one ending 05:00 UTC, midnight in New York,
+# so the rides picked up on 2023-03-06 there.
+SCHEDULED_AT = datetime(2023, 3, 7, 6, 0, 5, tzinfo=UTC)
+SCHEDULED_DAY = Window(datetime(2023, 3, 6, 5, tzinfo=UTC), datetime(2023, 3, 7, 5, tzinfo=UTC))
 
 
 @dataclass

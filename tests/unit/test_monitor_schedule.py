@@ -16,12 +16,10 @@ from lambda_monitor.schedule import (
     fresh_start,
     latest_due_end,
 )
-from lambda_monitor.window import Window
+from tests.doubles.monitor import SCHEDULED_AT, SCHEDULED_DAY
 from trip_core.contracts import METRIC_MAX_AGE, MONITOR_STATE_KEY
 
-# The run at NOW evaluates the window ending 05:00 UTC = midnight in New York: 2023-03-06 there.
-NOW = datetime(2023, 3, 7, 6, 0, 5, tzinfo=UTC)
-DAY = Window(datetime(2023, 3, 6, 5, tzinfo=UTC), datetime(2023, 3, 7, 5, tzinfo=UTC))
+NOW, DAY = SCHEDULED_AT, SCHEDULED_DAY
 HOUR = timedelta(hours=1)
 CAP = 24
 

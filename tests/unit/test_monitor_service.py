@@ -17,9 +17,10 @@ from lambda_monitor.config import MonitorConfig
 from lambda_monitor.ports import Ports
 from lambda_monitor.schedule import encode_state
 from lambda_monitor.service import backfill_window, run_event
-from lambda_monitor.window import Window
 from tests.doubles.captures import pid, rides_of_day
 from tests.doubles.monitor import (
+    SCHEDULED_AT,
+    SCHEDULED_DAY,
     MemoryBlobs,
     MemoryMetrics,
     MemoryProfiles,
@@ -45,10 +46,7 @@ from trip_core.contracts import (
 )
 from trip_core.pointer import ModelPointer
 
-# The schedule at NOW evaluates the window ending 05:00 UTC = midnight in New York: the rides picked up
-# on 2023-03-06, New York time.
-NOW = datetime(2023, 3, 7, 6, 0, 5, tzinfo=UTC)
-DAY = Window(datetime(2023, 3, 6, 5, tzinfo=UTC), datetime(2023, 3, 7, 5, tzinfo=UTC))
+NOW, DAY = SCHEDULED_AT, SCHEDULED_DAY
 MONTH = {"window_start": "2023-03-01T05:00:00Z", "window_end": "2023-04-01T04:00:00Z"}
 CONFIG = MonitorConfig(models_bucket="m", capture_bucket="c", rejected_bucket="r", min_predictions=200)
 LIVENESS = {"MonitorWindowsCompleted", "MonitorLagHours"}
