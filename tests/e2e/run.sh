@@ -25,9 +25,10 @@ infra/localstack.sh up
 
 step "deploy template.yaml"
 mkdir -p .state/e2e
-# the closed loop's test (test_loop.py): no cooldown, a small labelled minimum, a short pointer TTL, and
-# the local MLflow server (the retrain Lambda runs as a host process: it reaches 127.0.0.1)
-export PARAMETER_OVERRIDES="${PARAMETER_OVERRIDES:-} RetrainCooldownMinutes=0 AllowForcePromote=true PointerTtlSeconds=5 MlflowTrackingUri=http://127.0.0.1:${MLFLOW_PORT:-5000}"
+# the closed loop's test (test_loop.py): no cooldown, a short pointer TTL, and the local MLflow server (the
+# retrain Lambda runs as a host process: it reaches 127.0.0.1); test_replay.py sends 2022 rides as they
+# were: pickups years before their arrival, so the stack accepts pickups up to 10 years old
+export PARAMETER_OVERRIDES="${PARAMETER_OVERRIDES:-} RetrainCooldownMinutes=0 AllowForcePromote=true PointerTtlSeconds=5 MaxPickupAgeDays=3653 MlflowTrackingUri=http://127.0.0.1:${MLFLOW_PORT:-5000}"
 if ! infra/deploy_local.sh >.state/e2e/deploy.log 2>&1; then tail -40 .state/e2e/deploy.log; exit 1; fi
 grep -E '^(sam build|  trip-duration-local-(predict|monitor|retrain):|Successfully)' .state/e2e/deploy.log || true
 MODELS_BUCKET=$(.venv/bin/python -c 'from infra.aws import stack_outputs; print(stack_outputs()["ModelsBucketName"])')

@@ -41,7 +41,9 @@ ROOT = Path(__file__).resolve().parents[2]
 MONTH = ROOT / "data" / "green_tripdata_2023-03.parquet"
 FIRST_DAYS = 5  # more labelled rides than the template's RetrainTargetRows
 RIDES_PER_DAY = 2300  # 2023-03 green taxi, cleaned as training cleans it
-FIRST, SECOND, THIRD, FOURTH = FIRST_DAYS * RIDES_PER_DAY, 300, 300, 300  # rides per step
+# rides per step; the rollback check judges at least a day of rides served by the bad model: the decision
+# rule wants 12 pickup hours or more (training/decision.py MIN_HOURS)
+FIRST, SECOND, THIRD, FOURTH = FIRST_DAYS * RIDES_PER_DAY, 300, 300, RIDES_PER_DAY
 
 
 class Loop:

@@ -161,7 +161,8 @@ def test_capture_objects_in_s3(stack: Stack, run: Run) -> None:
 
 def test_direct_invoke_answers_prediction_or_error(stack: Stack) -> None:
     pointer, bundle = live_model(stack)
-    good = ride_payload(42, 130, 205, 3.66, datetime(2023, 3, 6, 14, 30))
+    a_week_ago = (datetime.now(UTC) - timedelta(days=7)).replace(tzinfo=None, hour=14, minute=30)
+    good = ride_payload(42, 130, 205, 3.66, a_week_ago)  # a pickup within the service's bounds
     answer, error = stack.invoke_raw("PredictFunctionName", good)
     assert error is None, answer
     prediction_id = answer["prediction"].pop("prediction_id")
