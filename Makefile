@@ -105,13 +105,16 @@ delete-local: sam-venv
 	infra/deploy_local.sh delete
 
 # ---------------------------------------------------------------- the whole service on this machine
-.PHONY: demo localstack-test reliability
+.PHONY: demo localstack-test reliability chaos
 
 demo: install localstack-venv sam-venv  ## README's first command: LocalStack + MLflow, train, deploy, stream a month, monitor, summary
 	$(PY) -m infra.demo
 
 reliability: install localstack-venv sam-venv  ## 10,000 real rides + 1% bad through the deployed stack, every ride accounted
 	$(PY) -m infra.load_test --rides 10000
+
+chaos: install localstack-venv sam-venv  ## model pointer, S3, predictions stream taken away in turn under real rides: every ride accounted, each fault an alarm
+	$(PY) -m infra.chaos
 
 localstack-test: install localstack-venv sam-venv  ## fresh LocalStack, deploy, MLflow, small model, pytest -m localstack, always tear down
 	tests/e2e/run.sh

@@ -24,7 +24,7 @@ t1=$(date +%s.%N)
 $SAM deploy --template-file .state/sam-build/template.yaml --stack-name "$STACK_NAME" --region us-east-1 \
   --resolve-s3 --capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND --no-confirm-changeset \
   --no-fail-on-empty-changeset \
-  --parameter-overrides Stage="$STAGE" AlarmPeriodSeconds=60 AlarmEvaluationPeriods=1 AlarmDatapointsToAlarm=1 ${PARAMETER_OVERRIDES:-}
+  --parameter-overrides Stage="$STAGE" AlarmPeriodSeconds=60 FailuresAlarmPeriodSeconds=60 AlarmEvaluationPeriods=1 AlarmDatapointsToAlarm=1 ${PARAMETER_OVERRIDES:-}
 t2=$(date +%s.%N)
 printf 'sam build %.1f s, sam deploy %.1f s\n' "$(echo "$t1 - $t0" | bc)" "$(echo "$t2 - $t1" | bc)"
 .venv/bin/python - "$STACK_NAME" <<'PY'

@@ -1,5 +1,7 @@
 """The model in use: loaded at cold start from the pointer, re-checked at most every TTL seconds,
 swapped atomically (one immutable `LoadedModel`; an invocation takes it once and keeps it).
+A pointer or bundle that cannot be read is counted in ModelReadFailed (template.yaml:
+ModelReadFailedAlarm): a hot swap keeps the loaded model, a cold start fails with the reason.
 
 A new pointer is followed only to a bundle that loads and passes trip_core.smoke's smoke test. A
 bundle that does not is refused: logged and counted in BundleRefused (template.yaml: BundleRefusedAlarm);
@@ -21,17 +23,29 @@ from trip_core.pointer import ModelPointer
 from trip_core.smoke import smoke_test
 
 BUNDLE_REFUSED_METRIC = "BundleRefused"
+MODEL_READ_FAILED_METRIC = "ModelReadFailed"
 
 
 class ModelLoadError(RuntimeError):
     """No usable model could be loaded (pointer or bundle missing or unreadable, or the bundle refused)."""
 
 
-def emit_bundle_refused(pointer: ModelPointer, reason: str) -> None:
-    """BundleRefused = 1, written at once rather than with the invocation's metrics: a cold start that
-    fails has no invocation to flush them."""
-    with single_metric(name=BUNDLE_REFUSED_METRIC, unit=MetricUnit.Count, value=1, namespace=NAMESPACE):
+def _count_now(name: str) -> None:
+    """`name` = 1, written at once rather than with the invocation's metrics: a cold start that fails
+    has no invocation to flush them."""
+    with single_metric(name=name, unit=MetricUnit.Count, value=1, namespace=NAMESPACE):
         pass
+
+
+def emit_bundle_refused(pointer: ModelPointer, reason: str) -> None:
+    _count_now(BUNDLE_REFUSED_METRIC)
+
+
+def emit_model_read_failed(reason: str) -> None:
+    """ModelReadFailed = 1 (template.yaml: ModelReadFailedAlarm): the pointer or its bundle could not be
+    read. A warm function keeps serving the model it has, so without this count a pointer taken away
+    would be seen by nobody until the next cold start fails."""
+    _count_now(MODEL_READ_FAILED_METRIC)
 
 
 @dataclass(frozen=True)
@@ -52,6 +66,7 @@ class ModelProvider:
         pinned: bool = False,
         clock: Callable[[], float] = time.monotonic,
         on_refused: Callable[[ModelPointer, str], None] = emit_bundle_refused,
+        on_read_failed: Callable[[str], None] = emit_model_read_failed,
     ) -> None:
         self._source = source
         self._pointer_key = pointer_key
@@ -60,6 +75,7 @@ class ModelProvider:
         self._pinned = pinned
         self._clock = clock
         self._on_refused = on_refused
+        self._on_read_failed = on_read_failed
         self._model: LoadedModel | None = None
         self._checked_at = 0.0
         self._refused: tuple[str, str, str] | None = None  # version, bundle sha256, reason
@@ -103,7 +119,7 @@ class ModelProvider:
         try:
             pointer = ModelPointer.from_json(self._source.read(key))
         except Exception as exc:
-            raise ModelLoadError(f"cannot read model pointer s3 key {key!r}: {exc}") from exc
+            raise self._read_failed(f"cannot read model pointer s3 key {key!r}: {exc}") from exc
         if (
             current is not None
             and current.version == pointer.version
@@ -117,7 +133,7 @@ class ModelProvider:
         except BundleError as exc:  # the object itself is not a bundle (too large to be one)
             raise self._refuse(pointer, str(exc), current) from exc
         except Exception as exc:
-            raise ModelLoadError(
+            raise self._read_failed(
                 f"cannot read bundle {pointer.bundle_key!r} of model version {pointer.version}: {exc}"
             ) from exc
         try:
@@ -126,6 +142,11 @@ class ModelProvider:
         except Exception as exc:
             raise self._refuse(pointer, str(exc), current) from exc
         return LoadedModel(predictor.model_name, pointer.version, predictor, pointer)
+
+    def _read_failed(self, reason: str) -> ModelLoadError:
+        """Count a pointer or bundle that could not be read: the error to raise."""
+        self._on_read_failed(reason)
+        return ModelLoadError(reason)
 
     def _refuse(self, pointer: ModelPointer, reason: str, current: LoadedModel | None) -> ModelLoadError:
         """Log and count a refused bundle, remember its pointer: the error to raise."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -18,7 +19,14 @@ from infra.harness.streams import put_actuals
 from lambda_retrain.audit import read_audit
 from lambda_retrain.aws import S3Store
 from trip_core.bundle import ServingBundle, load_bundle
-from trip_core.capture import Actual, decode_actuals, decode_capture, decode_rejected, encode_actuals
+from trip_core.capture import (
+    Actual,
+    CaptureBatch,
+    decode_actuals,
+    decode_capture,
+    decode_rejected,
+    encode_actuals,
+)
 from trip_core.contracts import (
     ACTUALS_PREFIX,
     CAPTURE_PREFIX,
@@ -194,14 +202,21 @@ class Stack:
             if parse_utc(r.arrival_time) >= since - timedelta(seconds=2)
         ]
 
+    def _captures_since(self, since: datetime) -> list[CaptureBatch]:
+        objects = self._recent_objects("CaptureBucketName", CAPTURE_PREFIX, since)
+        batches = [decode_capture(body) for body in objects]
+        return [b for b in batches if parse_utc(b.captured_at) >= since - timedelta(seconds=2)]
+
     def captured_since(self, since: datetime) -> dict[Any, float]:
         """ride_id -> captured prediction, over capture objects captured at or after `since` (-2 s)."""
         found: dict[Any, float] = {}
-        for body in self._recent_objects("CaptureBucketName", CAPTURE_PREFIX, since):
-            batch = decode_capture(body)
-            if parse_utc(batch.captured_at) >= since - timedelta(seconds=2):
-                found.update(zip(batch.ride_id, batch.prediction, strict=True))
+        for batch in self._captures_since(since):
+            found.update(zip(batch.ride_id, batch.prediction, strict=True))
         return found
+
+    def capture_counts_since(self, since: datetime) -> Counter[Any]:
+        """ride_id -> in how many captured rows it appears, over the same objects as `captured_since`."""
+        return Counter(i for batch in self._captures_since(since) for i in batch.ride_id)
 
     def alarm(self, output: str) -> dict[str, Any]:
         """The alarm named by stack output `output`."""

@@ -13,7 +13,12 @@ from cfnlint.decode import cfn_yaml
 
 from lambda_predict.adapters import S3ModelSource
 from lambda_predict.config import PredictConfig
-from lambda_predict.model_provider import ModelLoadError, ModelProvider, emit_bundle_refused
+from lambda_predict.model_provider import (
+    ModelLoadError,
+    ModelProvider,
+    emit_bundle_refused,
+    emit_model_read_failed,
+)
 from tests.doubles.predict import InMemoryObjects, broken_bundle, publish, tiny_bundle
 from trip_core.bundle import BundleError, load_bundle
 from trip_core.config import ConfigError
@@ -44,6 +49,7 @@ def provider(
     pin: str | None = None,
     ttl: float = 60,
     refusals: Refusals | None = None,
+    read_failures: list[str] | None = None,
 ) -> ModelProvider:
     key = f"serving/versions/{pin}.json" if pin else "serving/live.json"
     return ModelProvider(
@@ -54,6 +60,7 @@ def provider(
         pinned=pin is not None,
         clock=clock,
         on_refused=Refusals() if refusals is None else refusals,
+        on_read_failed=(read_failures if read_failures is not None else []).append,
     )
 
 
@@ -122,6 +129,30 @@ def test_failed_refresh_keeps_serving_and_waits_another_ttl() -> None:
     assert models.current().version == "3"  # no re-check before another TTL
     clock.now += 31
     assert models.current().version == "4"
+
+
+def test_a_pointer_taken_away_keeps_the_model_and_is_counted_at_each_check() -> None:
+    """A warm function keeps serving; ModelReadFailed (the alarm's metric) counts every TTL check that
+    finds no pointer, and none once it is back."""
+    bucket, clock, failures = InMemoryObjects(), Clock(), []
+    publish(bucket, "3", tiny_bundle())
+    models = provider(bucket, clock, read_failures=failures)
+    models.load_initial()
+    pointer = bucket.objects.pop("serving/live.json")
+    for _ in range(3):
+        clock.now += 61
+        assert models.current().version == "3"
+    assert len(failures) == 3 and all("cannot read model pointer" in f for f in failures)
+    bucket.objects["serving/live.json"] = pointer
+    clock.now += 61
+    assert models.current().version == "3" and len(failures) == 3
+
+
+def test_a_cold_start_without_a_pointer_fails_and_is_counted() -> None:
+    bucket, failures = InMemoryObjects(), []
+    with pytest.raises(ModelLoadError, match="cannot read model pointer"):
+        provider(bucket, Clock(), read_failures=failures).load_initial()
+    assert len(failures) == 1
 
 
 def test_bad_checksum_of_a_new_version_is_not_swapped_in() -> None:
@@ -266,22 +297,29 @@ def test_an_object_too_large_to_be_a_bundle_is_refused_before_its_body_is_read()
     assert S3ModelSource(SizedS3(MAX_BUNDLE_BYTES), "models").read("k") == b"bundle"
 
 
-def test_bundle_refused_is_emitted_at_once_as_the_alarm_watches_it(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("emit", "alarm_name"),
+    [
+        (lambda: emit_bundle_refused(publish(None, "4", b""), "smoke test: ..."), "BundleRefusedAlarm"),
+        (lambda: emit_model_read_failed("cannot read model pointer ..."), "ModelReadFailedAlarm"),
+    ],
+)
+def test_counts_are_emitted_at_once_as_their_alarms_watch_them(
+    emit: Any, alarm_name: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """EMF on stdout when it happens (a failed cold start has no invocation to flush metrics), in the
-    namespace, name and service dimension of template.yaml's BundleRefusedAlarm."""
+    namespace, name and service dimension of the template's alarm."""
     resources = dict(cfn_yaml.load(str(TEMPLATE)))["Resources"]
     service = resources["PredictFunction"]["Properties"]["Environment"]["Variables"][
         "POWERTOOLS_SERVICE_NAME"
     ]
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", service)
     capsys.readouterr()
-    emit_bundle_refused(publish(None, "4", b""), "smoke test: ...")
+    emit()
     [line] = capsys.readouterr().out.splitlines()
     emf = json.loads(line)
     [directive] = emf["_aws"]["CloudWatchMetrics"]
-    alarm = resources["BundleRefusedAlarm"]["Properties"]
+    alarm = resources[alarm_name]["Properties"]
     assert directive["Namespace"] == alarm["Namespace"]
     assert [m["Name"] for m in directive["Metrics"]] == [alarm["MetricName"]] and emf[
         alarm["MetricName"]

@@ -28,11 +28,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import requests
 from localstack import config
+from localstack.aws.connect import connect_to
 from localstack.services.lambda_.invocation.executor_endpoint import ExecutorEndpoint
 from localstack.services.lambda_.invocation.lambda_models import FunctionVersion, InvocationResult
 from localstack.services.lambda_.invocation.runtime_executor import (
@@ -41,12 +42,15 @@ from localstack.services.lambda_.invocation.runtime_executor import (
 )
 from localstack.utils.net import get_free_tcp_port
 
+from localstack_local_executor.emf import metric_requests
+
 LOG = logging.getLogger(__name__)
 BOOTSTRAP = Path(__file__).with_name("bootstrap.py")
 HOST = "127.0.0.1"
 # host environment passed through to the function (everything else comes from LocalStack / the function)
 PASS_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "SYSTEMROOT")
 STARTUP_TIMEOUT_S = float(os.environ.get("LAMBDA_LOCAL_STARTUP_TIMEOUT", "60"))
+METRICS_PUBLISHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="local-executor-emf")
 
 
 def runtime_python(runtime: str) -> str:
@@ -139,6 +143,25 @@ class LocalRuntimeExecutor(RuntimeExecutor):
 
     # --- invocation --------------------------------------------------------------------------------
     def invoke(self, payload: dict[str, str]) -> InvocationResult:
+        result = self._invoke(payload)
+        if result.logs:
+            METRICS_PUBLISHER.submit(self._publish_metrics, result.logs)
+        return result
+
+    def _publish_metrics(self, logs: str) -> None:
+        """The invocation's EMF lines as CloudWatch metrics, as CloudWatch Logs does on AWS (emf.py)."""
+        requests_ = metric_requests(logs)
+        if not requests_:
+            return
+        version = self.function_version.id
+        cloudwatch = connect_to(aws_access_key_id=version.account, region_name=version.region).cloudwatch
+        for request in requests_:
+            try:
+                cloudwatch.put_metric_data(**request)
+            except Exception as e:  # a metric lost is logged, never an invocation failed
+                LOG.warning("local executor %s: EMF metrics not put: %s", self.id, e)
+
+    def _invoke(self, payload: dict[str, str]) -> InvocationResult:
         if self.process is None or self.process.poll() is not None:
             self._spawn(restart=True)  # reset after a timeout or a crash
         request_id = payload["invoke-id"]
