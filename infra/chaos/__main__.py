@@ -185,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         for i, fault in enumerate(faults(stack, relays)):
             results.append(run_fault(stack, fault, args.fault_seconds, args.rate, args.seed + i))
             SAY(json.dumps(asdict(results[-1])))
-    table = "\n".join([TABLE_HEADER, "|" + "---|" * TABLE_HEADER.count(" | "), *(r.row() for r in results)])
+    separator = "|" + "---|" * (TABLE_HEADER.count("|") - 1)
+    table = "\n".join([TABLE_HEADER, separator, *(r.row() for r in results)])
     SAY("\n" + table)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "chaos.md").write_text(table + "\n")

@@ -134,7 +134,8 @@ def test_failed_refresh_keeps_serving_and_waits_another_ttl() -> None:
 def test_a_pointer_taken_away_keeps_the_model_and_is_counted_at_each_check() -> None:
     """A warm function keeps serving; ModelReadFailed (the alarm's metric) counts every TTL check that
     finds no pointer, and none once it is back."""
-    bucket, clock, failures = InMemoryObjects(), Clock(), []
+    bucket, clock = InMemoryObjects(), Clock()
+    failures: list[str] = []
     publish(bucket, "3", tiny_bundle())
     models = provider(bucket, clock, read_failures=failures)
     models.load_initial()
@@ -149,7 +150,8 @@ def test_a_pointer_taken_away_keeps_the_model_and_is_counted_at_each_check() -> 
 
 
 def test_a_cold_start_without_a_pointer_fails_and_is_counted() -> None:
-    bucket, failures = InMemoryObjects(), []
+    bucket = InMemoryObjects()
+    failures: list[str] = []
     with pytest.raises(ModelLoadError, match="cannot read model pointer"):
         provider(bucket, Clock(), read_failures=failures).load_initial()
     assert len(failures) == 1
