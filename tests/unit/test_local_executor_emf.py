@@ -37,6 +37,7 @@ def powertools_lines(capsys: pytest.CaptureFixture[str]) -> str:
     capsys.readouterr()
     emit_model_read_failed("cannot read model pointer")
     metrics = Metrics(namespace="TripDuration", service="trip-duration-predict")
+    metrics.clear_metrics()  # Powertools keeps one metric set per process: earlier tests' metrics are in it
     metrics.add_dimension(name="model_version", value="7")
     metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=40)
     metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=2)
