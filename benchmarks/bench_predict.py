@@ -12,6 +12,9 @@ falls back to a synthetic bundle of realistic size and says so on stderr.
 - predict_warm_batch100_ms / predict_warm_batch500_ms: the handler (Powertools decorators included)
   on a 100- / 500-record Kinesis batch, AWS calls replaced by in-memory fakes; median. Goal ≤ 1 ms
   for 100. A third line gives batch 100 with a one-stump model: the service's own overhead.
+- predict_warm_batch100_shadow_ms: batch 100 with a shadow in the traffic plan (a second copy of the
+  trained bundle scoring every ride beside the live one), and its ratio to the batch without.
+  Goal ≤ 1.5 times.
 - predict_package_mb: the function's zip content built by the one rule `sam build` runs
   (infra/function.mk), unzipped. Goal ≤ 120 MB.
 """
@@ -184,11 +187,42 @@ class Context:
     aws_request_id = "bench"
 
 
-def bench_warm(bundle: bytes, n_records: int = 100) -> float:
+def bench_warm(bundle: bytes, n_records: int = 100, shadow: bool = False) -> float:
+    """Median ms of the handler on a warm batch (`shadow`: see warm_handler)."""
+    [median] = bench_warm_interleaved([warm_handler(bundle, shadow)], n_records)
+    return median
+
+
+def bench_warm_interleaved(handlers: list[Any], n_records: int) -> list[float]:
+    """Median ms of each handler on the same warm batch, run in turn so machine noise hits them alike."""
     import contextlib
     import io
     import logging
 
+    from trip_core.observability import logger
+
+    event = batch_event(n_records)
+    context = Context()
+    times: list[list[float]] = [[] for _ in handlers]
+    sink = io.StringIO()
+    with contextlib.redirect_stdout(sink):  # the handler's log lines and EMF blobs
+        for handler in logger.handlers:
+            if isinstance(handler, logging.StreamHandler):
+                handler.stream = sink
+        for _ in range(WARM_RUNS):
+            for lambda_handler, column in zip(handlers, times, strict=True):
+                started = time.perf_counter()
+                response = lambda_handler(event, context)
+                column.append(time.perf_counter() - started)
+                assert response == {"batchItemFailures": []}, response
+                sink.seek(0)
+                sink.truncate()
+    return [statistics.median(column[10:]) * 1000 for column in times]
+
+
+def warm_handler(bundle: bytes, shadow: bool = False) -> Any:
+    """The handler with app.py's decorators over in-memory fakes; `shadow`: the live pointer's plan names
+    a shadow (the same trained bundle as a second version), which scores every ride beside the live one."""
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
     from lambda_predict.handler import handle
     from lambda_predict.model_provider import ModelProvider
@@ -197,11 +231,16 @@ def bench_warm(bundle: bytes, n_records: int = 100) -> float:
     from trip_core.bundle import load_bundle
     from trip_core.contracts import LIVE_POINTER_KEY
     from trip_core.observability import logger, metrics, tracer
+    from trip_core.plan import TrafficPlan, live_document
 
     models = InMemoryObjects()
-    publish(models, "1", bundle)
+    live = publish(models, "1", bundle)
+    if shadow:
+        publish(models, "2", bundle, live=False)
+        models.objects[LIVE_POINTER_KEY] = live_document(live, TrafficPlan(shadow="2"))
     provider = ModelProvider(models, LIVE_POINTER_KEY, load_bundle, ttl_seconds=60)
     provider.load_initial()
+    assert (provider.serving().shadow is not None) == shadow
     service = PredictService(provider, InMemoryStream(), InMemoryObjects(), InMemoryObjects(), keyed_ids())
 
     # The same decorator stack as app.lambda_handler (app.py itself loads from S3 at import).
@@ -211,22 +250,7 @@ def bench_warm(bundle: bytes, n_records: int = 100) -> float:
     def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return handle(event, context, service)
 
-    event = batch_event(n_records)
-    context = Context()
-    times = []
-    sink = io.StringIO()
-    with contextlib.redirect_stdout(sink):  # the handler's log lines and EMF blobs
-        for handler in logger.handlers:
-            if isinstance(handler, logging.StreamHandler):
-                handler.stream = sink
-        for _ in range(WARM_RUNS):
-            started = time.perf_counter()
-            response = lambda_handler(event, context)
-            times.append(time.perf_counter() - started)
-            sink.seek(0)
-            sink.truncate()
-    assert response == {"batchItemFailures": []}, response
-    return statistics.median(times[10:]) * 1000
+    return lambda_handler
 
 
 def tree_size_mb(folder: Path) -> float:
@@ -262,7 +286,12 @@ def main() -> None:
         emit("predict_handler_peak_rss_batch500_mb", peak_rss, "MB")
         (traced_init,) = bench_cold(Path(tmp), bundle, traced=True)
         emit("predict_init_traced_seconds", traced_init, "s")
-        emit("predict_warm_batch100_ms", bench_warm(bundle, 100), "ms")
+        plain, shadowed = bench_warm_interleaved(
+            [warm_handler(bundle), warm_handler(bundle, shadow=True)], 100
+        )
+        emit("predict_warm_batch100_ms", plain, "ms")
+        emit("predict_warm_batch100_shadow_ms", shadowed, "ms")  # the plan with a shadow (issue 15: <= 1.5x)
+        emit("predict_warm_batch100_shadow_ratio", shadowed / plain, "x")
         emit("predict_warm_batch500_ms", bench_warm(bundle, 500), "ms")
         # the same with a one-stump model: the service's own overhead, without the trees
         emit("predict_warm_batch100_stump_model_ms", bench_warm(tiny_bundle(), 100), "ms")

@@ -13,10 +13,10 @@ import functools
 import time
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from lambda_predict.service import PredictService
-from trip_core.observability import logger, metrics
+from trip_core.observability import NAMESPACE, logger, metrics
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.batch import BatchProcessor
@@ -96,7 +96,18 @@ def _handle_batch(
             "rejected": outcome.rejected,
             "retry": len(retry),
             "model_version": outcome.model_version,
+            "answered_by": outcome.answered_by,
         },
     )
-    counts = {"Predictions": outcome.predicted, "Rejected": outcome.rejected, "Errors": len(retry)}
+    live_answers = outcome.answered_by.get(outcome.model_version, 0)
+    for version, answers in outcome.answered_by.items():
+        if version != outcome.model_version:  # a canary's answers, under its version
+            count_for_version("Predictions", answers, version)
+    counts = {"Predictions": live_answers, "Rejected": outcome.rejected, "Errors": len(retry)}
     return response, outcome.model_version, counts
+
+
+def count_for_version(name: str, value: int, version: str) -> None:
+    """A count under another model_version than the invocation's metrics carry (one per EMF document)."""
+    with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=NAMESPACE) as metric:
+        metric.add_dimension(name="model_version", value=version)

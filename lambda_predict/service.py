@@ -22,7 +22,7 @@ import numpy as np
 import orjson
 
 from lambda_predict.delivery import RetryPolicy, deliver, entry_problem
-from lambda_predict.model_provider import LoadedModel, ModelProvider
+from lambda_predict.model_provider import LoadedModel, ModelProvider, Serving
 from lambda_predict.ports import BlobStore, PredictionSink, PutEntry
 from lambda_predict.prediction_ids import PredictionIds
 from trip_core.capture import CaptureBatch, Rejection, encode_capture, encode_rejected
@@ -39,6 +39,7 @@ from trip_core.rides import (
     validate_ride,
 )
 
+CANARY_ARM = "canary"  # the suffix of the canary's capture objects (trip_core.contracts.capture_key)
 DIRECT_SHARD_ID = "direct"  # capture key of a direct invoke: captures/.../direct_<request id>.json.gz
 PREDICTION_DECIMALS = 2
 # What the model is asked when it answers none of a batch's rides: if it has no finite answer for this
@@ -51,6 +52,7 @@ class BatchOutcome:
     model_version: str
     predicted: int = 0  # delivered and captured
     rejected: int = 0  # stored in the rejected-rides store, handled
+    answered_by: dict[str, int] = field(default_factory=dict)  # model version -> rides it answered
     retry: dict[str, str] = field(default_factory=dict)  # sequence number -> why it must be retried
 
 
@@ -82,10 +84,13 @@ class _Answered(NamedTuple):
     hour: datetime  # the UTC pickup hour (aware): the capture partition, the prediction id's prefix
     prediction_id: str
     entry: PutEntry  # the encoded prediction record, within Kinesis' limits
+    model: LoadedModel  # the model that answered: the live one, or the canary for its share
+    paired: tuple[str, float | None] | None = None  # another model's version and answer to the same ride
 
 
 class _Capture(NamedTuple):
-    """One capture object of a batch: its key, its rows (indices into the answered rides), its body."""
+    """One capture object of a batch: its key, its rows (indices into the answered rides, one answering
+    model and one paired version), its body."""
 
     key: str
     rows: list[int]
@@ -238,6 +243,68 @@ def _answers(model: LoadedModel, rides: Sequence[ValidRide]) -> list[Answer]:
     return answers
 
 
+def _challenger_minutes(model: LoadedModel, rides: Sequence[ValidRide]) -> list[float | None]:
+    """A challenger's answers to rides the live model answered; None where it has no finite one. Never
+    raises: a failing challenger costs its comparison, never a ride."""
+    if not rides:
+        return []
+    try:
+        minutes = _model_minutes(model, _features(rides)).tolist()
+    except Exception as exc:
+        logger.warning(
+            "challenger failed on the batch", extra={"model_version": model.version, "error": repr(exc)}
+        )
+        answers = [_answer_alone(model, ride) for ride in rides]
+        minutes = [math.nan if isinstance(a, FieldError) else a[0] for a in answers]
+    return [m if math.isfinite(m) else None for m in minutes]
+
+
+Paired = tuple[str, float | None]  # another model's version and its answer to the same ride (None: none)
+Arm = tuple[LoadedModel, float, Paired | None]  # the model that answers a ride, its answer, the paired one
+
+
+def plan_answers(
+    serving: Serving, rides: Sequence[ValidRide], prediction_ids: Sequence[str], minutes: Sequence[float]
+) -> list[Arm]:
+    """The traffic plan applied to the live model's answers: the canary answers its share where it has an
+    answer (the live one paired with it), the shadow scores the other rides beside the live model."""
+    live = serving.live
+    arms: list[Arm] = [(live, m, None) for m in minutes]
+    if serving.canary is not None:
+        rows = [i for i, pid in enumerate(prediction_ids) if serving.in_canary(pid)]
+        for i, m in zip(rows, _challenger_minutes(serving.canary, [rides[i] for i in rows]), strict=True):
+            if m is not None:
+                arms[i] = (serving.canary, m, (live.version, minutes[i]))
+    if serving.shadow is not None:
+        rows = [i for i, arm in enumerate(arms) if arm[0] is live]
+        shadow = serving.shadow.version
+        for i, m in zip(rows, _challenger_minutes(serving.shadow, [rides[i] for i in rows]), strict=True):
+            arms[i] = (live, minutes[i], (shadow, m))
+    return arms
+
+
+def _challenge(serving: Serving, answered: list[_Answered]) -> list[_Answered]:
+    """plan_answers on a batch; a canary answer the stream cannot take leaves the live one standing."""
+    if not answered or (serving.canary is None and serving.shadow is None):
+        return answered
+    arms = plan_answers(
+        serving,
+        [a.ride for a in answered],
+        [a.prediction_id for a in answered],
+        [a.minutes for a in answered],
+    )
+    out: list[_Answered] = []
+    for row, (model, minutes, paired) in zip(answered, arms, strict=True):
+        if model is not row.model:
+            entry = _entry(model, row.ride, minutes, row.prediction_id)
+            if not isinstance(entry, PutEntry):
+                out.append(row)
+                continue
+            row = row._replace(minutes=minutes, entry=entry, model=model)
+        out.append(row._replace(paired=paired))
+    return out
+
+
 class PredictService:
     def __init__(
         self,
@@ -264,7 +331,8 @@ class PredictService:
     # ------------------------------------------------------------------------------ Kinesis batch
 
     def process_batch(self, raw_records: Sequence[dict[str, Any]]) -> BatchOutcome:
-        model = self.models.current()  # one version for the whole batch
+        serving = self.models.serving()  # one set of models for the whole batch
+        model = serving.live
         outcome = BatchOutcome(model.version)
         if not raw_records:
             return outcome
@@ -275,14 +343,14 @@ class PredictService:
 
         rejections: list[Rejection] = []
         valid = self._validate(records, rejections)
-        answered = self._answer(model, valid, rejections, outcome)
+        answered = _challenge(serving, self._answer(model, valid, rejections, outcome))
         captures = self._encode_captures(model, answered, processed_at, shard_id, first_seq, rejections)
         if rejections:  # every rejection is known, and stored, before anything is delivered
             self._store_rejections(rejections, processed_at, shard_id, first_seq, outcome)
         deliverable = sorted(i for capture in captures for i in capture.rows)
         delivered = self._deliver(answered, deliverable, outcome)
         for capture in captures:
-            self._capture(model, answered, capture, delivered, processed_at, outcome)
+            self._capture(answered, capture, delivered, processed_at, outcome)
         return outcome
 
     def _validate(
@@ -330,37 +398,37 @@ class PredictService:
             if isinstance(entry, FieldError):
                 rejections.append(self._rejection(rec, [entry]))
             else:
-                answered.append(_Answered(rec, ride, minutes, hour, pid, entry))
+                answered.append(_Answered(rec, ride, minutes, hour, pid, entry, model))
         return answered
 
     def _encode_captures(
         self,
-        model: LoadedModel,
+        live: LoadedModel,
         answered: list[_Answered],
         processed_at: datetime,
         shard_id: str,
         first_seq: str,
         rejections: list[Rejection],
     ) -> list[_Capture]:
-        """One capture object per UTC pickup hour, encoded before delivery: a ride the capture cannot
-        hold is rejected, never delivered uncaptured."""
-        by_hour: dict[datetime, list[int]] = {}
+        """One capture object per UTC pickup hour and arm, encoded before delivery: a ride the capture
+        cannot hold is rejected, never delivered uncaptured."""
+        groups: dict[tuple[datetime, str, str], list[int]] = {}
         for i, row in enumerate(answered):
-            by_hour.setdefault(row.hour, []).append(i)
+            arm = "" if row.model is live else CANARY_ARM
+            groups.setdefault((row.hour, arm, row.paired[0] if row.paired else ""), []).append(i)
         captures: list[_Capture] = []
-        for hour in sorted(by_hour):
-            rows = by_hour[hour]
+        for hour, arm, paired in sorted(groups):
+            rows = groups[(hour, arm, paired)]
             try:
-                body = encode_capture(self._capture_batch(model, answered, rows, processed_at))
+                body = encode_capture(self._capture_batch(answered, rows, processed_at))
             except Exception:
-                rows, body = self._encodable(model, answered, rows, processed_at, rejections)
+                rows, body = self._encodable(answered, rows, processed_at, rejections)
             if rows:
-                captures.append(_Capture(capture_key(hour, shard_id, first_seq), rows, body))
+                captures.append(_Capture(capture_key(hour, shard_id, first_seq, arm), rows, body))
         return captures
 
     def _encodable(
         self,
-        model: LoadedModel,
         answered: list[_Answered],
         rows: list[int],
         processed_at: datetime,
@@ -370,18 +438,17 @@ class PredictService:
         kept: list[int] = []
         for i in rows:
             try:
-                encode_capture(self._capture_batch(model, answered, [i], processed_at))
+                encode_capture(self._capture_batch(answered, [i], processed_at))
             except Exception as exc:
                 reason = FieldError("capture", f"cannot be encoded in the capture: {excerpt(exc)}")
                 rejections.append(self._rejection(answered[i].record, [reason]))
             else:
                 kept.append(i)
-        body = encode_capture(self._capture_batch(model, answered, kept, processed_at)) if kept else b""
+        body = encode_capture(self._capture_batch(answered, kept, processed_at)) if kept else b""
         return kept, body
 
     def _capture(
         self,
-        model: LoadedModel,
         answered: list[_Answered],
         capture: _Capture,
         delivered: set[int],
@@ -396,7 +463,7 @@ class PredictService:
             body = (
                 capture.body
                 if len(rows) == len(capture.rows)
-                else encode_capture(self._capture_batch(model, answered, rows, processed_at))
+                else encode_capture(self._capture_batch(answered, rows, processed_at))
             )
             self._captures.put(capture.key, body)
         except Exception as exc:
@@ -408,6 +475,8 @@ class PredictService:
                 outcome.retry[answered[i].record.sequence_number] = f"capture write failed: {exc!r}"
         else:
             outcome.predicted += len(rows)
+            version = answered[rows[0]].model.version
+            outcome.answered_by[version] = outcome.answered_by.get(version, 0) + len(rows)
 
     @staticmethod
     def _rejection(rec: _Record, reasons: Sequence[FieldError]) -> Rejection:
@@ -453,15 +522,18 @@ class PredictService:
 
     @staticmethod
     def _capture_batch(
-        model: LoadedModel, answered: Sequence[_Answered], rows: Sequence[int], processed_at: datetime
+        answered: Sequence[_Answered], rows: Sequence[int], processed_at: datetime
     ) -> CaptureBatch:
+        """The capture of `rows`: one answering model and one paired version (_encode_captures groups so)."""
         picked = [answered[i] for i in rows]
+        paired = picked[0].paired if picked else None
         return _capture_batch(
-            model,
+            picked[0].model if picked else answered[0].model,
             [a.ride for a in picked],
             [a.minutes for a in picked],
             [a.prediction_id for a in picked],
             processed_at,
+            None if paired is None else (paired[0], [a.paired[1] if a.paired else None for a in picked]),
         )
 
     # ------------------------------------------------------------------------------ direct invoke
@@ -474,18 +546,26 @@ class PredictService:
         if not isinstance(result, ValidRide):
             return DirectOutcome(_error("invalid ride", result))
         logger.append_keys(ride_id=result.ride_id)
-        model = self.models.current()
-        [answer] = _answers(model, [result])
+        serving = self.models.serving()
+        [answer] = _answers(serving.live, [result])
         if isinstance(answer, FieldError):
-            return DirectOutcome(_error("no prediction for this ride", [answer]), model.version)
-        minutes, pickup_hour = answer
+            return DirectOutcome(_error("no prediction for this ride", [answer]), serving.live.version)
+        pickup_hour = answer[1]
         pid = self._ids.of_direct(pickup_hour)
-        key = capture_key(pickup_hour, DIRECT_SHARD_ID, request_id)
+        [(model, minutes, paired)] = plan_answers(serving, [result], [pid], [answer[0]])
+        arm = "" if model is serving.live else CANARY_ARM
+        key = capture_key(pickup_hour, DIRECT_SHARD_ID, request_id, arm)
+        batch = _capture_batch(
+            model,
+            [result],
+            [minutes],
+            [pid],
+            invoked_at,
+            None if paired is None else (paired[0], [paired[1]]),
+        )
         captured = True
         try:
-            self._captures.put(
-                key, encode_capture(_capture_batch(model, [result], [minutes], [pid], invoked_at))
-            )
+            self._captures.put(key, encode_capture(batch))
         except Exception as exc:  # the caller still gets the answer; the gap is logged and counted
             logger.error("capture write failed for a direct invoke", extra={"key": key, "error": repr(exc)})
             captured = False
@@ -502,6 +582,7 @@ def _capture_batch(
     minutes: list[float],
     ids: list[str],
     processed_at: datetime,
+    paired: tuple[str, list[float | None]] | None = None,
 ) -> CaptureBatch:
     return CaptureBatch(
         model_name=model.name,
@@ -514,4 +595,6 @@ def _capture_batch(
         do_location_id=[r.do_location_id for r in rides],
         trip_distance=[r.trip_distance for r in rides],
         prediction=minutes,
+        paired_version=None if paired is None else paired[0],
+        paired_prediction=None if paired is None else paired[1],
     )

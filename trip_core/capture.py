@@ -64,11 +64,19 @@ class CaptureBatch:
     do_location_id: list[int]
     trip_distance: list[float]
     prediction: list[float]  # minutes
+    # Another model's answer to the same rides (the shadow beside the live model, the live model beside
+    # the canary): its version, and its minutes or None where it had no finite answer.
+    paired_version: str | None = None
+    paired_prediction: list[float | None] | None = None
 
     def __post_init__(self) -> None:
         lengths = {len(getattr(self, name)) for name in self._column_attrs().values()}
+        if self.paired_prediction is not None:
+            lengths.add(len(self.paired_prediction))
         if len(lengths) > 1:
             raise RecordFormatError(f"capture columns differ in length: {sorted(lengths)}")
+        if (self.paired_version is None) != (self.paired_prediction is None):
+            raise RecordFormatError("a paired prediction needs its version, and a paired version its column")
 
     @staticmethod
     def _column_attrs() -> dict[str, str]:
@@ -100,7 +108,15 @@ class CaptureBatch:
         """The rows where `mask` is True, same model version and capture time."""
         keep = np.flatnonzero(mask).tolist()
         picked = {attr: [getattr(self, attr)[i] for i in keep] for attr in self._column_attrs().values()}
-        return CaptureBatch(self.model_name, self.model_version, self.captured_at, **picked)
+        paired = None if self.paired_prediction is None else [self.paired_prediction[i] for i in keep]
+        return CaptureBatch(
+            self.model_name,
+            self.model_version,
+            self.captured_at,
+            **picked,
+            paired_version=self.paired_version,
+            paired_prediction=paired,
+        )
 
 
 def pickup_hour_groups(pickup_local: np.ndarray) -> list[tuple[datetime, np.ndarray]]:
@@ -126,11 +142,13 @@ def encode_capture(batch: CaptureBatch) -> bytes:
         "captured_at": batch.captured_at,
         "columns": batch.columns(),
     }
+    if batch.paired_version is not None:
+        document["paired"] = {"model_version": batch.paired_version, "prediction": batch.paired_prediction}
     try:
         text = orjson.dumps(document)  # 10x json.dumps; the same document (UTF-8, shortest floats)
     except orjson.JSONEncodeError:  # an integer beyond 64 bits
         text = b"null"
-    if b"null" in text:  # orjson writes NaN/Infinity as null: json.dumps refuses them, as before
+    if b"null" in text:  # orjson writes NaN/Infinity as null: json.dumps refuses them (None is null in both)
         text = json.dumps(document, separators=(",", ":"), allow_nan=False).encode("utf-8")
     return gzip.compress(text, compresslevel=CAPTURE_GZIP_LEVEL, mtime=0)
 
@@ -162,11 +180,22 @@ def decode_capture(data: bytes) -> CaptureBatch:
             do_location_id=[int(v) for v in columns["DOLocationID"]],
             trip_distance=[float(v) for v in columns["trip_distance"]],
             prediction=[float(v) for v in columns["prediction"]],
+            **_paired(document.get("paired")),
         )
     except RecordFormatError:
         raise
     except (KeyError, TypeError, ValueError) as exc:
         raise RecordFormatError(f"capture object is malformed: {exc!r}") from exc
+
+
+def _paired(paired: Any) -> dict[str, Any]:
+    """The optional `paired` object of a capture document, as CaptureBatch's keyword arguments."""
+    if paired is None:
+        return {}
+    if not isinstance(paired, dict) or not isinstance(paired.get("prediction"), list):
+        raise RecordFormatError("capture object's 'paired' must be {model_version, prediction: [...]}")
+    values = [None if v is None else float(v) for v in paired["prediction"]]
+    return {"paired_version": str(paired["model_version"]), "paired_prediction": values}
 
 
 # -------------------------------------------------------------------------------------- rejected

@@ -291,9 +291,10 @@ def batch_name(shard_id: str, first_sequence_number: str) -> str:
     return f"{_safe(shard_id)}_{_safe(first_sequence_number)}"
 
 
-def capture_key(pickup_hour: datetime, shard_id: str, first_sequence_number: str) -> str:
-    """One object per batch and UTC pickup hour (event time)."""
-    name = batch_name(shard_id, first_sequence_number)
+def capture_key(pickup_hour: datetime, shard_id: str, first_sequence_number: str, arm: str = "") -> str:
+    """One object per batch and UTC pickup hour (event time), and per arm of the traffic plan: the live
+    model's rides have no suffix, a canary's `_<arm>`."""
+    name = batch_name(shard_id, first_sequence_number) + (f"_{_safe(arm)}" if arm else "")
     return f"{CAPTURE_PREFIX}{hour_partition(pickup_hour)}/{name}.json.gz"
 
 

@@ -2,13 +2,15 @@
 
 A JSON object at one well-known S3 key (default `serving/live.json` in the models bucket); every
 registered version also gets `serving/versions/<version>.json`, which an env var can pin and which
-rollback points back to. Reading it needs no MLflow, only S3.
+rollback points back to. Reading it needs no MLflow, only S3. The live pointer may also carry the traffic
+plan (trip_core.plan): the challengers serving beside it.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,12 @@ class ModelPointer:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> ModelPointer:
-        data = json.loads(text)
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ModelPointer:
+        if not isinstance(data, dict):
+            raise ValueError("model pointer must be a JSON object")
         missing = [name for name in cls.__dataclass_fields__ if name not in data]
         if missing:
             raise ValueError(f"model pointer lacks field(s) {', '.join(missing)}")

@@ -360,6 +360,14 @@ def serve(stack: Stack, end: datetime, days: int = 1) -> Day:
     return Day(rides, read_prediction_ids(stack))
 
 
+def latest_at(moment: datetime, hour: int, minute: int) -> datetime:
+    """The latest time of day hour:minute UTC at or before `moment`: how many pickup hours the gate's
+    holdout (the latest rides) spans depends on the hours before the rides' end, so the end is fixed
+    in the day, not left to the wall clock."""
+    at = moment.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    return at if at <= moment else at - timedelta(days=1)
+
+
 def _arrival(ride: Ride, end: datetime) -> float:
     if not ride.good:
         return (end - timedelta(hours=1)).timestamp()
@@ -526,7 +534,7 @@ def test_the_loop_retrains_publishes_and_judges_with_its_policies_and_no_more(st
     models, capture = stack.name("ModelsBucket"), stack.name("CaptureBucket")
     trusted = evaluation_set.from_month(str(ROOT / "data/green_tripdata_2023-02.parquet"))
     evaluation_set.publish(S3Store(models, s3), *trusted)  # by the training side
-    day = serve(stack, datetime.now(UTC) - timedelta(minutes=90), days=2)
+    day = serve(stack, latest_at(datetime.now(UTC) - timedelta(minutes=90), hour=10, minute=15), days=2)
     assert report_actuals(stack, day) > 4000
     alarm = stack.template.function_environment("RetrainFunction")["RETRAIN_ALARMS"]
     put_alarm_in_alarm(alarm)
