@@ -75,6 +75,9 @@ class _Record(NamedTuple):
     local_arrival: datetime  # the same moment, naive New York local (the pickup fallback)
 
 
+Paired = tuple[str, float | None]  # another model's version and its answer to the same ride (None: none)
+
+
 class _Answered(NamedTuple):
     """A valid ride with its answer, ready to deliver and capture."""
 
@@ -85,7 +88,7 @@ class _Answered(NamedTuple):
     prediction_id: str
     entry: PutEntry  # the encoded prediction record, within Kinesis' limits
     model: LoadedModel  # the model that answered: the live one, or the canary for its share
-    paired: tuple[str, float | None] | None = None  # another model's version and answer to the same ride
+    paired: Paired | None = None
 
 
 class _Capture(NamedTuple):
@@ -259,7 +262,6 @@ def _challenger_minutes(model: LoadedModel, rides: Sequence[ValidRide]) -> list[
     return [m if math.isfinite(m) else None for m in minutes]
 
 
-Paired = tuple[str, float | None]  # another model's version and its answer to the same ride (None: none)
 Arm = tuple[LoadedModel, float, Paired | None]  # the model that answers a ride, its answer, the paired one
 
 
