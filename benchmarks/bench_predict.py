@@ -45,7 +45,7 @@ started = time.perf_counter()
 import os, sys
 from aws_lambda_powertools.utilities.typing import LambdaContext  # noqa: F401
 from lambda_predict.bootstrap import aws_clients
-from lambda_predict.handler import handle  # noqa: F401  (Powertools Logger/Metrics/Tracer, BatchProcessor)
+from lambda_predict.handler import handle_batch  # noqa: F401  (Powertools Logger, Metrics, BatchProcessor)
 from tests.doubles.predict import InMemoryObjects, keyed_ids
 from lambda_predict.model_provider import ModelProvider
 from trip_core.bundle import load_bundle
@@ -62,9 +62,9 @@ if {first_prediction!r}:  # cold start to first prediction, then peak memory ove
     from tests.doubles.predict import InMemoryStream
     from lambda_predict.service import PredictService
     service = PredictService(provider, InMemoryStream(), InMemoryObjects(), InMemoryObjects(), keyed_ids())
-    assert handle(batch_event(1), Context(), service) == {{"batchItemFailures": []}}
+    assert handle_batch(batch_event(1), Context(), service) == {{"batchItemFailures": []}}
     print("BENCH", time.perf_counter() - started)
-    assert handle(batch_event(500), Context(), service) == {{"batchItemFailures": []}}
+    assert handle_batch(batch_event(500), Context(), service) == {{"batchItemFailures": []}}
     print("BENCH", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """
 
@@ -224,7 +224,7 @@ def warm_handler(bundle: bytes, shadow: bool = False) -> Any:
     """The handler with app.py's decorators over in-memory fakes; `shadow`: the live pointer's plan names
     a shadow (the same trained bundle as a second version), which scores every ride beside the live one."""
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
-    from lambda_predict.handler import handle
+    from lambda_predict.handler import handle_batch
     from lambda_predict.model_provider import ModelProvider
     from lambda_predict.service import PredictService
     from tests.doubles.predict import InMemoryObjects, InMemoryStream, keyed_ids, publish
@@ -248,7 +248,7 @@ def warm_handler(bundle: bytes, shadow: bool = False) -> Any:
     @metrics.log_metrics(capture_cold_start_metric=True)
     @tracer.capture_lambda_handler(capture_response=False)
     def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        return handle(event, context, service)
+        return handle_batch(event, context, service)
 
     return lambda_handler
 

@@ -3,7 +3,7 @@ the capture bucket's actuals/ (the format trip_core.event_window reads), the oth
 reason in the rejected bucket (docs/architecture.md, "Actuals").
 
 An actual is accepted when it is well formed (`{"prediction_id": ..., "duration_minutes": ...}`), its
-duration is finite and plausible (0 < d <= MAX_ACTUAL_MINUTES: trip_core.capture.judge_actual, the
+duration is finite and plausible (0 < d <= MAX_RIDE_MINUTES: trip_core.capture.judge_actual, the
 readers' rule too) and its prediction id is known: found in the capture of the pickup hour the id names.
 Ids are issued by the service, so a client can label only the predictions it was given.
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from lambda_monitor.ports import MetricDatum
 from lambda_monitor.window import Window
+from trip_core import jsontext
 from trip_core.batching import limited_batches
 from trip_core.capture import decode_rejected
 from trip_core.contracts import (
@@ -72,19 +73,25 @@ class S3Rejected:
         self.s3, self.bucket = s3, bucket
 
     def count(self, window: Window, problems: list[str] | None = None) -> int:
-        # keyed by the hour they were processed in (at or after arrival), counted by arrival: the
-        # partitions up to the allowance after the end, as for captures and actuals
+        # keyed by the arrival hour of a batch's first rejected ride, counted by each ride's arrival: the
+        # partitions up to the allowance after the end, as for captures and actuals. A record rejected
+        # again by a retry of a batch that starts elsewhere is in two objects: counted once.
         prefixes = hour_prefixes(REJECTED_PREFIX, window.start, window.end + LATE_ALLOWANCE)
         keys = [k for prefix in prefixes for k in _keys(self.s3, self.bucket, prefix)]
         with ThreadPoolExecutor(READ_THREADS) as pool:
             objects = list(pool.map(lambda key: _get(self.s3, self.bucket, key), keys))
-        total = 0
+        seen: set[tuple[str, str]] = set()
         for key, data in zip(keys, objects, strict=True):
             try:
-                total += sum(window.contains(parse_utc(r.arrival_time)) for r in decode_rejected(data))
+                rides = decode_rejected(data)
+                seen.update(
+                    (r.shard_id, r.sequence_number)
+                    for r in rides
+                    if window.contains(parse_utc(r.arrival_time))
+                )
             except ValueError as error:  # RecordFormatError, or a bad arrival_time
                 _skipped(problems, f"rejected object {key}: {error}")
-        return total
+        return len(seen)
 
 
 class S3Profiles:
@@ -152,7 +159,7 @@ class S3Reports:
             bodies = pool.map(lambda key: _get(self.s3, self.bucket, key), keys)
             for key, data in zip(keys, bodies, strict=True):
                 try:
-                    report = json.loads(data)
+                    report = jsontext.loads(data)
                 except ValueError as error:  # an unreadable old report only loses a point of the history
                     _skipped(None, f"report {key}: {error}")
                     continue

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from lambda_monitor.window import Window
+from trip_core import jsontext
 from trip_core.contracts import (
     LATE_ALLOWANCE,
     METRIC_MAX_AGE,
@@ -53,7 +54,7 @@ def decode_state(body: bytes, now: datetime) -> datetime:
     """The last window end of a state `{"last_window_end": "<ISO 8601 time>"}`. Any other body, or a time
     after the latest due end (no run with a right clock wrote it), is a StateError."""
     try:
-        data = json.loads(body)
+        data = jsontext.loads(body)
     except ValueError as error:  # not JSON, or not UTF-8
         raise StateError("body", f"is not JSON ({str(error)[:MAX_QUOTED_CHARS]})") from error
     if not isinstance(data, dict):

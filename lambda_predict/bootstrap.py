@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from secrets import token_bytes
 from typing import Any
 
 from lambda_predict.adapters import KinesisPredictionSink, S3BlobStore, S3ModelSource, read_secret
 from lambda_predict.config import PredictConfig
 from lambda_predict.model_provider import ModelProvider
-from lambda_predict.prediction_ids import PredictionIds
+from lambda_predict.prediction_ids import MIN_KEY_BYTES, PredictionIds
 from lambda_predict.service import PredictService
 from trip_core.bundle import load_bundle
 
@@ -21,10 +22,11 @@ def build_service(
     kinesis: Any,
     secrets: Any,
     now: Callable[[], datetime] | None = None,
+    keyed: bool = True,
 ) -> PredictService:
     """Wire the service with boto3 clients, read the prediction id key and load the model (raises
     ModelLoadError); `now` is the clock of its captures (the wall clock unless a replay brings its
-    simulated one)."""
+    simulated one). Not `keyed`: the one-ride function, whose ids are random, is given no key."""
     models = ModelProvider(
         S3ModelSource(s3, config.models_bucket),
         config.pointer_key,
@@ -38,7 +40,9 @@ def build_service(
         KinesisPredictionSink(kinesis, config.predictions_stream),
         S3BlobStore(s3, config.capture_bucket, "application/json", content_encoding="gzip"),
         S3BlobStore(s3, config.rejected_bucket, "application/json"),
-        PredictionIds(read_secret(secrets, config.prediction_id_secret)),
+        PredictionIds(
+            read_secret(secrets, config.prediction_id_secret) if keyed else token_bytes(MIN_KEY_BYTES)
+        ),
         now=now,
         max_pickup_age=config.max_pickup_age,
     )
@@ -57,6 +61,6 @@ def aws_clients() -> tuple[Any, Any, Any]:
     )
 
 
-def service_from_env(env: Mapping[str, str] | None = None) -> PredictService:
+def service_from_env(env: Mapping[str, str] | None = None, keyed: bool = True) -> PredictService:
     config = PredictConfig.from_env(os.environ if env is None else env)
-    return build_service(config, *aws_clients())
+    return build_service(config, *aws_clients(), keyed=keyed)

@@ -35,29 +35,52 @@ class RetryableRecordError(RuntimeError):
     """This record's output or storage failed transiently; Lambda must deliver it again."""
 
 
-def is_kinesis_event(event: Any) -> bool:
-    """A Kinesis batch; a direct ride that also carries a "Records" key is still a direct ride."""
-    return isinstance(event, dict) and isinstance(event.get("Records"), list) and "ride" not in event
+def batch_problem(event: Any) -> dict[str, str] | None:
+    """Why `event` is not a Kinesis batch the function can account for record by record (each record
+    needs its sequence number to be retried or stored as rejected), or None."""
+    records = event.get("Records") if isinstance(event, dict) else None
+    if not isinstance(records, list):
+        return {"field": "Records", "reason": "missing: this function reads the rides stream"}
+    for i, record in enumerate(records):
+        kinesis = record.get("kinesis") if isinstance(record, dict) else None
+        if not isinstance(kinesis, dict):
+            return {"field": f"Records[{i}].kinesis", "reason": "missing or not an object"}
+        if type(kinesis.get("sequenceNumber")) not in (str, int):
+            return {"field": f"Records[{i}].kinesis.sequenceNumber", "reason": "missing or not a text"}
+    return None
 
 
-def handle(event: Any, context: Any, service: PredictService) -> dict[str, Any]:
+def handle_batch(event: Any, context: Any, service: PredictService) -> dict[str, Any]:
+    """A batch of the rides stream; anything else is answered with the field that is wrong."""
+    problem = batch_problem(event)
+    if problem is not None:
+        logger.error("not a rides-stream batch", extra=problem)
+        metrics.add_metric(name="Errors", unit=MetricUnit.Count, value=1)
+        return {"error": "not a Kinesis batch", "reasons": [problem]}
+    started = time.perf_counter()
+    response, version, counts = _handle_batch(event, context, service)
+    _emit(version, counts, started)
+    return response
+
+
+def handle_ride(event: Any, context: Any, service: PredictService) -> dict[str, Any]:
+    """One ride by direct invoke: the prediction record, or {"error", "reasons"}."""
     started = time.perf_counter()
     request_id = str(getattr(context, "aws_request_id", "") or "local")
-    if is_kinesis_event(event):
-        response, batch_version, counts = _handle_batch(event, context, service)
-        version: str | None = batch_version
-    else:
-        outcome = service.predict_direct(event, request_id)
-        response, version = outcome.response, outcome.model_version
-        ok = "error" not in outcome.response
-        counts = {"Predictions": int(ok), "Rejected": int(not ok), "Errors": int(ok and not outcome.captured)}
+    outcome = service.predict_direct(event, request_id)
+    ok = "error" not in outcome.response
+    counts = {"Predictions": int(ok), "Rejected": int(not ok), "Errors": int(ok and not outcome.captured)}
+    _emit(outcome.model_version, counts, started)
+    return outcome.response
+
+
+def _emit(version: str | None, counts: dict[str, int], started: float) -> None:
     metrics.add_dimension(name="model_version", value=version or "none")
     for name, value in counts.items():
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     metrics.add_metric(
         name="Latency", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000
     )
-    return response
 
 
 def _handle_batch(

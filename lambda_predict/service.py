@@ -26,7 +26,15 @@ from lambda_predict.model_provider import LoadedModel, ModelProvider, Serving
 from lambda_predict.ports import BlobStore, PredictionSink, PutEntry
 from lambda_predict.prediction_ids import PredictionIds
 from trip_core.capture import CaptureBatch, Rejection, encode_capture, encode_rejected
-from trip_core.contracts import DEFAULT_MAX_PICKUP_AGE, capture_key, rejected_key, utc_iso
+from trip_core.contracts import (
+    DEFAULT_MAX_PICKUP_AGE,
+    MAX_ARRIVAL_SKEW,
+    MAX_RIDE_MINUTES,
+    capture_key,
+    parse_utc,
+    rejected_key,
+    utc_iso,
+)
 from trip_core.features import compute_features
 from trip_core.observability import logger
 from trip_core.rides import (
@@ -100,19 +108,20 @@ class _Capture(NamedTuple):
     body: bytes
 
 
-def _arrival(arrival_ts: Any) -> tuple[datetime, datetime]:
-    """(UTC, New York local) of a record's arrival timestamp; now when it is not a usable time."""
+def _arrival(arrival_ts: Any, now: datetime) -> tuple[datetime, datetime]:
+    """(UTC, New York local) of a record's arrival timestamp; `now` when it is not a usable time, or one
+    after now (contracts.MAX_ARRIVAL_SKEW): no stream delivered that record yet."""
     try:
         arrival = datetime.fromtimestamp(float(arrival_ts), UTC)
-        local = to_new_york_naive(arrival)  # overflows at year 1
+        if arrival > now + MAX_ARRIVAL_SKEW:
+            arrival = now
+        return arrival, to_new_york_naive(arrival)  # overflows at year 1
     except (TypeError, ValueError, OverflowError, OSError):
-        arrival = datetime.now(UTC)
-        local = to_new_york_naive(arrival)
-    return arrival, local
+        return now, to_new_york_naive(now)
 
 
 def _parse_record(
-    record: dict[str, Any], arrivals: dict[float, tuple[datetime, datetime]] | None = None
+    record: dict[str, Any], now: datetime, arrivals: dict[float, tuple[datetime, datetime]] | None = None
 ) -> _Record:
     """`arrivals` caches timestamp -> (UTC, New York) datetimes within a batch, whose records share
     arrival timestamps (the time-zone conversion is most of a record's parsing)."""
@@ -121,9 +130,9 @@ def _parse_record(
     if arrivals is not None and type(arrival_ts) is float:
         times = arrivals.get(arrival_ts)
         if times is None:
-            times = arrivals[arrival_ts] = _arrival(arrival_ts)
+            times = arrivals[arrival_ts] = _arrival(arrival_ts, now)
     else:
-        times = _arrival(arrival_ts)
+        times = _arrival(arrival_ts, now)
     event_id = str(record.get("eventID", ""))
     shard_id = event_id.split(":", 1)[0] if ":" in event_id else "unknown-shard"
     return _Record(shard_id, str(kinesis["sequenceNumber"]), times[0], kinesis.get("data") or "", times[1])
@@ -203,7 +212,12 @@ def _model_minutes(model: LoadedModel, features: np.ndarray) -> np.ndarray:
     return np.round(minutes, PREDICTION_DECIMALS)
 
 
-NON_FINITE = FieldError("prediction", "model returned a non-finite value")
+def _plausible(minutes: float) -> bool:
+    return 0.0 <= minutes <= MAX_RIDE_MINUTES  # False for NaN too
+
+
+def _implausible(minutes: float) -> FieldError:
+    return FieldError("prediction", f"model answered {minutes:g} minutes, outside [0, {MAX_RIDE_MINUTES:g}]")
 
 
 def _answer_alone(model: LoadedModel, ride: ValidRide) -> tuple[float, datetime] | FieldError:
@@ -220,7 +234,7 @@ def _answer_alone(model: LoadedModel, ride: ValidRide) -> tuple[float, datetime]
         [minutes] = _model_minutes(model, features)
     except Exception as exc:
         return FieldError("prediction", f"the model failed on this ride: {excerpt(exc)}")
-    return (float(minutes), hour) if np.isfinite(minutes) else NON_FINITE
+    return (float(minutes), hour) if _plausible(minutes) else _implausible(float(minutes))
 
 
 Answer = tuple[float, datetime] | FieldError  # a ride's minutes and UTC pickup hour, or why it has none
@@ -236,7 +250,7 @@ def _answers(model: LoadedModel, rides: Sequence[ValidRide]) -> list[Answer]:
         answers = [_answer_alone(model, ride) for ride in rides]
     else:
         answers = [
-            (m, h) if math.isfinite(m) else NON_FINITE for m, h in zip(minutes.tolist(), hours, strict=True)
+            (m, h) if _plausible(m) else _implausible(m) for m, h in zip(minutes.tolist(), hours, strict=True)
         ]
     failed = [a for a in answers if isinstance(a, FieldError)]
     if rides and len(failed) == len(rides) and all(a.field == "prediction" for a in failed):
@@ -259,7 +273,7 @@ def _challenger_minutes(model: LoadedModel, rides: Sequence[ValidRide]) -> list[
         )
         answers = [_answer_alone(model, ride) for ride in rides]
         minutes = [math.nan if isinstance(a, FieldError) else a[0] for a in answers]
-    return [m if math.isfinite(m) else None for m in minutes]
+    return [m if _plausible(m) else None for m in minutes]
 
 
 Arm = tuple[LoadedModel, float, Paired | None]  # the model that answers a ride, its answer, the paired one
@@ -340,7 +354,7 @@ class PredictService:
             return outcome
         processed_at = self._now()
         arrivals: dict[float, tuple[datetime, datetime]] = {}
-        records = [_parse_record(r, arrivals) for r in raw_records]
+        records = [_parse_record(r, processed_at, arrivals) for r in raw_records]
         shard_id, first_seq = records[0].shard_id, records[0].sequence_number
 
         rejections: list[Rejection] = []
@@ -348,7 +362,7 @@ class PredictService:
         answered = _challenge(serving, self._answer(model, valid, rejections, outcome))
         captures = self._encode_captures(model, answered, processed_at, shard_id, first_seq, rejections)
         if rejections:  # every rejection is known, and stored, before anything is delivered
-            self._store_rejections(rejections, processed_at, shard_id, first_seq, outcome)
+            self._store_rejections(rejections, outcome)
         deliverable = sorted(i for capture in captures for i in capture.rows)
         delivered = self._deliver(answered, deliverable, outcome)
         for capture in captures:
@@ -484,15 +498,11 @@ class PredictService:
     def _rejection(rec: _Record, reasons: Sequence[FieldError]) -> Rejection:
         return Rejection(rec.shard_id, rec.sequence_number, utc_iso(rec.arrival), rec.data, tuple(reasons))
 
-    def _store_rejections(
-        self,
-        rejections: list[Rejection],
-        processed_at: datetime,
-        shard_id: str,
-        first_seq: str,
-        outcome: BatchOutcome,
-    ) -> None:
-        key = rejected_key(processed_at, shard_id, first_seq)
+    def _store_rejections(self, rejections: list[Rejection], outcome: BatchOutcome) -> None:
+        # Named by the first rejected record, which a retry or a replay of the batch rejects again: its
+        # object is rewritten, never stored a second time beside the first
+        first = min(rejections, key=lambda r: (len(r.sequence_number), r.sequence_number))
+        key = rejected_key(parse_utc(first.arrival_time), first.shard_id, first.sequence_number)
         try:
             self._rejected.put(key, encode_rejected(rejections))
         except Exception as exc:

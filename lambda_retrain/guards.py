@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lambda_retrain.ports import Store
+from trip_core import jsontext
 from trip_core.contracts import LOOP_LOCK_KEY, parse_utc, utc_iso
 from trip_core.observability import logger
 
@@ -58,7 +59,7 @@ def lock_holder(body: bytes | None, now: datetime) -> str | None:
     if body is None:
         return None
     try:
-        lease = json.loads(body)
+        lease = jsontext.loads(body)
         holder, expires = str(lease["owner"]), parse_utc(lease["expires_at"])
     except (ValueError, KeyError, TypeError):
         return None

@@ -7,13 +7,13 @@ is a `TriggerRefused` (audited by loop.py, never a crash)."""
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from lambda_retrain.config import RetrainConfig
+from trip_core import jsontext
 from trip_core.contracts import MODEL_PARAM_BOUNDS
 from trip_core.observability import logger
 
@@ -125,7 +125,7 @@ def checked_params(params: Any) -> dict[str, Any]:
 def alarm_trigger(record: Any, config: RetrainConfig) -> Trigger | None:
     """None for what the loop does not act on: not an alarm, not ALARM, or an alarm not configured."""
     try:
-        message = json.loads(record["Sns"]["Message"])
+        message = jsontext.loads(record["Sns"]["Message"])
         name, state = str(message["AlarmName"]), str(message["NewStateValue"])
     except (KeyError, TypeError, ValueError):
         logger.warning("ignoring a record that is not a CloudWatch alarm notification")

@@ -525,6 +525,9 @@ def _check_structure(a: dict[str, np.ndarray]) -> None:
         if len(values) and (int(values.min()) < 0 or int(values.max()) >= size):
             low, high = values.min(), values.max()
             raise BundleError(f"bundle array {name!r} holds indices in [{low}, {high}], outside [0, {size})")
+    depth = int(a["depth"])
+    if not 0 <= depth <= n_nodes:  # a path through n nodes has at most n steps: more is a cycle
+        raise BundleError(f"bundle depth {depth} is outside [0, {n_nodes}] (the number of nodes)")
     _check_encodings(a)
 
 

@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 import orjson
 
-from trip_core.contracts import MAX_ACTUAL_MINUTES, prediction_id_hour
+from trip_core import jsontext
+from trip_core.contracts import MAX_RIDE_MINUTES, prediction_id_hour
 from trip_core.rides import FieldError, new_york_to_utc
 
 SCHEMA_VERSION = 1  # rejected-rides objects
@@ -157,7 +158,7 @@ def decode_capture(data: bytes) -> CaptureBatch:
     """A capture object's bytes (gzip JSON; plain JSON accepted too) -> CaptureBatch."""
     try:
         raw = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
-        document = json.loads(raw)
+        document = jsontext.loads(raw)
     except (OSError, EOFError, ValueError, zlib.error) as exc:  # zlib.error: a corrupt deflate stream
         raise RecordFormatError(f"capture object is not gzip JSON: {exc}") from exc
     if not isinstance(document, dict) or document.get("schema") != CAPTURE_SCHEMA_VERSION:
@@ -228,7 +229,7 @@ def encode_rejected(rejections: Sequence[Rejection]) -> bytes:
 
 def decode_rejected(data: bytes) -> list[Rejection]:
     try:
-        document = json.loads(data)
+        document = jsontext.loads(data)
     except ValueError as exc:
         raise RecordFormatError(f"rejected object is not JSON: {exc}") from exc
     if not isinstance(document, dict) or document.get("schema") != SCHEMA_VERSION:
@@ -265,7 +266,7 @@ class Actual:
 ACTUAL_MALFORMED = "malformed"  # not a JSON object with a prediction id and a numeric duration
 ACTUAL_NON_FINITE = "non_finite"
 ACTUAL_NOT_POSITIVE = "not_positive"  # zero or less
-ACTUAL_OVER_MAX = "over_max"  # longer than MAX_ACTUAL_MINUTES
+ACTUAL_OVER_MAX = "over_max"  # longer than MAX_RIDE_MINUTES
 ACTUAL_UNKNOWN_PREDICTION = "unknown_prediction"  # no captured prediction has that id
 ACTUAL_DUPLICATE = "duplicate"  # a resend: the last valid line of a ride wins, the earlier ones count here
 ACTUAL_REJECTION_REASONS: tuple[str, ...] = (
@@ -290,7 +291,7 @@ def encode_actuals(actuals: Iterable[Actual]) -> bytes:
 
 def decode_actuals(data: bytes) -> list[Actual | str]:
     """JSON lines -> for every non-blank line, its Actual or the reason it is rejected on its own
-    (malformed, non-finite, not positive, over MAX_ACTUAL_MINUTES)."""
+    (malformed, non-finite, not positive, over MAX_RIDE_MINUTES)."""
     return [
         judge_actual_line(line)
         for line in data.decode("utf-8", errors="replace").splitlines()
@@ -300,7 +301,7 @@ def decode_actuals(data: bytes) -> list[Actual | str]:
 
 def judge_actual_line(line: str | bytes) -> Actual | str:
     try:
-        item = json.loads(line)
+        item = jsontext.loads(line)
         return judge_actual(item["prediction_id"], item["duration_minutes"])
     except (ValueError, KeyError, TypeError):
         return ACTUAL_MALFORMED
@@ -308,7 +309,7 @@ def judge_actual_line(line: str | bytes) -> Actual | str:
 
 def judge_actual(prediction: object, duration: object) -> Actual | str:
     """An actual on its own: a well-formed prediction id (trip_core.contracts.prediction_id) and a
-    finite duration in (0, MAX_ACTUAL_MINUTES], or the reason it is not."""
+    finite duration in (0, MAX_RIDE_MINUTES], or the reason it is not."""
     if (
         prediction_id_hour(prediction) is None
         or isinstance(duration, bool)
@@ -319,6 +320,6 @@ def judge_actual(prediction: object, duration: object) -> Actual | str:
         return ACTUAL_NON_FINITE
     if duration <= 0:
         return ACTUAL_NOT_POSITIVE
-    if duration > MAX_ACTUAL_MINUTES:  # before float(): an integer too large for a float
+    if duration > MAX_RIDE_MINUTES:  # before float(): an integer too large for a float
         return ACTUAL_OVER_MAX
     return Actual(str(prediction), float(duration))

@@ -34,11 +34,15 @@ PARITY_TOLERANCE_MINUTES = 1e-3
 # client clock off by hours is tolerated; a pickup days ahead would be captured in a partition no window
 # reads yet (and one past year 9999 in UTC cannot be named at all).
 MAX_PICKUP_LEAD = timedelta(days=1)
+# A record's Kinesis arrival time after now + MAX_ARRIVAL_SKEW was written by hand, not by a stream: its
+# pickup is judged against now instead (an earlier one may be a replay of old records, and is kept).
+MAX_ARRIVAL_SKEW = timedelta(minutes=5)
 
-# An actual duration a client reports outside (0, MAX_ACTUAL_MINUTES] (or not finite) is impossible: the
-# actuals function and the monitor reject it with its reason and never average it in
-# (docs/architecture.md, "Actuals").
-MAX_ACTUAL_MINUTES = 24 * 60.0
+# No ride takes a day. An actual duration a client reports outside (0, MAX_RIDE_MINUTES] (or not finite)
+# is impossible: the actuals function and the monitor reject it with its reason and never average it in
+# (docs/architecture.md, "Actuals"). A model's answer outside [0, MAX_RIDE_MINUTES] is broken for that
+# ride, which is rejected with the value (a model may rightly answer a little outside the trained range).
+MAX_RIDE_MINUTES = 24 * 60.0
 
 # ------------------------------------------------------------------------------------ event time
 # The monitor's windows are defined by pickup time (event time), so a replay at any speed, a backfill
@@ -59,8 +63,8 @@ DEFAULT_MAX_PICKUP_AGE = METRIC_MAX_AGE
 # The most a stack may set (a backfill of historical months as they were): year 1 stays out of reach.
 MAX_PICKUP_AGE_LIMIT = timedelta(days=3653)
 # An actual reported for a window names a known ride when that ride was captured with a pickup in
-# [window start - this, window end + LATE_ALLOWANCE): it was picked up at most MAX_ACTUAL_MINUTES before.
-ACTUALS_RIDE_LOOKBACK = timedelta(minutes=MAX_ACTUAL_MINUTES)
+# [window start - this, window end + LATE_ALLOWANCE): it was picked up at most MAX_RIDE_MINUTES before.
+ACTUALS_RIDE_LOOKBACK = timedelta(minutes=MAX_RIDE_MINUTES)
 # The retrain loop gathers its labelled rides backwards from now in pickup-time ranges; the first (and
 # shortest) is this long: every range also reads the captures of ACTUALS_RIDE_LOOKBACK before it.
 RETRAIN_FIRST_RANGE = timedelta(hours=24)
@@ -298,9 +302,11 @@ def capture_key(pickup_hour: datetime, shard_id: str, first_sequence_number: str
     return f"{CAPTURE_PREFIX}{hour_partition(pickup_hour)}/{name}.json.gz"
 
 
-def rejected_key(processed_at: datetime, shard_id: str, first_sequence_number: str) -> str:
-    name = batch_name(shard_id, first_sequence_number)
-    return f"{REJECTED_PREFIX}{hour_partition(processed_at)}/{name}.json"
+def rejected_key(arrived_at: datetime, shard_id: str, sequence_number: str) -> str:
+    """A batch's rejected rides, named by the first of them (its arrival hour, shard and sequence number):
+    a retry or a replay that rejects it again rewrites the object instead of adding one."""
+    name = batch_name(shard_id, sequence_number)
+    return f"{REJECTED_PREFIX}{hour_partition(arrived_at)}/{name}.json"
 
 
 def rejected_actuals_key(reported_at: datetime, shard_id: str, first_sequence_number: str) -> str:

@@ -12,6 +12,8 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from trip_core import jsontext
+
 
 @dataclass(frozen=True)
 class ModelPointer:
@@ -30,7 +32,7 @@ class ModelPointer:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> ModelPointer:
-        return cls.from_dict(json.loads(text))
+        return cls.from_dict(jsontext.loads(text))
 
     @classmethod
     def from_dict(cls, data: Any) -> ModelPointer:

@@ -11,7 +11,6 @@ wrong, as `FieldError(field, reason)` pairs, so a rejected record can be stored 
 from __future__ import annotations
 
 import binascii
-import json
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,6 +20,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import orjson
 
+from trip_core import jsontext
 from trip_core.contracts import (
     DEFAULT_MAX_PICKUP_AGE,
     MAX_PICKUP_LEAD,
@@ -128,8 +128,8 @@ def decode_json_bytes(raw: bytes) -> Any:
     except UnicodeDecodeError:
         raise UndecodableRecord("not UTF-8 text") from None
     try:
-        return json.loads(text)
-    except (ValueError, RecursionError):
+        return jsontext.loads(text)
+    except ValueError:
         raise UndecodableRecord("not valid JSON") from None
 
 

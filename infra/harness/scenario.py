@@ -166,16 +166,18 @@ def train(stack: Stack, months: list[str], valid: str, out: Path) -> tuple[float
 
 
 def warm_up(stack: Stack) -> None:
-    """One direct invoke before streaming (the answer shows the direct-invoke contract): the cold start
-    (new code after a deploy, bundle download) is not counted in the stream latency."""
-    CONSOLE.step("direct invoke of the predict function (one ride; also warms it up)")
+    """One ride by direct invoke (the answer shows the one-ride contract), and an empty batch to the
+    rides-stream function: its cold start (new code after a deploy, bundle download) is not counted in
+    the stream latency."""
+    CONSOLE.step("direct invoke of the one-ride function; an empty batch warms up the stream function")
     good = ride_payload("demo-direct", 74, 168, 2.1)
     bad = {"ride": {**good["ride"], "trip_distance": "far"}, "ride_id": "demo-direct-bad"}
     for payload in (good, bad):
         started = time.perf_counter()
-        answer = stack.invoke("PredictFunctionName", payload)
+        answer = stack.invoke("PredictRideFunctionName", payload)
         ms = (time.perf_counter() - started) * 1000
         SAY(f"   {json.dumps(payload)}\n   -> {json.dumps(answer)} ({ms:.0f} ms)")
+    assert stack.invoke("PredictFunctionName", {"Records": []}) == {"batchItemFailures": []}
 
 
 def stream_with_bar(

@@ -111,14 +111,18 @@ class S3RejectedStore:
     def __init__(self, s3: Any, bucket: str) -> None:
         self._s3, self._bucket = s3, bucket
 
-    def rejected(self, key: str) -> Sequence[tuple[str, str]]:
-        try:
-            body = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-                return []
-            raise
-        return [(r.shard_id, r.sequence_number) for r in decode_rejected(body)]
+    def rejected(self, prefix: str) -> Sequence[tuple[str, str]]:
+        found: list[tuple[str, str]] = []
+        for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                try:
+                    body = self._s3.get_object(Bucket=self._bucket, Key=item["Key"])["Body"].read()
+                except ClientError as exc:
+                    if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                        continue  # deleted between listing and reading
+                    raise
+                found += [(r.shard_id, r.sequence_number) for r in decode_rejected(body)]
+        return found
 
 
 def stack_ports(target: Target, stack: str, region: str | None = None) -> tuple[Ports, str]:

@@ -57,6 +57,5 @@ class StreamFunction(Protocol):
 
 
 class RejectedStore(Protocol):
-    def rejected(self, key: str) -> Sequence[tuple[str, str]]:
-        """(shard id, sequence number) of each record the rejected-records object at `key` holds; none if
-        there is no such object."""
+    def rejected(self, prefix: str) -> Sequence[tuple[str, str]]:
+        """(shard id, sequence number) of each record the rejected-records objects under `prefix` hold."""

@@ -27,7 +27,7 @@ from infra.replay_failures.ports import (
     StreamFunction,
     StreamRecord,
 )
-from trip_core.contracts import floor_hour, rejected_actuals_key, rejected_key
+from trip_core.contracts import REJECTED_ACTUALS_PREFIX, REJECTED_PREFIX, batch_name, floor_hour, hour_prefix
 
 # GetRecords calls to read one range: a batch of up to 10,000 records is a few pages; empty pages come
 # while the iterator is behind the tip
@@ -43,7 +43,7 @@ class Target:
     function_output: str
     stream_arn_output: str
     handled: str  # what a record that was handled and not rejected is called in the report
-    rejected_key: Callable[[datetime, str, str], str]  # (hour, shard id, first sequence number) -> key
+    rejected_root: str  # where the function stores what it rejects, in hourly partitions
 
 
 TARGETS = {
@@ -53,7 +53,7 @@ TARGETS = {
         "PredictFunctionName",
         "RidesStreamArn",
         "predicted",
-        rejected_key,
+        REJECTED_PREFIX,
     ),
     "actuals": Target(
         "actuals",
@@ -61,7 +61,7 @@ TARGETS = {
         "ActualsFunctionName",
         "ActualsStreamArn",
         "accepted",
-        rejected_actuals_key,
+        REJECTED_ACTUALS_PREFIX,
     ),
 }
 
@@ -160,12 +160,13 @@ def _redrive(
         still_failing = failing_sequence_numbers(ports.function.invoke(lambda_event(failed, records)))
     except Exception as exc:
         return MessageReport(Outcome.FAILED, failed, len(records), detail=f"invoking the function: {exc!r}")
-    hours = {floor_hour(started), floor_hour(ports.clock()), floor_hour(_utc(records[0].arrival))}
+    # the function names a rejected-records object by the processing hour or by a record's arrival hour
+    hours = {floor_hour(started), floor_hour(ports.clock())} | {floor_hour(_utc(r.arrival)) for r in records}
     rejected = {
         sequence
         for hour in hours
         for shard, sequence in ports.rejected.rejected(
-            target.rejected_key(hour, failed.shard_id, failed.start)
+            hour_prefix(target.rejected_root, hour) + batch_name(failed.shard_id, "")
         )
         if shard == failed.shard_id and failed.contains(sequence) and sequence not in still_failing
     }

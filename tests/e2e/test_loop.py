@@ -91,7 +91,7 @@ class Loop:
     def served_by(self, version: str) -> str | None:
         """The predict function's direct-invoke answer names `version` (its pointer cache expired)."""
         probe = {"ride": self.rides[0].fields(), "ride_id": "e2e-loop-probe"}
-        answer, _ = self.stack.invoke_raw("PredictFunctionName", probe)
+        answer, _ = self.stack.invoke_raw("PredictRideFunctionName", probe)
         return version if answer.get("version") == version else None
 
     def serve(self, count: int) -> dict[Any, list[dict[str, Any]]]:

@@ -163,7 +163,7 @@ def test_direct_invoke_answers_prediction_or_error(stack: Stack) -> None:
     pointer, bundle = live_model(stack)
     a_week_ago = (datetime.now(UTC) - timedelta(days=7)).replace(tzinfo=None, hour=14, minute=30)
     good = ride_payload(42, 130, 205, 3.66, a_week_ago)  # a pickup within the service's bounds
-    answer, error = stack.invoke_raw("PredictFunctionName", good)
+    answer, error = stack.invoke_raw("PredictRideFunctionName", good)
     assert error is None, answer
     prediction_id = answer["prediction"].pop("prediction_id")
     assert answer == {
@@ -176,10 +176,19 @@ def test_direct_invoke_answers_prediction_or_error(stack: Stack) -> None:
     }
     assert prediction_id_hour(prediction_id) is not None, prediction_id  # a service-issued id
     bad = {"ride": {"PULocationID": 130, "DOLocationID": 205, "trip_distance": "far"}, "ride_id": 43}
-    answer, error = stack.invoke_raw("PredictFunctionName", bad)
+    answer, error = stack.invoke_raw("PredictRideFunctionName", bad)
     assert error is None, answer  # a bad ride is an answer, not a function error
     assert answer["error"] == "invalid ride"
     assert [r["field"] for r in answer["reasons"]] == ["trip_distance"]
+
+
+def test_the_stream_function_takes_no_ride_and_the_ride_function_no_batch(stack: Stack) -> None:
+    """Who may ask for one ride cannot hand the stream function a batch naming real records."""
+    ride = ride_payload(44, 130, 205, 3.66)
+    answer, error = stack.invoke_raw("PredictFunctionName", ride)
+    assert error is None and answer["error"] == "not a Kinesis batch", answer
+    answer, error = stack.invoke_raw("PredictRideFunctionName", {"Records": [{"kinesis": {}}]})
+    assert error is None and answer["error"] == "invalid ride", answer
 
 
 def test_monitor_publishes_metrics(aws: Aws, stack: Stack, run: Run) -> None:

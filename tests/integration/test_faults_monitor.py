@@ -100,7 +100,9 @@ def test_corrupt_inputs_are_counted_logged_and_the_rest_is_analysed(
     }
     for name, body in corrupt.items():
         s3.put_object(Bucket="capture", Key=prefix + name, Body=body)
-    good_rejected = encode_rejected([Rejection("shardId-good", "7", "2023-03-06T14:21:00Z", "e30=")] * 4)
+    good_rejected = encode_rejected(
+        [Rejection("shardId-good", str(seq), "2023-03-06T14:21:00Z", "e30=") for seq in range(4)]
+    )
     s3.put_object(Bucket="rejected", Key="rejected/dt=2023-03-06/hour=14/a.json", Body=good_rejected)
     s3.put_object(Bucket="rejected", Key="rejected/dt=2023-03-06/hour=14/b.json", Body=b"\x00garbage")
 
@@ -150,7 +152,7 @@ def test_a_too_small_window_raises_no_false_alarm(monitor_aws: tuple[Any, Any]) 
     s3.put_object(
         Bucket="rejected",
         Key="rejected/dt=2023-03-06/hour=14/a.json",
-        Body=encode_rejected([Rejection("s", "1", "2023-03-06T14:21:00Z", "e30=")] * 40),
+        Body=encode_rejected([Rejection("s", str(seq), "2023-03-06T14:21:00Z", "e30=") for seq in range(40)]),
     )  # 40 of 90 rejected: a share, but too few rides to alarm on
     run_event({"source": "aws.events"}, aws_ports(CONFIG, s3=s3, cloudwatch=cloudwatch), CONFIG, NOW)
     metrics = _metric_names(cloudwatch)

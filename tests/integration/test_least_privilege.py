@@ -69,12 +69,19 @@ from trip_core.pointer import ModelPointer
 ROOT = Path(__file__).parents[2]
 STACK_NAME = "trip-duration-dev"
 REGION = "us-east-1"
-APPS = {
-    "PredictFunction": "lambda_predict",
-    "ActualsFunction": "lambda_actuals",
-    "MonitorFunction": "lambda_monitor",
-    "RetrainFunction": "lambda_retrain",
+APPS = {  # the module of each function's handler
+    "PredictFunction": "lambda_predict/app.py",
+    "PredictRideFunction": "lambda_predict/ride_app.py",
+    "ActualsFunction": "lambda_actuals/app.py",
+    "MonitorFunction": "lambda_monitor/app.py",
+    "RetrainFunction": "lambda_retrain/app.py",
 }
+BY_THE_STREAM = {
+    "ReadTheRidesStream": "the event source mapping",
+    "ListStreams": "the event source mapping",
+    "ReportFailedBatches": "the event source mapping's on-failure destination",
+}
+BY_THE_RUNTIME = {"Logs": "the Lambda runtime", "Traces": "the Lambda runtime"}
 # Two days of traffic are enough labelled rides for a retrain whose holdout convinces the gate (the
 # template's defaults want about a week's)
 PARAMETERS = {"MinLabelledRows": "2000", "RetrainTargetRows": "4000"}
@@ -91,13 +98,12 @@ LAMBDA_TRUST = {  # the trust policy SAM gives the roles it creates
 }
 # Statements no call of the function's code can match, and why
 NOT_CALLED_BY_THE_CODE = {
-    "PredictFunction": {"PredictFunctionRidesSQSPolicy": "the event source mapping's on-failure destination"},
+    "PredictFunction": {**BY_THE_STREAM, **BY_THE_RUNTIME},
+    "PredictRideFunction": BY_THE_RUNTIME,
     "ActualsFunction": {
+        **BY_THE_STREAM,
         "ReadTheActualsStream": "the event source mapping",
-        "ListStreams": "the event source mapping",
-        "ReportFailedBatches": "the event source mapping's on-failure destination",
-        "Logs": "the Lambda runtime",
-        "Traces": "the Lambda runtime",
+        **BY_THE_RUNTIME,
     },
     "MonitorFunction": {"TellMissingFromDenied": MISSING_IS_404},
     "RetrainFunction": {
@@ -196,10 +202,10 @@ def _matches(actions: Any, resource: str, call: Call) -> bool:
     )
 
 
-def load_app(package: str) -> ModuleType:
-    """A fresh import of `<package>/app.py`: a Lambda cold start."""
-    name = f"{package}_app_under_iam"
-    spec = importlib.util.spec_from_file_location(name, ROOT / package / "app.py")
+def load_app(path: str) -> ModuleType:
+    """A fresh import of a handler's module: a Lambda cold start."""
+    name = f"{path.replace('/', '_').removesuffix('.py')}_under_iam"
+    spec = importlib.util.spec_from_file_location(name, ROOT / path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     sys.modules.pop(name, None)
@@ -428,10 +434,7 @@ def test_the_predict_function_serves_a_day_with_its_policies_and_no_more(stack: 
     publish_champion(stack)
     end = floor_hour(datetime.now(UTC)) - timedelta(hours=1)
     day = serve(stack, end)
-    with stack.running("PredictFunction") as app:  # a direct invoke, and a cold start pinned to a version
-        ride = json.loads(next(r for r in day.rides if r.good).payload)
-        assert "prediction" in app.lambda_handler(ride, LambdaContext())
-    with stack.running("PredictFunction", MODEL_VERSION_PIN=CHAMPION) as app:
+    with stack.running("PredictFunction", MODEL_VERSION_PIN=CHAMPION) as app:  # a pinned cold start
         assert app.SERVICE is not None
     assert stack.denied("PredictFunction") == []
     assert len(day.prediction_ids) == RIDES_A_DAY
@@ -455,6 +458,58 @@ def test_the_predict_function_serves_a_day_with_its_policies_and_no_more(stack: 
         "PredictFunction", "kinesis", "put_records", StreamName=rides_stream, Records=[record]
     )
     assert put == "denied"
+
+
+@pytest.mark.parametrize("stream", ["ActualsStream", "PredictionsStream"])
+def test_the_predict_role_reads_no_stream_but_the_rides(stack: Stack, stream: str) -> None:
+    """SAM's role for a Kinesis event would carry AWSLambdaKinesisExecutionRole (Resource "*"): the
+    labels and the function's own output would be readable. The template's explicit role is not."""
+    answer = stack.attempt(
+        "PredictFunction",
+        "kinesis",
+        "get_shard_iterator",
+        StreamName=stack.name(stream),
+        ShardId=SHARD,
+        ShardIteratorType="TRIM_HORIZON",
+    )
+    assert answer == "denied", f"the predict role may read {stream}: {answer}"
+
+
+def test_the_ride_function_answers_one_ride_with_its_policies_and_no_more(stack: Stack) -> None:
+    publish_champion(stack)
+    ride = {"ride": {"PULocationID": 130, "DOLocationID": 205, "trip_distance": 3.66}, "ride_id": 256}
+    with stack.running("PredictRideFunction") as app:
+        answer = app.lambda_handler(ride, LambdaContext())
+        forged = app.lambda_handler({"Records": [lambda_record(SHARD, 1, ride, None, 0.0)]}, LambdaContext())
+    with stack.running("PredictRideFunction", MODEL_VERSION_PIN=CHAMPION) as app:  # a pinned cold start
+        assert app.SERVICE is not None
+    assert "prediction" in answer
+    assert forged["error"] == "invalid ride"  # a batch is not a ride: nothing served, nothing captured
+    assert stack.denied("PredictRideFunction") == []
+    capture = stack.name("CaptureBucket")
+    assert [k.rsplit("/", 1)[1] for k in keys(capture, "captures/")] == ["direct_req-42.json.gz"]
+    assert stack.unmatched("PredictRideFunction") == set()
+    excess = {
+        "write a stream batch's capture": (
+            "put_object",
+            capture,
+            f"captures/dt=2023-03-06/hour=14/{SHARD}_1.json.gz",
+        ),
+        "write a rejected ride": ("put_object", stack.name("RejectedBucket"), "rejected/x.json"),
+        "move the live pointer": ("put_object", stack.name("ModelsBucket"), LIVE_POINTER_KEY),
+    }
+    assert _refused(stack, "PredictRideFunction", excess) == {what: "denied" for what in excess}
+    secret = stack.attempt(
+        "PredictRideFunction", "secretsmanager", "get_secret_value", SecretId=stack.name("PredictionIdSecret")
+    )
+    put = stack.attempt(
+        "PredictRideFunction",
+        "kinesis",
+        "put_records",
+        StreamName=stack.name("PredictionsStream"),
+        Records=[{"Data": b"{}", "PartitionKey": "1"}],
+    )
+    assert (secret, put) == ("denied", "denied")
 
 
 def test_the_actuals_function_ingests_with_its_policies_and_no_more(stack: Stack) -> None:

@@ -53,9 +53,9 @@ def test_hourly_run_against_s3_and_cloudwatch(monitor_aws: tuple[Any, Any]) -> N
     for i, batch in enumerate(capture_batches(sample, "3", "2023-03-06T20:20:00Z")):
         for key, body in capture_objects(batch, "shardId-000", str(i)).items():
             s3.put_object(Bucket="capture", Key=key, Body=body)
-    rejection = Rejection("shardId-000", "1", "2023-03-06T14:21:00Z", "e30=")
-    s3.put_object(Bucket="rejected", Key="rejected/dt=2023-03-06/hour=14/shardId-000_1.json",
-                  Body=encode_rejected([rejection] * 30))  # fmt: skip
+    rejections = [Rejection("shardId-000", str(seq), "2023-03-06T14:21:00Z", "e30=") for seq in range(30)]
+    s3.put_object(Bucket="rejected", Key="rejected/dt=2023-03-06/hour=14/shardId-000_0.json",
+                  Body=encode_rejected(rejections))  # fmt: skip
     actuals = [
         Actual(pid(int(r)), float(d))
         for r, d in zip(sample["ride_id"], sample["duration_minutes"], strict=True)
@@ -124,20 +124,24 @@ def test_put_metric_data_is_batched_to_the_api_limits(monitor_aws: tuple[Any, An
     assert _value(cloudwatch, "FeatureDriftScore", {"ModelVersion": "3", "Feature": "f2499"}) == 0.01
 
 
-def test_rejections_are_counted_by_arrival_whatever_hour_they_were_processed_in(
+def test_rejections_are_counted_by_arrival_once_whatever_objects_hold_them(
     monitor_aws: tuple[Any, Any],
 ) -> None:
-    """Rejected objects are keyed by the hour they were processed in, which is at or after arrival: a
-    ride arriving just before the window's end is stored under the next hour's partition."""
+    """Rejected objects are keyed by the arrival hour of their batch's first rejected ride; a ride is
+    counted by its own arrival (a batch's later ride may arrive in the next hour), once, however many
+    objects hold it (a retry of its batch that starts at another record names another object)."""
     s3, cloudwatch = monitor_aws
     window = Window(datetime(2023, 3, 6, 5, tzinfo=UTC), datetime(2023, 3, 7, 5, tzinfo=UTC))
-    for processed_at, arrival in (
-        (datetime(2023, 3, 7, 5, 0, 10, tzinfo=UTC), "2023-03-07T04:59:50Z"),  # in, processed after the end
-        (datetime(2023, 3, 6, 5, 0, 10, tzinfo=UTC), "2023-03-06T05:00:01Z"),  # in
-        (datetime(2023, 3, 6, 5, 0, 10, tzinfo=UTC), "2023-03-06T04:59:59Z"),  # before the start
+    for keyed_at, seq, arrival in (
+        (datetime(2023, 3, 7, 4, 59, 50, tzinfo=UTC), "1", "2023-03-07T04:59:50Z"),  # in
+        (datetime(2023, 3, 7, 4, 59, 50, tzinfo=UTC), "2", "2023-03-07T05:00:10Z"),  # after the end
+        (datetime(2023, 3, 6, 5, 0, 1, tzinfo=UTC), "3", "2023-03-06T05:00:01Z"),  # in
+        (datetime(2023, 3, 6, 5, 0, 1, tzinfo=UTC), "4", "2023-03-06T04:59:59Z"),  # before the start
     ):
-        key = rejected_key(processed_at, "shardId-000", arrival)
-        s3.put_object(
-            Bucket="rejected", Key=key, Body=encode_rejected([Rejection("s", "1", arrival, "e30=")])
-        )
+        body = encode_rejected([Rejection("s", seq, arrival, "e30=")])
+        s3.put_object(Bucket="rejected", Key=rejected_key(keyed_at, "s", seq), Body=body)
+    again = encode_rejected([Rejection("s", "3", "2023-03-06T05:00:01Z", "e30=")])
+    s3.put_object(
+        Bucket="rejected", Key=rejected_key(datetime(2023, 3, 6, 7, tzinfo=UTC), "s", "0"), Body=again
+    )
     assert aws_ports(CONFIG, s3=s3, cloudwatch=cloudwatch).rejected.count(window, []) == 2

@@ -24,6 +24,7 @@ from trip_core.contracts import prediction_id_hour
 
 ROOT = Path(__file__).parents[2]
 APP = ROOT / "lambda_predict" / "app.py"
+RIDE_APP = ROOT / "lambda_predict" / "ride_app.py"
 EVENTS = ROOT / "tests" / "events"
 ENV = {
     "AWS_DEFAULT_REGION": "us-east-1",
@@ -47,8 +48,9 @@ class LambdaContext:
     aws_request_id: str = "req-42"
 
 
-def load_app() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("predict_app_under_test", APP)
+def load_app(path: Path = APP) -> ModuleType:
+    """A fresh import of the rides-stream app (or of the one-ride app): a cold start."""
+    spec = importlib.util.spec_from_file_location("predict_app_under_test", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     sys.modules.pop("predict_app_under_test", None)
@@ -131,7 +133,7 @@ def test_kinesis_batch_end_to_end(aws: tuple[Any, Any]) -> None:
 def test_direct_invoke_good_and_bad(aws: tuple[Any, Any]) -> None:
     s3, _ = aws
     publish_to_s3(s3, "3")
-    app = load_app()
+    app = load_app(RIDE_APP)
     ride = json.loads((EVENTS / "direct_ride.json").read_text())
     answer = app.lambda_handler(ride, LambdaContext())
     assert prediction_id_hour(answer["prediction"].pop("prediction_id")) is not None  # invoked now
@@ -180,7 +182,7 @@ def test_hot_swap_through_s3(aws: tuple[Any, Any], monkeypatch: pytest.MonkeyPat
     s3, _ = aws
     monkeypatch.setenv("POINTER_TTL_SECONDS", "0")
     publish_to_s3(s3, "3")
-    app = load_app()
+    app = load_app(RIDE_APP)
     ride = json.loads((EVENTS / "direct_ride.json").read_text())
     assert app.lambda_handler(ride, LambdaContext())["version"] == "3"
     publish_to_s3(s3, "4", base=20.0)
@@ -194,7 +196,7 @@ def test_pinned_version(aws: tuple[Any, Any], monkeypatch: pytest.MonkeyPatch) -
     publish_to_s3(s3, "4")
     monkeypatch.setenv("MODEL_VERSION_PIN", "3")
     monkeypatch.setenv("POINTER_TTL_SECONDS", "0")
-    app = load_app()
+    app = load_app(RIDE_APP)
     assert (
         app.lambda_handler(json.loads((EVENTS / "direct_ride.json").read_text()), LambdaContext())["version"]
         == "3"
@@ -209,6 +211,6 @@ def test_init_fails_clearly_without_a_model(aws: tuple[Any, Any]) -> None:
 def test_capture_is_gzip_json(aws: tuple[Any, Any]) -> None:
     s3, _ = aws
     publish_to_s3(s3, "3")
-    load_app().lambda_handler(json.loads((EVENTS / "direct_ride.json").read_text()), LambdaContext())
+    load_app(RIDE_APP).lambda_handler(json.loads((EVENTS / "direct_ride.json").read_text()), LambdaContext())
     body = s3.get_object(Bucket="capture", Key=keys(s3, "capture")[0])["Body"].read()
     assert json.loads(gzip.decompress(body))["schema"] == 2

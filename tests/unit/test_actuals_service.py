@@ -13,7 +13,7 @@ import pytest
 
 from lambda_actuals.handler import handle
 from lambda_actuals.service import ActualsService
-from lambda_predict.handler import handle as predict
+from lambda_predict.handler import handle_batch as predict
 from lambda_predict.model_provider import ModelProvider
 from lambda_predict.service import PredictService
 from tests.doubles.actuals import SHARD, FlakyStore, actual_record

@@ -86,7 +86,9 @@ def _denied(template: dict[str, Any], role: str, key: str) -> bool:
 
 def names_role(arn: Any, role: str) -> bool:
     """`arn` is the role's: its GetAtt, or the pattern of the name CloudFormation gives SAM's implicit
-    role (<stack>-<LogicalId>-<suffix>)."""
+    role (<stack>-<LogicalId>-<suffix>), or a list holding one of those."""
+    if isinstance(arn, list):
+        return any(names_role(one, role) for one in arn)
     return arn == {"Fn::GetAtt": [role, "Arn"]} or _text(arn).endswith(f"${{AWS::StackName}}-{role}-*")
 
 

@@ -39,7 +39,13 @@ from trip_core.contracts import (
 )
 
 STACK_NAME = "trip-duration-dev"
-FUNCTIONS = ("PredictFunction", "ActualsFunction", "MonitorFunction", "RetrainFunction")
+FUNCTIONS = (
+    "PredictFunction",
+    "PredictRideFunction",
+    "ActualsFunction",
+    "MonitorFunction",
+    "RetrainFunction",
+)
 ANY = "(any prefix)"  # a ListBucket without an s3:prefix condition
 TRAINER = "arn:aws:iam::123456789012:role/trip-duration-trainer"
 
@@ -51,6 +57,12 @@ GRANTS = {
         ("s3:GetObject", "ModelsBucket", f"{MODELS_PREFIX}*/{BUNDLE_FILENAME}"),
         ("s3:PutObject", "CaptureBucket", f"{CAPTURE_PREFIX}*"),
         ("s3:PutObject", "RejectedBucket", f"{REJECTED_PREFIX}*"),
+    },
+    "PredictRideFunction": {
+        ("s3:GetObject", "ModelsBucket", LIVE_POINTER_KEY),
+        ("s3:GetObject", "ModelsBucket", f"{VERSION_POINTERS_PREFIX}*"),
+        ("s3:GetObject", "ModelsBucket", f"{MODELS_PREFIX}*/{BUNDLE_FILENAME}"),
+        ("s3:PutObject", "CaptureBucket", f"{CAPTURE_PREFIX}*/direct_*"),
     },
     "ActualsFunction": {
         ("s3:GetObject", "CaptureBucket", f"{CAPTURE_PREFIX}*"),
@@ -98,6 +110,7 @@ GRANTS = {
 # S3 says 404 only to a principal with s3:ListBucket there, not limited to a prefix (the key is not listed)
 READS_MISSING_KEYS = {
     "PredictFunction": set(),  # a missing pointer or bundle is an error either way
+    "PredictRideFunction": set(),
     "ActualsFunction": set(),  # reads only keys it has just listed
     "MonitorFunction": {"CaptureBucket", "ModelsBucket"},  # monitor/state.json, a version's pointer
     "RetrainFunction": {"ModelsBucket"},  # loop state, lock, audit names, pointers, training rows
@@ -295,7 +308,18 @@ def test_each_prefix_has_its_one_writer(template: Template) -> None:
     ):
         functions = {f: role_arn(f) for f in FUNCTIONS}
         assert writers(template, bucket, key, functions) == {writer}, key
-    assert (
-        writers(template, "ModelsBucket", EVALUATION_POINTER_KEY, {f: role_arn(f) for f in FUNCTIONS})
-        == set()
-    )
+    direct = f"{CAPTURE_PREFIX}dt=2023-03-06/hour=14/direct_req-1.json.gz"
+    functions = {f: role_arn(f) for f in FUNCTIONS}
+    assert writers(template, "CaptureBucket", direct, functions) == {"PredictFunction", "PredictRideFunction"}
+    assert writers(template, "ModelsBucket", EVALUATION_POINTER_KEY, functions) == set()
+
+
+# What a managed policy may give a role: logs and traces, never data (SAM's role for a Kinesis event would
+# add AWSLambdaKinesisExecutionRole, which reads every stream of the account)
+HARMLESS_MANAGED = {"service-role/AWSLambdaBasicExecutionRole", "AWSXrayWriteOnlyAccess"}
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_no_managed_policy_gives_a_function_data(template: Template, function: str) -> None:
+    managed = {arn.split(":policy/", 1)[1] for arn in template.managed_policy_arns(function)}
+    assert managed <= HARMLESS_MANAGED, managed - HARMLESS_MANAGED

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from lambda_predict import service as service_module
 from lambda_predict.delivery import MAX_BYTES_PER_RECORD
-from lambda_predict.handler import handle
+from lambda_predict.handler import handle_batch, handle_ride
 from lambda_predict.service import ModelFailure
 from tests.unit.test_predict_service import (
     Context,
@@ -96,7 +96,7 @@ def _model_raises(_mp: pytest.MonkeyPatch, w: World, _ids: set[Any]) -> tuple[st
 
 def _model_nan(_mp: pytest.MonkeyPatch, w: World, _ids: set[Any]) -> tuple[str, str]:
     patch_model(w, _nan_on_poison)
-    return "prediction", "model returned a non-finite value"
+    return "prediction", "model answered nan minutes, outside [0, 1440]"
 
 
 def _stream_encoding_fails(mp: pytest.MonkeyPatch, _w: World, ids: set[Any]) -> tuple[str, str]:
@@ -169,7 +169,7 @@ def test_a_ride_failing_at_a_site_is_rejected_and_the_rest_of_its_batch_predicte
 ) -> None:
     records = [kinesis_record(i, ride(i, poison=i in (2, 5))) for i in range(8)]
     with failing_at(site, world, {2, 5}) as (field, reason):
-        response = handle(event(*records), None, world.service)
+        response = handle_batch(event(*records), None, world.service)
     assert failures(response) == []
     stored = rejected(world)
     assert sorted(stored) == ["2", "5"]
@@ -194,7 +194,7 @@ def test_every_site_on_any_subset_rejects_exactly_the_poisoned_rides(
     w = make_world()  # a fresh one per example: the model is patched
     records = [kinesis_record(i, ride(i, poison=i in poison)) for i in range(n)]
     with failing_at(site, w, poison) as (field, reason):
-        response = handle(event(*records), None, w.service)
+        response = handle_batch(event(*records), None, w.service)
     assert failures(response) == []
     stored = rejected(w)
     assert {int(s) for s in stored} == poison
@@ -214,7 +214,7 @@ def test_a_model_that_answers_no_ride_retries_the_rides_and_rejects_none(world: 
 
     patch_model(world, predict)
     records = [kinesis_record(i, good(i)) for i in range(3)] + [kinesis_record(9, None, raw=b"{oops")]
-    response = handle(event(*records), None, world.service)
+    response = handle_batch(event(*records), None, world.service)
     assert failures(response) == ["0", "1", "2"]  # the model's fault: retried (a hot swap may fix it)
     assert list(rejected(world)) == ["9"]  # the bad record is still handled
     assert world.stream.records == [] and world.captures.objects == {}
@@ -222,34 +222,35 @@ def test_a_model_that_answers_no_ride_retries_the_rides_and_rejects_none(world: 
 
 def test_direct_invoke_without_a_finite_answer_names_the_reason(world: World) -> None:
     patch_model(world, _nan_on_poison)
-    answer = handle(good(1, POISON_DISTANCE), Context(), world.service)
+    answer = handle_ride(good(1, POISON_DISTANCE), Context(), world.service)
     assert answer == {
         "error": "no prediction for this ride",
-        "reasons": [{"field": "prediction", "reason": "model returned a non-finite value"}],
+        "reasons": [{"field": "prediction", "reason": "model answered nan minutes, outside [0, 1440]"}],
     }
     assert world.captures.objects == {}
 
 
 def test_direct_invoke_on_a_broken_model_is_a_function_error(world: World) -> None:
     patch_model(world, lambda features, _original: np.full(len(features), np.inf))
-    with pytest.raises(ModelFailure, match="model returned a non-finite value"):
-        handle(good(1), Context(), world.service)
+    with pytest.raises(ModelFailure, match="model answered inf minutes"):
+        handle_ride(good(1), Context(), world.service)
 
 
 # ----------------------------------------------------------------------- a pickup with no UTC hour
 
 
 def test_a_pickup_past_the_last_utc_hour_is_rejected_alone(world: World) -> None:
-    """A forged event arriving at the end of year 9999: a pickup within the day's lead has no UTC hour
-    (datetime ends first); the vectorised pass fails, ride by ride names the one."""
+    """Records arriving at the end of year 9999 (by the service's clock): a pickup within the day's lead
+    has no UTC hour (datetime ends first); the vectorised pass fails, ride by ride names the one."""
     records = [kinesis_record(i, good(i)) for i in range(3)]
-    end_of_time = datetime(9999, 12, 31, 22, tzinfo=UTC).timestamp()
+    end_of_time = datetime(9999, 12, 31, 22, tzinfo=UTC)
+    world.service._now = lambda: end_of_time
     for record in records:
-        record["kinesis"]["approximateArrivalTimestamp"] = end_of_time
+        record["kinesis"]["approximateArrivalTimestamp"] = end_of_time.timestamp()
     late = ride(1, poison=False)
     late["ride"]["pickup_datetime"] = "9999-12-31T20:30:00"  # New York: 01:30 UTC on 10000-01-01
     records[1]["kinesis"]["data"] = base64.b64encode(json.dumps(late).encode()).decode()
-    assert failures(handle(event(*records), None, world.service)) == []
+    assert failures(handle_batch(event(*records), None, world.service)) == []
     [(field, reason)] = rejected(world)["1"]
     assert field == "pickup_datetime" and reason.startswith("has no UTC hour")
     assert captured(world) == [0, 2]
@@ -278,7 +279,7 @@ def test_one_batch_with_a_failure_of_every_kind_keeps_each_to_its_record(world: 
     records += [kinesis_record(i, ride(i, poison=i == 3)) for i in range(6)]
     world.stream.fail_next = [{3}, {0}, {0}]  # rides 0, 1, 2, 5 are put: ride 5 throttled at every attempt
     with failing_at("model NaN", world, {3}), failing_at("capture", world, {4}):
-        response = handle(event(*records), None, world.service)
+        response = handle_batch(event(*records), None, world.service)
     assert failures(response) == ["5"]  # transient: that record alone is retried
     fields = {seq: [f for f, _ in reasons] for seq, reasons in rejected(world).items()}
     assert fields == {

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from lambda_predict.delivery import RetryPolicy
-from lambda_predict.handler import handle
+from lambda_predict.handler import handle_batch, handle_ride
 from lambda_predict.model_provider import ModelProvider
 from lambda_predict.service import PredictService, encode_prediction, prediction_record
 from tests.doubles.kinesis import lambda_record
@@ -94,7 +94,7 @@ def failures(response: dict[str, Any]) -> list[str]:
 def test_golden_kinesis_event(world: World) -> None:
     golden = json.loads((EVENTS / "kinesis_batch.json").read_text())
     expected = json.loads((EVENTS / "kinesis_batch.expected.json").read_text())
-    assert handle(golden, None, world.service) == expected
+    assert handle_batch(golden, None, world.service) == expected
     predictions = world.predictions()
     ids = {ride: record["prediction"].pop("prediction_id") for ride, record in predictions.items()}
     assert predictions == {
@@ -126,7 +126,9 @@ def test_golden_kinesis_event(world: World) -> None:
     assert late.pickup_datetime == ["2023-03-06T09:30:02"]
     assert (early.prediction, late.prediction) == ([5.0, 8.0], [8.0])
     (rejected_key,) = world.rejected.objects
-    assert rejected_key == f"rejected/dt=2023-03-06/hour=19/{SHARD}_{first_seq}.json"
+    # named by the first rejected record (its arrival hour), which a retry of the batch rejects again
+    first_rejected = golden["Records"][3]["kinesis"]["sequenceNumber"]
+    assert rejected_key == f"rejected/dt=2023-03-06/hour=14/{SHARD}_{first_rejected}.json"
     rejections = decode_rejected(world.rejected.objects[rejected_key])
     assert [(r.sequence_number, r.reasons[0].field) for r in rejections] == [
         (golden["Records"][3]["kinesis"]["sequenceNumber"], "trip_distance"),
@@ -204,7 +206,7 @@ BAD_RECORDS: list[tuple[str, bytes, str, str]] = [
 def test_bad_record_is_stored_with_its_reason_and_handled(
     world: World, case: str, raw: bytes, field: str, reason: str
 ) -> None:
-    response = handle(event(kinesis_record(7, None, raw=raw)), None, world.service)
+    response = handle_batch(event(kinesis_record(7, None, raw=raw)), None, world.service)
     assert failures(response) == []  # handled: it must not block the shard
     (stored,) = world.rejected.objects.values()
     (rejection,) = decode_rejected(stored)
@@ -217,7 +219,7 @@ def test_bad_record_is_stored_with_its_reason_and_handled(
 def test_invalid_base64_is_rejected(world: World) -> None:
     record = kinesis_record(1, good(1))
     record["kinesis"]["data"] = "%%% not base64"
-    assert failures(handle(event(record), None, world.service)) == []
+    assert failures(handle_batch(event(record), None, world.service)) == []
     (rejection,) = decode_rejected(next(iter(world.rejected.objects.values())))
     assert rejection.raw_base64 == "%%% not base64"
     assert rejection.reasons[0].reason == "invalid base64"
@@ -227,7 +229,7 @@ def test_mixed_batch_predicts_valid_and_stores_bad(world: World) -> None:
     records = [kinesis_record(i, good(i, distance=i)) for i in range(1, 6)]
     records.insert(2, kinesis_record(100, None, raw=b"garbage"))
     records.append(kinesis_record(101, good(101, distance=-1)))
-    assert failures(handle(event(*records), None, world.service)) == []
+    assert failures(handle_batch(event(*records), None, world.service)) == []
     assert sorted(world.predictions()) == [1, 2, 3, 4, 5]
     assert world.stream.calls == [5]  # one PutRecords call for the batch
     rejected = decode_rejected(next(iter(world.rejected.objects.values())))
@@ -244,12 +246,12 @@ def test_a_batch_is_captured_per_pickup_hour_and_a_failed_hour_alone_is_retried(
         for i, p in enumerate(pickups)
     ]
     world.captures.refused = "hour=14/"
-    assert failures(handle(event(*records), None, world.service)) == ["1", "3"]
+    assert failures(handle_batch(event(*records), None, world.service)) == ["1", "3"]
     (early,) = world.captures.objects
     assert early == f"captures/dt=2023-03-06/hour=13/{SHARD}_0.json.gz"
     assert decode_capture(world.captures.objects[early]).ride_id == [0, 2]
     world.captures.refused = None
-    assert failures(handle(event(*records), None, world.service)) == []  # Lambda retries the batch
+    assert failures(handle_batch(event(*records), None, world.service)) == []  # Lambda retries the batch
     assert sorted(world.captures.objects) == [early, f"captures/dt=2023-03-06/hour=14/{SHARD}_0.json.gz"]
     assert [decode_capture(body).ride_id for _, body in sorted(world.captures.objects.items())] == [
         [0, 2],
@@ -267,20 +269,20 @@ def test_one_vectorised_predict_call_per_batch(world: World) -> None:
         return original(features)
 
     object.__setattr__(model.predictor, "predict", counting)
-    handle(event(*[kinesis_record(i, good(i)) for i in range(50)]), None, world.service)
+    handle_batch(event(*[kinesis_record(i, good(i)) for i in range(50)]), None, world.service)
     assert calls == [50]
 
 
 def test_retried_batch_overwrites_its_objects(world: World) -> None:
     batch = event(kinesis_record(1, good(1)), kinesis_record(2, None, raw=b"x"))
-    handle(batch, None, world.service)
-    handle(batch, None, world.service)
+    handle_batch(batch, None, world.service)
+    handle_batch(batch, None, world.service)
     assert len(world.captures.objects) == 1 and len(world.rejected.objects) == 1
 
 
 def test_large_batch_is_split_into_put_records_calls_of_500(world: World) -> None:
     records = [kinesis_record(i, good(i)) for i in range(1200)]
-    assert failures(handle(event(*records), None, world.service)) == []
+    assert failures(handle_batch(event(*records), None, world.service)) == []
     assert world.stream.calls == [500, 500, 200]
 
 
@@ -290,7 +292,7 @@ def test_large_batch_is_split_into_put_records_calls_of_500(world: World) -> Non
 def test_partial_put_records_failure_is_retried_with_backoff(world: World) -> None:
     world.stream.fail_next = [{0, 2}, {1}]  # first call: entries 0 and 2 fail; retry: the 2nd of those fails
     records = [kinesis_record(i, good(i)) for i in range(1, 5)]
-    assert failures(handle(event(*records), None, world.service)) == []
+    assert failures(handle_batch(event(*records), None, world.service)) == []
     assert world.stream.calls == [4, 2, 1]
     assert len(world.sleeps) == 2 and world.sleeps[1] > world.sleeps[0] * 0.9
     assert sorted(world.predictions()) == [1, 2, 3, 4]
@@ -299,7 +301,7 @@ def test_partial_put_records_failure_is_retried_with_backoff(world: World) -> No
 def test_undelivered_records_are_reported_for_retry_and_not_captured(world: World) -> None:
     world.stream.fail_next = [{1}, {0}, {0}]  # entry 1 fails all 3 attempts
     records = [kinesis_record(i, good(i)) for i in range(1, 4)]
-    response = handle(event(*records), None, world.service)
+    response = handle_batch(event(*records), None, world.service)
     assert failures(response) == ["2"]
     assert decode_capture(next(iter(world.captures.objects.values()))).ride_id == [1, 3]
 
@@ -307,7 +309,7 @@ def test_undelivered_records_are_reported_for_retry_and_not_captured(world: Worl
 def test_stream_down_reports_every_valid_record_but_bad_ones_are_handled(world: World) -> None:
     world.stream.down = True
     records = [kinesis_record(1, good(1)), kinesis_record(2, None, raw=b"bad"), kinesis_record(3, good(3))]
-    response = handle(event(*records), None, world.service)
+    response = handle_batch(event(*records), None, world.service)
     assert failures(response) == ["1", "3"]
     assert world.stream.calls == [2, 2, 2]  # bounded attempts
     assert len(world.rejected.objects) == 1 and world.captures.objects == {}
@@ -316,24 +318,24 @@ def test_stream_down_reports_every_valid_record_but_bad_ones_are_handled(world: 
 def test_capture_bucket_down_reports_delivered_records(world: World) -> None:
     world.captures.down = True
     records = [kinesis_record(1, good(1)), kinesis_record(2, None, raw=b"bad")]
-    assert failures(handle(event(*records), None, world.service)) == ["1"]
+    assert failures(handle_batch(event(*records), None, world.service)) == ["1"]
 
 
 def test_rejected_bucket_down_reports_the_bad_records(world: World) -> None:
     world.rejected.down = True
     records = [kinesis_record(1, good(1)), kinesis_record(2, None, raw=b"bad")]
-    assert failures(handle(event(*records), None, world.service)) == ["2"]
+    assert failures(handle_batch(event(*records), None, world.service)) == ["2"]
     assert sorted(world.predictions()) == [1]
 
 
 def test_everything_down_reports_the_whole_batch_without_raising(world: World) -> None:
     world.stream.down = world.rejected.down = world.captures.down = True
     records = [kinesis_record(1, good(1)), kinesis_record(2, None, raw=b"bad")]
-    assert failures(handle(event(*records), None, world.service)) == ["1", "2"]
+    assert failures(handle_batch(event(*records), None, world.service)) == ["1", "2"]
 
 
 def test_empty_batch(world: World) -> None:
-    assert handle({"Records": []}, None, world.service) == {"batchItemFailures": []}
+    assert handle_batch({"Records": []}, None, world.service) == {"batchItemFailures": []}
 
 
 # --------------------------------------------------------------------------------- direct invoke
@@ -346,7 +348,7 @@ class Context:
 
 def test_direct_invoke_returns_the_prediction_and_captures_it(world: World) -> None:
     ride = json.loads((EVENTS / "direct_ride.json").read_text())
-    answer = handle(ride, Context(), world.service)
+    answer = handle_ride(ride, Context(), world.service)
     pid = answer["prediction"].pop("prediction_id")
     assert answer == {
         "model": "trip-duration",
@@ -379,13 +381,13 @@ def test_direct_invoke_returns_the_prediction_and_captures_it(world: World) -> N
     ],
 )
 def test_direct_invoke_with_bad_input_returns_reasons(world: World, payload: Any, reasons: list[Any]) -> None:
-    assert handle(payload, Context(), world.service) == {"error": "invalid ride", "reasons": reasons}
+    assert handle_ride(payload, Context(), world.service) == {"error": "invalid ride", "reasons": reasons}
     assert world.captures.objects == {}
 
 
 def test_direct_invoke_still_answers_when_capture_fails(world: World) -> None:
     world.captures.down = True
-    answer = handle(good(9), Context(), world.service)["prediction"]
+    answer = handle_ride(good(9), Context(), world.service)["prediction"]
     assert {key: answer[key] for key in ("ride_duration", "ride_id")} == {"ride_duration": 8.0, "ride_id": 9}
     assert prediction_id_hour(answer["prediction_id"]) is not None
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from lambda_predict.handler import handle
+from lambda_predict.handler import handle_batch, handle_ride
 from lambda_predict.prediction_ids import PredictionIds
 from tests.doubles.predict import TEST_ID_KEY
 from tests.unit import test_predict_service
@@ -33,19 +33,19 @@ def _captured_ids(world: World) -> dict[object, str]:
 
 def test_a_retried_batch_gives_every_ride_the_id_its_client_was_first_given(world: World) -> None:
     records = [kinesis_record(seq, good(seq)) for seq in range(1, 6)]
-    handle(event(*records), None, world.service)
+    handle_batch(event(*records), None, world.service)
     first = _ids_on_the_stream(world)
     world.stream.records.clear()
-    handle(event(*records), None, world.service)  # Lambda delivers the whole batch again
+    handle_batch(event(*records), None, world.service)  # Lambda delivers the whole batch again
     assert _ids_on_the_stream(world) == first == _captured_ids(world)
     world.stream.records.clear()
-    handle(event(*records[2:]), None, world.service)  # a retry resuming at the third record
+    handle_batch(event(*records[2:]), None, world.service)  # a retry resuming at the third record
     assert _ids_on_the_stream(world) == {ride: first[ride] for ride in (3, 4, 5)}
 
 
 def test_every_record_gets_its_own_id_a_resent_ride_too(world: World) -> None:
     records = [kinesis_record(seq, good(seq % 50)) for seq in range(100)]  # each ride sent twice
-    handle(event(*records), None, world.service)
+    handle_batch(event(*records), None, world.service)
     ids = [json.loads(entry.data)["prediction"]["prediction_id"] for entry in world.stream.records]
     assert len(ids) == len(set(ids)) == 100
     assert all(prediction_id_hour(pid) == datetime(2023, 3, 6, 19, tzinfo=UTC) for pid in ids)  # arrival hour
@@ -72,6 +72,6 @@ def test_a_short_key_is_refused() -> None:
 
 
 def test_direct_invokes_get_random_ids(world: World) -> None:
-    answers = [handle(good(7), Context(f"req-{i}"), world.service)["prediction"] for i in range(2)]
+    answers = [handle_ride(good(7), Context(f"req-{i}"), world.service)["prediction"] for i in range(2)]
     first, second = (answer["prediction_id"] for answer in answers)
     assert first != second and prediction_id_hour(first) == prediction_id_hour(second) is not None

@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lambda_predict.delivery import RetryPolicy
-from lambda_predict.handler import handle
+from lambda_predict.handler import handle_batch, handle_ride
 from lambda_predict.model_provider import ModelProvider
 from lambda_predict.service import PredictService
 from tests.doubles.predict import InMemoryObjects, InMemoryStream, keyed_ids, publish, tiny_bundle
@@ -203,7 +203,7 @@ def accounted(fakes: Fakes, response: dict[str, Any], n: int) -> dict[str, int]:
 @given(st.lists(RECORD_DATA, min_size=1, max_size=25))
 def test_every_record_is_predicted_or_rejected_with_a_reason(items: list[tuple[str, str]]) -> None:
     FAKES.reset()
-    response = handle(build_event(items), None, FAKES.service)
+    response = handle_batch(build_event(items), None, FAKES.service)
     assert response["batchItemFailures"] == [], "a bad record blocked the shard"
     counts = accounted(FAKES, response, len(items))
     # the validator is the oracle: predicted exactly when valid
@@ -244,7 +244,7 @@ def test_with_faults_every_record_is_predicted_rejected_or_retried(
     FAKES.stream.down = faults["stream_down"]
     FAKES.captures.down = faults["capture_down"]
     FAKES.rejected.down = faults["rejected_down"]
-    response = handle(build_event(items), None, FAKES.service)  # never raises
+    response = handle_batch(build_event(items), None, FAKES.service)  # never raises
     counts = accounted(FAKES, response, len(items))
     # a retry is only ever reported because of an injected fault
     if counts["retried"]:
@@ -277,7 +277,7 @@ def test_with_faults_every_record_is_predicted_rejected_or_retried(
 @given(st.one_of(JSON_VALUES, mutated_payload()))
 def test_direct_invoke_answers_a_prediction_or_reasons(payload: Any) -> None:
     FAKES.reset()
-    answer = handle(payload, None, FAKES.service)
+    answer = handle_ride(payload, None, FAKES.service)
     if "error" in answer:
         assert answer["reasons"] and all(r["field"] and r["reason"] for r in answer["reasons"])
         assert not isinstance(validate_ride(payload, NOW), ValidRide)
@@ -403,7 +403,7 @@ def test_whole_unicode_and_every_json_shape_end_predicted_or_rejected_exactly_on
     items: list[tuple[str, str]],
 ) -> None:
     FAKES.reset()
-    response = handle(build_event(items), None, FAKES.service)  # never raises
+    response = handle_batch(build_event(items), None, FAKES.service)  # never raises
     assert response["batchItemFailures"] == [], "a record failed its batch"
     counts = accounted(FAKES, response, len(items))
     stored = {r.sequence_number: r for body in FAKES.rejected.objects.values() for r in decode_rejected(body)}
@@ -435,7 +435,7 @@ def test_direct_invoke_of_any_json_answers_a_prediction_or_reasons(text: str) ->
     except ValueError:  # not a payload the runtime would hand over (an int beyond 4,300 digits)
         return
     FAKES.reset()
-    answer = handle(payload, None, FAKES.service)
+    answer = handle_ride(payload, None, FAKES.service)
     if "error" in answer:
         assert answer["reasons"] and all(r["field"] and r["reason"] for r in answer["reasons"])
     else:

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from cfnlint.decode import cfn_yaml
 
-from lambda_predict.handler import handle
+from lambda_predict.handler import handle_batch
 from tests.unit.test_predict_service import World, event, good, kinesis_record, world  # noqa: F401
 from trip_core.capture import decode_rejected
 from trip_core.rides import MAX_REASON_VALUE_CHARS
@@ -269,7 +269,7 @@ def test_a_rejection_logs_a_bounded_excerpt_only(
     case: str,
 ) -> None:
     raw = BIG_PAYLOADS[case]
-    response = handle(event(kinesis_record(7, None, raw=raw)), None, world.service)
+    response = handle_batch(event(kinesis_record(7, None, raw=raw)), None, world.service)
     assert response["batchItemFailures"] == []
     (rejection,) = decode_rejected(next(iter(world.rejected.objects.values())))
     assert base64.b64decode(rejection.raw_base64) == raw  # the store keeps the whole payload ...
