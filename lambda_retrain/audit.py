@@ -25,6 +25,8 @@ class DecisionKind(StrEnum):
     FAILED = "failed"  # a retrain or rollback check raised: the error, then Lambda reports it
     IGNORED = "ignored"  # a notification for an alarm CloudWatch does not describe as in ALARM
     INVALID_REQUEST = "invalid_request"  # a direct invoke refused (unknown key, bad param, force_promote)
+    ROLLOUT = "rollout"  # a challenger entered a stage of its rollout (shadow, canary, awaiting approval)
+    RETIRED = "retired"  # a challenger's rollout ended without its promotion
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,7 @@ def record_decision(
             "loop.verdict": str(record.get("verdict", ""))[:4000],
             "loop.audit_key": key,
             "loop.time": utc_iso(now),
+            **({"loop.stage": str(record["stage"])} if "stage" in record else {}),
         }
         model_name = str(record.get("model_name", DEFAULT_MODEL_NAME))
         try:

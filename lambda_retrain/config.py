@@ -7,9 +7,19 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from enum import StrEnum
 
 from trip_core.config import EnvReader, tracking_uri_problem
 from trip_core.contracts import DEFAULT_EXPERIMENT, DEFAULT_MODEL_NAME, PRODUCTION_ALIAS
+from trip_core.plan import MAX_CANARY_SHARE
+
+
+class PromotionPolicy(StrEnum):
+    """What a challenger that passes the gate goes through (docs/architecture.md, "Safe rollout")."""
+
+    DIRECT = "direct"  # promoted at once; the rollback check judges it afterwards
+    AUTO = "auto"  # shadow until the paired rule decides, then a canary (CANARY_SHARE), then promoted
+    APPROVE = "approve"  # shadow until the paired rule decides, then it waits for an operator's approval
 
 
 @dataclass(frozen=True)
@@ -36,6 +46,12 @@ class RetrainConfig:
     mlflow_auth_secret_arn: str | None = None
     alias: str = PRODUCTION_ALIAS
     allow_force_promote: bool = False  # a direct invoke may promote against the gate (demos only)
+    promotion_policy: PromotionPolicy = PromotionPolicy.DIRECT
+    canary_share: float = 0.1  # of the rides a canary answers; 0: promoted from shadow
+    rollout_stage_hours: float = 24.0  # a shadow or canary undecided by then is decided on what it has
+    approval_hours: float = 48.0  # a pending approval expires after this: the challenger is retired
+    canary_alarms: tuple[str, ...] = ()  # alarm names whose ALARM stops a canary at once
+    rollout_topic_arn: str | None = None  # SNS topic told of every rollout stage (the approval's evidence)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RetrainConfig:
@@ -64,6 +80,14 @@ class RetrainConfig:
             mlflow_auth_secret_arn=read.optional("MLFLOW_AUTH_SECRET_ARN"),
             alias=read.text("MODEL_ALIAS", cls.alias),
             allow_force_promote=read.flag("ALLOW_FORCE_PROMOTE", cls.allow_force_promote),
+            promotion_policy=_policy(read),
+            canary_share=read.number("CANARY_SHARE", cls.canary_share, low=0.0, high=MAX_CANARY_SHARE),
+            rollout_stage_hours=read.number(
+                "ROLLOUT_STAGE_HOURS", cls.rollout_stage_hours, low=0.0, open_=True
+            ),
+            approval_hours=read.number("APPROVAL_HOURS", cls.approval_hours, low=0.0, open_=True),
+            canary_alarms=read.names("CANARY_ALARMS"),
+            rollout_topic_arn=read.optional("ROLLOUT_TOPIC_ARN"),
         )
         if config.mlflow_tracking_uri and (problem := tracking_uri_problem(config.mlflow_tracking_uri)):
             read.problem(problem)
@@ -76,5 +100,18 @@ class RetrainConfig:
         return config
 
     @property
+    def staged(self) -> bool:
+        """A challenger that passes the gate goes to shadow first, not straight to live."""
+        return self.promotion_policy != PromotionPolicy.DIRECT
+
+    @property
     def max_lookback(self) -> timedelta:
         return timedelta(days=self.max_lookback_days)
+
+
+def _policy(read: EnvReader) -> PromotionPolicy:
+    value = read.text("PROMOTION_POLICY", PromotionPolicy.DIRECT)
+    if value not in tuple(PromotionPolicy):
+        read.problem(f"PROMOTION_POLICY must be one of {[str(p) for p in PromotionPolicy]}, got {value!r}")
+        return PromotionPolicy.DIRECT
+    return PromotionPolicy(value)

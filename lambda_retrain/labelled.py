@@ -14,6 +14,7 @@ definition).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -38,36 +39,38 @@ MAX_LISTED_PROBLEMS = 20  # unreadable objects listed in the summary (the audit 
 
 @dataclass
 class LabelledRides:
-    """Rows ordered by pickup time (then ride id): features, actual minutes, served prediction."""
+    """Rows ordered by pickup time (then ride id): features, actual minutes, served prediction, and the
+    prediction another model of the traffic plan made of the same ride (a shadow's, or the live model's
+    beside a canary's answer), NaN where none."""
 
     features: np.ndarray
     target: np.ndarray
-    served: np.ndarray  # the prediction the live model made (minutes)
+    served: np.ndarray  # the prediction the ride was answered with (minutes)
     versions: np.ndarray  # model version of each served prediction (object array of str)
     pickup: np.ndarray  # datetime64[s], New York local
+    paired: np.ndarray  # the paired prediction (minutes), NaN where the ride has none
+    paired_versions: np.ndarray  # its model version (object array of str, "" where none)
     summary: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.target)
 
     def rows(self, mask: np.ndarray) -> LabelledRides:
-        return LabelledRides(
-            self.features[mask], self.target[mask], self.served[mask], self.versions[mask], self.pickup[mask]
-        )
+        return LabelledRides(*(getattr(self, name)[mask] for name in _COLUMNS))
 
     def latest(self, count: int) -> LabelledRides:
         """The `count` rows picked up last (all when there are fewer)."""
         return self.rows(np.arange(len(self)) >= len(self) - count)
 
 
+_COLUMNS = ("features", "target", "served", "versions", "pickup", "paired", "paired_versions")
+
+
 def concat_rides(parts: list[LabelledRides]) -> LabelledRides:
     """Rides of disjoint pickup ranges, given oldest first: still in pickup order."""
     return LabelledRides(
         np.vstack([p.features for p in parts]),
-        np.concatenate([p.target for p in parts]),
-        np.concatenate([p.served for p in parts]),
-        np.concatenate([p.versions for p in parts]),
-        np.concatenate([p.pickup for p in parts]),
+        *(np.concatenate([getattr(p, name) for p in parts]) for name in _COLUMNS[1:]),
     )
 
 
@@ -161,6 +164,8 @@ def _join(batches: list[CaptureBatch], durations: dict[str, float]) -> list[tupl
     rows: list[tuple[Any, ...]] = []
     for batch in batches:
         truth = join_actuals(batch.ride_id, durations)
+        paired = batch.paired_prediction or [None] * len(batch)
+        paired_version = batch.paired_version or ""
         for i in np.flatnonzero(in_target_domain(truth)).tolist():
             rows.append(
                 (
@@ -172,6 +177,8 @@ def _join(batches: list[CaptureBatch], durations: dict[str, float]) -> list[tupl
                     float(truth[i]),
                     batch.prediction[i],
                     batch.model_version,
+                    math.nan if paired[i] is None else paired[i],
+                    paired_version if paired[i] is not None else "",
                 )
             )
     return sorted(rows, key=lambda r: (r[0], r[1]))
@@ -195,4 +202,6 @@ def _rides(ordered: list[tuple[Any, ...]]) -> LabelledRides:
         served=np.array([r[6] for r in ordered], dtype=np.float64),
         versions=np.array([r[7] for r in ordered], dtype=object),
         pickup=pickup,
+        paired=np.array([r[8] for r in ordered], dtype=np.float64),
+        paired_versions=np.array([r[9] for r in ordered], dtype=object),
     )

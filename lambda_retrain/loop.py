@@ -3,7 +3,10 @@
   retrain         retrain.py, behind the guards (guards.py): cooldown, one at a time, enough rows;
   rollback_check  rollback.py: judge the last loop promotion; a quality alarm with no recent
                   promotion to judge retrains instead.
-  schedule        the periodic rollback check; with nothing to judge, it retrains when a retrain alarm
+  approve, reject the version awaiting approval goes on, or is retired (rollout.py); stop_canary: an
+                  alarm of CANARY_ALARMS ends a canary; rollback: an operator's, to a named version.
+  schedule        the periodic look at a running rollout (rollout.py: no retrain while one runs), else
+                  the rollback check; with nothing to judge, it retrains when a retrain alarm
                   is still in ALARM and the cooldown has passed: alarms notify on transitions only, so an
                   alarm whose retrain was skipped (too few rows) or refused would otherwise never heal.
 Every decision (also a skip) is an audit record (audit.py) and, when there is an MLflow version, tags.
@@ -18,6 +21,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from lambda_retrain import rollout
 from lambda_retrain.audit import (
     Decision,
     DecisionKind,
@@ -30,7 +34,7 @@ from lambda_retrain.config import RetrainConfig
 from lambda_retrain.guards import cooldown_left
 from lambda_retrain.ports import Ports
 from lambda_retrain.retrain import retrain
-from lambda_retrain.rollback import Judgement, rollback_check
+from lambda_retrain.rollback import Judgement, manual_rollback, rollback_check
 from lambda_retrain.triggers import Action, Source, Trigger, TriggerRefused, triggers_from_event
 from trip_core.contracts import utc_iso
 from trip_core.observability import logger
@@ -92,18 +96,45 @@ def decide(
     """None when a scheduled check has nothing to do: the schedule records no such tick."""
     if trigger.source == Source.ALARM and (ignored := _unconfirmed(trigger, ports, config, now, actor)):
         return ignored
+    operator = _OPERATOR_ACTIONS.get(trigger.action)
+    if operator is not None:
+        return operator(trigger, ports, config, now, actor)
     if trigger.action == Action.RETRAIN:
-        return retrain(trigger, ports, config, now, actor)
+        return _retrain_unless_rolling_out(trigger, ports, config, now, actor)
+    if rollout.active(read_state(ports.models)) is not None:
+        return rollout.check(trigger, ports, config, now, actor)
     result = rollback_check(trigger, ports, config, now, actor)
     if result.decision is not None:
         return result.decision
     if trigger.source == Source.SCHEDULE:
         return _retrain_if_still_alarming(trigger, ports, config, now, actor)
     if result.judgement == Judgement.NO_RECENT_PROMOTION and trigger.source == Source.ALARM:
-        return retrain(trigger, ports, config, now, actor)  # a quality alarm, nothing to roll back: retrain
+        return _retrain_unless_rolling_out(trigger, ports, config, now, actor)  # nothing to roll back
     verdict = f"kept: {result.judgement.value}"
     record = {**record_base(trigger, config, now, actor), "verdict": verdict}
     return record_decision(ports, now, DecisionKind.ROLLBACK_KEPT, record)
+
+
+_OPERATOR_ACTIONS = {
+    Action.APPROVE: rollout.approve,
+    Action.REJECT: rollout.reject,
+    Action.STOP_CANARY: rollout.stop_canary,
+    Action.ROLLBACK: manual_rollback,
+}
+
+
+def _retrain_unless_rolling_out(
+    trigger: Trigger, ports: Ports, config: RetrainConfig, now: datetime, actor: str
+) -> Decision:
+    """A challenger in rollout is judged first: a second one would be gated against a live model the
+    first may replace, and would change the traffic plan under it."""
+    running = rollout.active(read_state(ports.models))
+    if running is None:
+        return retrain(trigger, ports, config, now, actor)
+    verdict = f"skipped: version {running['version']} is in rollout ({running['stage']})"
+    return record_decision(
+        ports, now, DecisionKind.SKIPPED, {**record_base(trigger, config, now, actor), "verdict": verdict}
+    )
 
 
 def _unconfirmed(
@@ -127,4 +158,4 @@ def _retrain_if_still_alarming(
         return None
     reason = f"scheduled: {', '.join(firing)} still in ALARM"
     retry = replace(trigger, action=Action.RETRAIN, reason=reason, alarm_name=firing[0], alarm_state="ALARM")
-    return retrain(retry, ports, config, now, actor)
+    return _retrain_unless_rolling_out(retry, ports, config, now, actor)

@@ -1,5 +1,5 @@
 """What the loop needs from the outside: two object stores (models, capture), the alarms' current state
-and, optionally, MLflow."""
+and, optionally, MLflow and a topic for the rollout's news."""
 
 from __future__ import annotations
 
@@ -43,9 +43,16 @@ class Tracker(Protocol):
     def set_alias(self, model_name: str, alias: str, version: str) -> None: ...
 
 
+class Notifier(Protocol):
+    """Where the loop tells people of a rollout's stages (SNS in Lambda)."""
+
+    def publish(self, subject: str, message: str) -> None: ...
+
+
 @dataclass
 class Ports:
     models: Store
     capture: Store
     alarms: Alarms
     tracker: Tracker | None = None
+    notifier: Notifier | None = None

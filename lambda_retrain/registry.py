@@ -93,3 +93,16 @@ def _upload_artifacts(tracker: Tracker, run_id: str, trained: TrainedCandidate) 
         tracker.upload_artifact(run_id, PROFILE_ARTIFACT, trained.profile)
     except Exception as exc:  # the S3 copy is what serving reads; the run stays usable without it
         logger.warning(f"MLflow artifact upload failed: {exc}")
+
+
+def move_alias(ports: Ports, config: RetrainConfig, version: str) -> str:
+    """How MLflow's alias followed a pointer move; the pointer is what serving reads, so MLflow failing
+    must not stop (or undo) the move."""
+    if ports.tracker is None:
+        return "not configured"
+    try:
+        ports.tracker.set_alias(config.model_name, config.alias, version)
+    except Exception as exc:
+        logger.warning(f"MLflow alias to {version} failed: {exc}")
+        return f"alias not moved: {exc}"[:500]
+    return f"alias {config.alias} -> {version}"

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from lambda_retrain import rollout
 from lambda_retrain.audit import Decision, DecisionKind, read_state, record_base, record_decision, write_state
 from lambda_retrain.config import RetrainConfig
 from lambda_retrain.guards import cooldown_left, holding_lock
@@ -61,11 +62,12 @@ class Split:
 
 @dataclass(frozen=True)
 class GateOutcome:
-    promoted: bool
+    promoted: bool  # made live
     verdict: str
     forced: bool  # promoted by the invoker against the gate
     champion_rmse: float | None
     figures: dict[str, Any]  # the gate's holdout and evaluation-set comparisons
+    staged: bool = False  # passed, and goes into a staged rollout (rollout.py) instead of live
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,8 @@ def _retrain_locked(
         else "not configured (MLFLOW_TRACKING_URI unset): S3 only",
         "seconds": round(time.perf_counter() - started, 2),
     }
+    if retrained.outcome.staged:
+        return rollout.start(ports, config, now, record, retrained.registered.version)
     kind = DecisionKind.PROMOTED if retrained.outcome.promoted else DecisionKind.REFUSED
     return record_decision(ports, now, kind, record, retrained.registered.version)
 
@@ -178,7 +182,8 @@ def _train_and_gate(
     rows_key = training_rows_key(config.model_name, registered.version)
     ports.models.put(rows_key, encode_rows(training), "application/octet-stream")
     registry = LoopRegistry(ports)
-    outcome = _gate(trigger, ports, config, registry, (trained, registered), split.holdout, yardstick)
+    staged = config.staged and live is not None  # a first model has nothing to serve beside
+    outcome = _gate(trigger, ports, config, registry, (trained, registered), split.holdout, yardstick, staged)
     return Retrained(trained, registered, live, champion_mae, outcome, registry.tags)
 
 
@@ -281,6 +286,7 @@ def _gate(
     version: tuple[TrainedCandidate, RegisteredVersion],
     holdout: LabelledRides,
     yardstick: Yardstick,
+    staged: bool,
 ) -> GateOutcome:
     trained, registered = version
     decision = gate_and_publish(
@@ -288,10 +294,12 @@ def _gate(
         registry,
         ports.models,
         Rides(holdout.features, holdout.target, holdout.pickup),
-        GateConfig(alias=config.alias, absolute_bound=config.gate_absolute_bound),
+        GateConfig(alias=config.alias, absolute_bound=config.gate_absolute_bound, promote_live=not staged),
         yardstick,
     )
     figures = decision.record()
+    if decision.promote and staged:
+        return GateOutcome(False, decision.verdict, False, decision.champion_rmse, figures, staged=True)
     if decision.promote or not trigger.force_promote or decision.bundle_refused:
         return GateOutcome(decision.promote, decision.verdict, False, decision.champion_rmse, figures)
     pointer = version_pointer(ports.models, registered.version)

@@ -20,7 +20,7 @@ from lambda_retrain.audit import Decision, DecisionKind, read_state, record_base
 from lambda_retrain.config import RetrainConfig
 from lambda_retrain.labelled import LabelledRides, load_labelled
 from lambda_retrain.ports import Ports
-from lambda_retrain.registry import version_pointer
+from lambda_retrain.registry import move_alias, version_pointer
 from lambda_retrain.triggers import Source, Trigger
 from training import decision, evaluation_set, metrics
 from trip_core.bundle import load_bundle
@@ -195,7 +195,7 @@ def _roll_back(
         return record_decision(
             ports, now, DecisionKind.ROLLBACK_KEPT, {**base, "verdict": verdict}, live.version
         )
-    record = {**base, "mlflow": _move_alias_back(ports, config, previous.version)}
+    record = {**base, "mlflow": move_alias(ports, config, previous.version)}
     state = judged.state
     state["last_promotion"] = {**judged.promotion, "rolled_back_at": utc_iso(now), "judged_at": utc_iso(now)}
     state["last_rollback"] = {"from": live.version, "to": previous.version, "at": utc_iso(now)}
@@ -205,14 +205,37 @@ def _roll_back(
     return record_decision(ports, now, DecisionKind.ROLLBACK, record, live.version)
 
 
-def _move_alias_back(ports: Ports, config: RetrainConfig, version: str) -> str:
-    """How MLflow's alias followed; the pointer is what serving reads, so MLflow failing must not stop
-    (or undo) the rollback."""
-    if ports.tracker is None:
-        return "not configured"
-    try:
-        ports.tracker.set_alias(config.model_name, config.alias, version)
-    except Exception as exc:
-        logger.warning(f"MLflow alias back to {version} failed: {exc}")
-        return f"alias not moved: {exc}"[:500]
-    return f"alias {config.alias} -> {version}"
+def manual_rollback(
+    trigger: Trigger, ports: Ports, config: RetrainConfig, now: datetime, actor: str
+) -> Decision:
+    """An operator's rollback (`make rollback VERSION=n`): serving/live.json := version n's pointer, with
+    no traffic plan (a running rollout then ends), audited with who and why."""
+    base = record_base(trigger, config, now, actor)
+    version = str(trigger.version)
+    target = version_pointer(ports.models, version)
+    tagged = ports.models.get_tagged(LIVE_POINTER_KEY)
+    live = None if tagged is None else ModelPointer.from_json(tagged.body)
+    problem = None
+    if target is None:
+        problem = f"version {version} has no pointer serving/versions/{version}.json"
+    elif tagged is None or live is None:
+        problem = "no live model to roll back"
+    elif live.version == version:
+        problem = f"version {version} is live already"
+    if problem is not None or target is None or tagged is None or live is None:
+        verdict = f"refused: rollback to {version}: {problem}"
+        return record_decision(ports, now, DecisionKind.INVALID_REQUEST, {**base, "verdict": verdict})
+    body = replace(target, published_at=utc_iso(now)).to_json().encode()
+    if ports.models.put_if_match(LIVE_POINTER_KEY, body, tagged.etag) is None:
+        verdict = f"refused: rollback to {version}: serving/live.json moved while it ran"
+        return record_decision(ports, now, DecisionKind.INVALID_REQUEST, {**base, "verdict": verdict})
+    state = read_state(ports.models)
+    state["last_rollback"] = {"from": live.version, "to": version, "at": utc_iso(now), "by": actor}
+    write_state(ports.models, state)
+    record = {
+        **base,
+        "verdict": f"rolled back by {actor} from {live.version} to {version}: {trigger.reason}",
+        "version": version,
+        "mlflow": move_alias(ports, config, version),
+    }
+    return record_decision(ports, now, DecisionKind.ROLLBACK, record, live.version)

@@ -18,12 +18,20 @@ from trip_core.contracts import MODEL_PARAM_BOUNDS
 from trip_core.observability import logger
 
 MAX_REASON_CHARS = 500
-DIRECT_KEYS = ("action", "source", "reason", "skip_cooldown", "force_promote", "params")
+DIRECT_KEYS = ("action", "source", "reason", "skip_cooldown", "force_promote", "params", "version")
+MAX_VERSION_CHARS = 128
 
 
 class Action(StrEnum):
     RETRAIN = "retrain"
-    ROLLBACK_CHECK = "rollback_check"
+    ROLLBACK_CHECK = "rollback_check"  # also the look at a running rollout (rollout.py)
+    APPROVE = "approve"  # the version awaiting approval goes on (rollout.py)
+    REJECT = "reject"  # ... or is retired
+    ROLLBACK = "rollback"  # an operator's rollback to `version` (rollback.py)
+    STOP_CANARY = "stop_canary"  # an alarm of CANARY_ALARMS: the canary ends at once (not by direct invoke)
+
+
+NAMED = (Action.APPROVE, Action.REJECT, Action.ROLLBACK)  # direct actions that name a version
 
 
 class Source(StrEnum):
@@ -46,9 +54,11 @@ class Trigger:
     skip_cooldown: bool = False
     force_promote: bool = False  # demo only (ALLOW_FORCE_PROMOTE): promote whatever the gate says
     params: dict[str, Any] = field(default_factory=dict)  # ModelParams overrides, checked
+    version: str | None = None  # the version an approve, reject or rollback names
 
     def record(self) -> dict[str, Any]:
         return {
+            "version": self.version,
             "source": self.source,
             "action": self.action,
             "reason": self.reason,
@@ -74,7 +84,8 @@ def direct_trigger(event: dict[str, Any], config: RetrainConfig) -> Trigger:
     unknown = sorted(str(key) for key in event if key not in DIRECT_KEYS)
     if unknown:
         raise TriggerRefused(f"unknown key(s) {unknown}; allowed: {list(DIRECT_KEYS)}")
-    action = _choice(event, "action", tuple(Action), Action.RETRAIN)
+    direct = tuple(a for a in Action if a != Action.STOP_CANARY)
+    action = _choice(event, "action", direct, Action.RETRAIN)
     source = _choice(event, "source", (Source.DIRECT, Source.SCHEDULE), Source.DIRECT)
     reason = event.get("reason", "direct invoke")
     if not isinstance(reason, str) or len(reason) > MAX_REASON_CHARS:
@@ -89,7 +100,21 @@ def direct_trigger(event: dict[str, Any], config: RetrainConfig) -> Trigger:
         skip_cooldown=_flag(event, "skip_cooldown"),
         force_promote=force_promote,
         params=checked_params(event.get("params", {})),
+        version=_version(event, Action(action)),
     )
+
+
+def _version(event: dict[str, Any], action: Action) -> str | None:
+    version = event.get("version")
+    if action not in NAMED:
+        if version is not None:
+            raise TriggerRefused(f"version is for {[str(a) for a in NAMED]} only, not {action}")
+        return None
+    if not isinstance(version, str) or not version or len(version) > MAX_VERSION_CHARS or "/" in version:
+        raise TriggerRefused(
+            f"{action} needs a version (a name without '/'), got {version!r}"[:MAX_REASON_CHARS]
+        )
+    return version
 
 
 def _choice(event: dict[str, Any], key: str, allowed: tuple[str, ...], default: str) -> str:
@@ -133,6 +158,8 @@ def alarm_trigger(record: Any, config: RetrainConfig) -> Trigger | None:
     if state != "ALARM":
         return None
     reason = f"{name} -> {state}: {message.get('NewStateReason', '')}"[:MAX_REASON_CHARS]
+    if name in config.canary_alarms:
+        return Trigger(Action.STOP_CANARY, Source.ALARM, reason, name, state)
     if name in config.rollback_alarms:
         return Trigger(Action.ROLLBACK_CHECK, Source.ALARM, reason, name, state)
     if name in config.retrain_alarms:

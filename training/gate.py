@@ -60,6 +60,7 @@ class GateConfig:
     alias: str = PRODUCTION_ALIAS
     absolute_bound: float = 10.0  # RMSE a first model must stay under (the course baseline is ~6-8)
     eval_margin: float = EVAL_MARGIN
+    promote_live: bool = True  # False: a passing version is published, not made live (a staged rollout)
 
 
 @dataclass(frozen=True)
@@ -321,7 +322,7 @@ def gate_and_publish(
         log.warning("gate: version %s not published: its bundle is not fit to serve", candidate.version)
     else:
         publish_version(store, pointer, candidate.bundle, candidate.profile)
-    if result.promote:
+    if result.promote and config.promote_live:
         registry.set_alias(candidate.model_name, config.alias, candidate.version)
         if store is not None:
             publish_live(store, pointer)

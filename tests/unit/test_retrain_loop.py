@@ -412,7 +412,9 @@ def test_retrained_rows_carry_their_pickup_days_so_the_profile_measures_day_vari
 
     pickup = np.array(["2023-03-06T23:59:59", "2023-03-07T00:00:00"], dtype="datetime64[s]")
     versions = np.array(["1", "1"], dtype=object)
-    rides = LabelledRides(np.zeros((2, 12)), np.ones(2), np.ones(2), versions, pickup)
+    rides = LabelledRides(
+        np.zeros((2, 12)), np.ones(2), np.ones(2), versions, pickup, np.full(2, np.nan), np.array(["", ""])
+    )
     days = _rows(rides).pickup_day
     assert days is not None and [str(d) for d in days] == ["2023-03-06", "2023-03-07"]
 

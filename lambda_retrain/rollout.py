@@ -1,0 +1,406 @@
+"""Safe rollout (PROMOTION_POLICY auto or approve): a challenger that passed the gate serves beside the
+live model before it serves everyone. The stages, kept in the loop state's `rollout`:
+
+  shadow             the traffic plan's shadow (trip_core.plan): it scores every ride beside the live
+                     model and answers none; judged on the labelled rides both scored, ride by ride, by
+                     training.decision's rule (champion: the live model's answers, challenger: the
+                     shadow's, both as captured)
+  canary             (auto, CANARY_SHARE > 0) it answers its share of the rides; judged the same way on
+                     the rides it answered (champion: the live model's paired answers)
+  awaiting_approval  (approve) the shadow's verdict went to the rollout topic; an operator approves or
+                     rejects it by direct invoke (`make approve` / `make reject`), or it expires after
+                     APPROVAL_HOURS
+
+A stage decides on the first scheduled check whose comparison is decisive, or on the first after
+ROLLOUT_STAGE_HOURS with the evidence there is (as the rollback check judges a promotion once): better ->
+the next stage (or live), otherwise the challenger is retired and the plan cleared. An alarm named in
+CANARY_ALARMS ends a canary at once. Each step rewrites serving/live.json only if it is still the one it
+read (a promotion or rollback in between wins, and ends the rollout), is audited, tags the MLflow version
+`loop.stage`, and is told to the rollout topic.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+
+from lambda_retrain.audit import Decision, DecisionKind, read_state, record_base, record_decision, write_state
+from lambda_retrain.config import PromotionPolicy, RetrainConfig
+from lambda_retrain.labelled import load_labelled
+from lambda_retrain.ports import Ports, Tagged
+from lambda_retrain.registry import move_alias, version_pointer
+from lambda_retrain.triggers import Source, Trigger
+from training import decision
+from trip_core.capture import CaptureBatch
+from trip_core.contracts import LIVE_POINTER_KEY, MONITOR_WINDOW, parse_utc, utc_iso
+from trip_core.observability import logger
+from trip_core.plan import NO_PLAN, TrafficPlan, live_document, plan_of
+from trip_core.pointer import ModelPointer
+
+STATE_FIELD = "rollout"
+
+
+class Stage(StrEnum):
+    SHADOW = "shadow"
+    CANARY = "canary"
+    AWAITING_APPROVAL = "awaiting_approval"
+    LIVE = "live"
+    RETIRED = "retired"
+
+
+@dataclass(frozen=True)
+class Serving:
+    """serving/live.json as read (its ETag: the condition of the next write) and the rollout it serves."""
+
+    tagged: Tagged
+    live: ModelPointer
+    plan: TrafficPlan
+
+
+def active(state: dict[str, Any]) -> dict[str, Any] | None:
+    rollout = state.get(STATE_FIELD)
+    return rollout if isinstance(rollout, dict) and rollout.get("stage") in _RUNNING else None
+
+
+_RUNNING = (Stage.SHADOW, Stage.CANARY, Stage.AWAITING_APPROVAL)
+
+
+def start(
+    ports: Ports, config: RetrainConfig, now: datetime, record: dict[str, Any], version: str
+) -> Decision:
+    """The gate passed `version` (published, not live): it goes into shadow beside the live model."""
+    serving = _read_serving(ports)
+    if serving is None:
+        verdict = f"{record['verdict']}; not put in shadow: no live model to serve beside"
+        return record_decision(ports, now, DecisionKind.REFUSED, {**record, "verdict": verdict}, version)
+    rollout = {
+        "version": version,
+        "live_version": serving.live.version,
+        "policy": str(config.promotion_policy),
+        "started_at": utc_iso(now),
+    }
+    plan = TrafficPlan(shadow=version, updated_at=utc_iso(now), reason=f"rollout of {version}: shadow")
+    if not _write_plan(ports, serving, plan):
+        verdict = f"{record['verdict']}; not put in shadow: serving/live.json moved meanwhile"
+        return record_decision(ports, now, DecisionKind.REFUSED, {**record, "verdict": verdict}, version)
+    verdict = f"{record['verdict']}; in shadow beside live {serving.live.version}"
+    return _enter(ports, config, now, {**record, "verdict": verdict}, rollout, Stage.SHADOW)
+
+
+def check(
+    trigger: Trigger, ports: Ports, config: RetrainConfig, now: datetime, actor: str
+) -> Decision | None:
+    """The scheduled (or a direct) look at the running rollout; None: none runs, or it waits quietly."""
+    state = read_state(ports.models)
+    rollout = active(state)
+    if rollout is None:
+        return None
+    base = {**record_base(trigger, config, now, actor), **_names(rollout)}
+    serving = _read_serving(ports)
+    if serving is None or serving.live.version != rollout["live_version"]:
+        moved = "gone" if serving is None else f"version {serving.live.version}"
+        return _end(ports, config, now, base, rollout, f"ended: serving/live.json is {moved} now")
+    stage = Stage(rollout["stage"])
+    if stage == Stage.AWAITING_APPROVAL:
+        return _approval_check(trigger, ports, config, now, base, rollout, serving)
+    evidence = judge(ports, rollout, stage, now)
+    timed_out = now - parse_utc(rollout["stage_started_at"]) >= timedelta(hours=config.rollout_stage_hours)
+    base["metrics"] = evidence.figures(stage)
+    undecided = (
+        evidence.compared.outcome == decision.Outcome.NOT_ENOUGH_EVIDENCE or not evidence.compared.decisive
+    )
+    if undecided and not timed_out:
+        if trigger.source == Source.SCHEDULE:
+            logger.info(f"rollout of {rollout['version']}: {stage} waits ({evidence.summary(stage)})")
+            return None
+        verdict = f"{stage}, not decided yet: {evidence.summary(stage)}"
+        return record_decision(ports, now, DecisionKind.ROLLOUT, {**base, "verdict": verdict, "stage": stage})
+    if evidence.compared.outcome != decision.Outcome.BETTER:
+        return _retire(ports, config, now, base, rollout, serving, f"{stage}: {evidence.summary(stage)}")
+    return _advance(ports, config, now, base, rollout, serving, f"{stage}: {evidence.summary(stage)}")
+
+
+def approve(trigger: Trigger, ports: Ports, config: RetrainConfig, now: datetime, actor: str) -> Decision:
+    """An operator's approval of the version awaiting it (`trigger.version`); anything else is refused."""
+    found = _awaiting(trigger, ports, config, now, actor)
+    if isinstance(found, Decision):
+        return found
+    base, rollout, serving = found
+    return _after_approval(
+        ports, config, now, base, rollout, serving, f"approved by {actor}: {trigger.reason}"
+    )
+
+
+def reject(trigger: Trigger, ports: Ports, config: RetrainConfig, now: datetime, actor: str) -> Decision:
+    found = _awaiting(trigger, ports, config, now, actor)
+    if isinstance(found, Decision):
+        return found
+    base, rollout, serving = found
+    return _retire(ports, config, now, base, rollout, serving, f"rejected by {actor}: {trigger.reason}")
+
+
+def stop_canary(trigger: Trigger, ports: Ports, config: RetrainConfig, now: datetime, actor: str) -> Decision:
+    """An alarm of CANARY_ALARMS in ALARM: the canary answers no more rides, the challenger is retired."""
+    base = record_base(trigger, config, now, actor)
+    rollout = active(read_state(ports.models))
+    serving = _read_serving(ports)
+    if rollout is None or rollout["stage"] != Stage.CANARY or serving is None:
+        verdict = f"ignored: {trigger.alarm_name} is in ALARM, but no canary is running"
+        return record_decision(ports, now, DecisionKind.IGNORED, {**base, "verdict": verdict})
+    reason = f"canary stopped: {trigger.alarm_name} in ALARM"
+    return _retire(ports, config, now, {**base, **_names(rollout)}, rollout, serving, reason)
+
+
+# ------------------------------------------------------------------------------------ the evidence
+@dataclass(frozen=True)
+class Evidence:
+    """The labelled rides of a stage, the live model's and the challenger's answers to each."""
+
+    rides: int
+    compared: decision.Comparison
+
+    def summary(self, stage: Stage) -> str:
+        return f"challenger vs live on the rides the {stage} saw: {self.compared.summary()}"
+
+    def figures(self, stage: Stage) -> dict[str, Any]:
+        return {
+            "stage": str(stage),
+            "rides": self.rides,
+            "live_mae": self.compared.champion_mae,
+            "challenger_mae": self.compared.challenger_mae,
+            "decision": self.compared.figures(),
+        }
+
+
+def judge(ports: Ports, rollout: dict[str, Any], stage: Stage, now: datetime) -> Evidence:
+    """training.decision's rule on the stage's paired rides: a shadow is paired with every ride the live
+    model answered, a canary's answers with the live model's answers to the same rides."""
+    version, live = rollout["version"], rollout["live_version"]
+    answered, paired = (live, version) if stage == Stage.SHADOW else (version, live)
+    since = parse_utc(rollout["stage_started_at"])
+
+    def in_stage(batch: CaptureBatch) -> bool:
+        return (
+            batch.model_version == answered
+            and batch.paired_version == paired
+            and parse_utc(batch.captured_at) >= since
+        )
+
+    rides = load_labelled(
+        ports.capture, since - MONITOR_WINDOW, now + timedelta(seconds=1), keep_batch=in_stage
+    )
+    both = rides.rows(np.isfinite(rides.paired))
+    live_pred, challenger_pred = (
+        (both.served, both.paired) if stage == Stage.SHADOW else (both.paired, both.served)
+    )
+    return Evidence(len(both), decision.compare(live_pred, challenger_pred, both.target, both.pickup))
+
+
+# ------------------------------------------------------------------------------------ the steps
+def _advance(
+    ports: Ports,
+    config: RetrainConfig,
+    now: datetime,
+    base: dict[str, Any],
+    rollout: dict[str, Any],
+    serving: Serving,
+    why: str,
+) -> Decision:
+    """A stage decided `better`: shadow -> awaiting approval (approve), or canary or live (auto);
+    canary -> live."""
+    if rollout["stage"] == Stage.SHADOW and rollout["policy"] == PromotionPolicy.APPROVE:
+        verdict = f"awaiting approval (make approve VERSION={rollout['version']}): {why}"
+        return _enter(ports, config, now, {**base, "verdict": verdict}, rollout, Stage.AWAITING_APPROVAL)
+    return _after_approval(ports, config, now, base, rollout, serving, why)
+
+
+def _after_approval(
+    ports: Ports,
+    config: RetrainConfig,
+    now: datetime,
+    base: dict[str, Any],
+    rollout: dict[str, Any],
+    serving: Serving,
+    why: str,
+) -> Decision:
+    """What comes after a shadow's approval: a canary when the stack has a share for it, else live."""
+    if rollout["stage"] != Stage.CANARY and config.canary_share > 0:
+        plan = TrafficPlan(
+            canary=rollout["version"],
+            canary_share=config.canary_share,
+            updated_at=utc_iso(now),
+            reason=f"rollout of {rollout['version']}: canary",
+        )
+        if not _write_plan(ports, serving, plan):
+            return _end(ports, config, now, base, rollout, "ended: serving/live.json moved meanwhile")
+        verdict = f"canary at {config.canary_share:.0%} of the rides: {why}"
+        return _enter(ports, config, now, {**base, "verdict": verdict}, rollout, Stage.CANARY)
+    return _promote(ports, config, now, base, rollout, serving, why)
+
+
+def _promote(
+    ports: Ports,
+    config: RetrainConfig,
+    now: datetime,
+    base: dict[str, Any],
+    rollout: dict[str, Any],
+    serving: Serving,
+    why: str,
+) -> Decision:
+    version = rollout["version"]
+    pointer = version_pointer(ports.models, version)
+    if pointer is None:
+        return _retire(ports, config, now, base, rollout, serving, f"its pointer is gone; {why}")
+    body = replace(pointer, published_at=utc_iso(now)).to_json().encode()
+    if ports.models.put_if_match(LIVE_POINTER_KEY, body, serving.tagged.etag) is None:
+        return _end(ports, config, now, base, rollout, "ended: serving/live.json moved meanwhile")
+    mlflow = move_alias(ports, config, version)
+    state = read_state(ports.models)
+    state[STATE_FIELD] = {**rollout, "stage": Stage.LIVE, "stage_started_at": utc_iso(now)}
+    # judged by the rollout already: the rollback check does not test it again (a promotion is judged once)
+    state["last_promotion"] = {
+        "version": version,
+        "previous_version": rollout["live_version"],
+        "promoted_at": utc_iso(now),
+        "judged_at": utc_iso(now),
+        "forced": False,
+    }
+    write_state(ports.models, state)
+    record = {
+        **base,
+        "verdict": f"promoted: {why}",
+        "stage": Stage.LIVE,
+        "mlflow": mlflow,
+        "version": version,
+    }
+    _tell(ports, config, f"{version} promoted", record)
+    return record_decision(ports, now, DecisionKind.PROMOTED, record, version)
+
+
+def _retire(
+    ports: Ports,
+    config: RetrainConfig,
+    now: datetime,
+    base: dict[str, Any],
+    rollout: dict[str, Any],
+    serving: Serving,
+    why: str,
+) -> Decision:
+    """The challenger serves no more: the plan is cleared (the live model answers every ride)."""
+    if not _write_plan(ports, serving, NO_PLAN):
+        return _end(ports, config, now, base, rollout, f"ended: serving/live.json moved meanwhile ({why})")
+    return _end(ports, config, now, base, rollout, f"retired: {why}")
+
+
+def _end(
+    ports: Ports,
+    config: RetrainConfig,
+    now: datetime,
+    base: dict[str, Any],
+    rollout: dict[str, Any],
+    verdict: str,
+) -> Decision:
+    state = read_state(ports.models)
+    state[STATE_FIELD] = {
+        **rollout,
+        "stage": Stage.RETIRED,
+        "stage_started_at": utc_iso(now),
+        "verdict": verdict,
+    }
+    write_state(ports.models, state)
+    record = {**base, "verdict": verdict, "stage": Stage.RETIRED, "version": rollout["version"]}
+    _tell(ports, config, f"{rollout['version']} retired", record)
+    return record_decision(ports, now, DecisionKind.RETIRED, record, rollout["version"])
+
+
+def _enter(
+    ports: Ports,
+    config: RetrainConfig,
+    now: datetime,
+    record: dict[str, Any],
+    rollout: dict[str, Any],
+    stage: Stage,
+) -> Decision:
+    state = read_state(ports.models)
+    state[STATE_FIELD] = {**rollout, "stage": stage, "stage_started_at": utc_iso(now)}
+    write_state(ports.models, state)
+    record = {**record, "stage": stage, "version": rollout["version"], **_names(rollout)}
+    _tell(ports, config, f"{rollout['version']}: {stage}", record)
+    return record_decision(ports, now, DecisionKind.ROLLOUT, record, rollout["version"])
+
+
+def _approval_check(
+    trigger: Trigger,
+    ports: Ports,
+    config: RetrainConfig,
+    now: datetime,
+    base: dict[str, Any],
+    rollout: dict[str, Any],
+    serving: Serving,
+) -> Decision | None:
+    waited = now - parse_utc(rollout["stage_started_at"])
+    if waited >= timedelta(hours=config.approval_hours):
+        why = f"the approval expired after {config.approval_hours:g} h"
+        return _retire(ports, config, now, base, rollout, serving, why)
+    if trigger.source == Source.SCHEDULE:
+        return None
+    verdict = f"awaiting approval for {waited / timedelta(hours=1):.1f} h of {config.approval_hours:g}"
+    return record_decision(
+        ports, now, DecisionKind.ROLLOUT, {**base, "verdict": verdict, "stage": Stage.AWAITING_APPROVAL}
+    )
+
+
+def _awaiting(
+    trigger: Trigger, ports: Ports, config: RetrainConfig, now: datetime, actor: str
+) -> tuple[dict[str, Any], dict[str, Any], Serving] | Decision:
+    """The rollout awaiting an approval of `trigger.version`, or the refusal, audited."""
+    base = record_base(trigger, config, now, actor)
+    rollout = active(read_state(ports.models))
+    serving = _read_serving(ports)
+    problem = None
+    if rollout is None or rollout["stage"] != Stage.AWAITING_APPROVAL:
+        problem = "no version is awaiting approval"
+    elif rollout["version"] != trigger.version:
+        problem = f"version {rollout['version']} is awaiting approval, not {trigger.version}"
+    elif serving is None or serving.live.version != rollout["live_version"]:
+        problem = "serving/live.json moved since the rollout began"
+    if problem is not None or rollout is None or serving is None:
+        verdict = f"refused: {trigger.action} {trigger.version}: {problem}"
+        return record_decision(ports, now, DecisionKind.INVALID_REQUEST, {**base, "verdict": verdict})
+    return {**base, **_names(rollout)}, rollout, serving
+
+
+# ------------------------------------------------------------------------------------ serving, news
+def _read_serving(ports: Ports) -> Serving | None:
+    tagged = ports.models.get_tagged(LIVE_POINTER_KEY)
+    if tagged is None:
+        return None
+    document = json.loads(tagged.body)
+    live = ModelPointer.from_dict(document)
+    return Serving(tagged, live, plan_of(document, live.version))
+
+
+def _write_plan(ports: Ports, serving: Serving, plan: TrafficPlan) -> bool:
+    body = live_document(serving.live, plan)
+    return ports.models.put_if_match(LIVE_POINTER_KEY, body, serving.tagged.etag) is not None
+
+
+def _names(rollout: dict[str, Any]) -> dict[str, Any]:
+    return {"challenger_version": rollout["version"], "live_version": rollout["live_version"]}
+
+
+def _tell(ports: Ports, config: RetrainConfig, subject: str, record: dict[str, Any]) -> None:
+    """The rollout topic hears every step with its evidence; a topic that fails loses only the news."""
+    if ports.notifier is None:
+        return
+    try:
+        ports.notifier.publish(
+            f"trip-duration rollout: {subject}"[:100], json.dumps(record, default=str, indent=1)
+        )
+    except Exception as exc:
+        logger.warning(f"rollout news not published: {exc}")
