@@ -131,7 +131,7 @@ replay-failures: install  ## re-drive the ranges in the predict (FAILURES=actual
 .PHONY: functions retrain-size audit-table loop-demo
 
 functions: install  ## build every function's zip content into .state/functions/<Function> (the rule sam build runs) and print sizes
-	for fn in Predict Monitor Actuals Retrain; do rm -rf .state/functions/$${fn}Function; \
+	for fn in Predict PredictRide Monitor Actuals Retrain; do rm -rf .state/functions/$${fn}Function; \
 		$(MAKE) -s -f infra/function.mk build-$${fn}Function ARTIFACTS_DIR=$(CURDIR)/.state/functions/$${fn}Function; done
 	@du -sm .state/functions/* | awk '{print $$2 " unzipped: " $$1 " MB (limit 250)"}'
 

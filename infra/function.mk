@@ -6,6 +6,9 @@ FUNCTION_BUILD := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))/build_function.
 build-PredictFunction:
 	$(FUNCTION_BUILD) "$(ARTIFACTS_DIR)" lambda_predict
 
+build-PredictRideFunction:
+	$(FUNCTION_BUILD) "$(ARTIFACTS_DIR)" lambda_predict
+
 build-MonitorFunction:
 	$(FUNCTION_BUILD) "$(ARTIFACTS_DIR)" lambda_monitor
 
@@ -15,4 +18,4 @@ build-ActualsFunction:
 build-RetrainFunction:
 	$(FUNCTION_BUILD) "$(ARTIFACTS_DIR)" training lambda_retrain
 
-.PHONY: build-PredictFunction build-MonitorFunction build-ActualsFunction build-RetrainFunction
+.PHONY: build-PredictFunction build-PredictRideFunction build-MonitorFunction build-ActualsFunction build-RetrainFunction

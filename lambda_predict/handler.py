@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from lambda_predict.service import PredictService
-from trip_core.observability import NAMESPACE, logger, metrics
+from trip_core.observability import NAMESPACE, count_now, logger, metrics
+
+CAPTURE_FAILED_METRIC = "CaptureFailed"
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.batch import BatchProcessor
@@ -45,8 +47,12 @@ def batch_problem(event: Any) -> dict[str, str] | None:
         kinesis = record.get("kinesis") if isinstance(record, dict) else None
         if not isinstance(kinesis, dict):
             return {"field": f"Records[{i}].kinesis", "reason": "missing or not an object"}
-        if type(kinesis.get("sequenceNumber")) not in (str, int):
-            return {"field": f"Records[{i}].kinesis.sequenceNumber", "reason": "missing or not a text"}
+        sequence = kinesis.get("sequenceNumber")
+        if not (isinstance(sequence, str) and sequence.isdigit()):
+            return {
+                "field": f"Records[{i}].kinesis.sequenceNumber",
+                "reason": "missing or not a text of digits",
+            }
     return None
 
 
@@ -70,6 +76,8 @@ def handle_ride(event: Any, context: Any, service: PredictService) -> dict[str, 
     outcome = service.predict_direct(event, request_id)
     ok = "error" not in outcome.response
     counts = {"Predictions": int(ok), "Rejected": int(not ok), "Errors": int(ok and not outcome.captured)}
+    if ok and not outcome.captured:  # answered, but its actual will name no capture: CaptureFailedAlarm
+        count_now(CAPTURE_FAILED_METRIC)
     _emit(outcome.model_version, counts, started)
     return outcome.response
 

@@ -16,12 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
-
 from lambda_predict.ports import BundleLoader, ModelSource, Predictor
 from trip_core.bundle import BundleError
 from trip_core.contracts import version_pointer_key
-from trip_core.observability import NAMESPACE, logger
+from trip_core.observability import count_now, logger
 from trip_core.plan import NO_PLAN, PlanError, TrafficPlan, in_canary, plan_of
 from trip_core.pointer import ModelPointer
 from trip_core.smoke import smoke_test
@@ -34,22 +32,15 @@ class ModelLoadError(RuntimeError):
     """No usable model could be loaded (pointer or bundle missing or unreadable, or the bundle refused)."""
 
 
-def _count_now(name: str) -> None:
-    """`name` = 1, written at once rather than with the invocation's metrics: a cold start that fails
-    has no invocation to flush them."""
-    with single_metric(name=name, unit=MetricUnit.Count, value=1, namespace=NAMESPACE):
-        pass
-
-
 def emit_bundle_refused(pointer: ModelPointer, reason: str) -> None:
-    _count_now(BUNDLE_REFUSED_METRIC)
+    count_now(BUNDLE_REFUSED_METRIC)
 
 
 def emit_model_read_failed(reason: str) -> None:
     """ModelReadFailed = 1 (template.yaml: ModelReadFailedAlarm): the pointer or its bundle could not be
     read. A warm function keeps serving the model it has, so without this count a pointer taken away
     would be seen by nobody until the next cold start fails."""
-    _count_now(MODEL_READ_FAILED_METRIC)
+    count_now(MODEL_READ_FAILED_METRIC)
 
 
 @dataclass(frozen=True)
@@ -132,7 +123,9 @@ class ModelProvider:
         try:
             pointer, document = self._read_pointer(self._pointer_key)
             live = self._fetch(pointer, known)
-        except ModelLoadError as exc:
+        except Exception as exc:  # ModelLoadError, or what a pointer no check foresaw: never the batch's
+            if not isinstance(exc, ModelLoadError):
+                self._read_failed(f"model refresh failed: {exc!r}")
             logger.warning("model refresh failed; keeping the loaded version", extra={"error": str(exc)})
             return serving
         if live is not serving.live:

@@ -499,8 +499,9 @@ class PredictService:
         return Rejection(rec.shard_id, rec.sequence_number, utc_iso(rec.arrival), rec.data, tuple(reasons))
 
     def _store_rejections(self, rejections: list[Rejection], outcome: BatchOutcome) -> None:
-        # Named by the first rejected record, which a retry or a replay of the batch rejects again: its
-        # object is rewritten, never stored a second time beside the first
+        # Named by the first rejected record, which a retry or a replay of the same records rejects
+        # again: its object is rewritten. A retry that resumes after it names another object, which may
+        # hold a rejection stored before too; the monitor counts each (shard, sequence number) once
         first = min(rejections, key=lambda r: (len(r.sequence_number), r.sequence_number))
         key = rejected_key(parse_utc(first.arrival_time), first.shard_id, first.sequence_number)
         try:

@@ -72,6 +72,7 @@ _ARRAYS: dict[str, str] = {
     "depth": "i",
 }
 _SCALARS = ("baseline", "depth")
+MAX_DEPTH = 1024  # deeper than any tree training grows (max_leaf_nodes bounds it): a walk stays short
 _NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
 
 
@@ -526,8 +527,13 @@ def _check_structure(a: dict[str, np.ndarray]) -> None:
             low, high = values.min(), values.max()
             raise BundleError(f"bundle array {name!r} holds indices in [{low}, {high}], outside [0, {size})")
     depth = int(a["depth"])
-    if not 0 <= depth <= n_nodes:  # a path through n nodes has at most n steps: more is a cycle
-        raise BundleError(f"bundle depth {depth} is outside [0, {n_nodes}] (the number of nodes)")
+    if not 0 <= depth <= MAX_DEPTH:
+        raise BundleError(f"bundle depth {depth} is outside [0, {MAX_DEPTH}]")
+    left, right, roots = (a[name].astype(np.int64) for name in ("left", "right", "roots"))
+    own = np.arange(n_nodes, dtype=np.int64)
+    if _tree_levels(left, right, roots, (left == own) & (right == own), depth) is None:
+        # a cycle, a shared node, or a leaf deeper than `depth`: the walk would never reach a leaf
+        raise BundleError("bundle nodes are not a forest of trees whose leaves lie within its depth")
     _check_encodings(a)
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.shared import constants
 from aws_lambda_powertools.shared.functions import resolve_truthy_env_var_choice
 
@@ -79,3 +80,10 @@ def _make_tracer() -> Tracer:
 logger = Logger()
 metrics = Metrics(namespace=NAMESPACE)
 tracer = _make_tracer()
+
+
+def count_now(name: str) -> None:
+    """`name` = 1 under the service dimension alone (what its alarm watches), written at once rather than
+    with the invocation's metrics: a cold start that fails has no invocation to flush them."""
+    with single_metric(name=name, unit=MetricUnit.Count, value=1, namespace=NAMESPACE):
+        pass

@@ -41,4 +41,11 @@ class ModelPointer:
         missing = [name for name in cls.__dataclass_fields__ if name not in data]
         if missing:
             raise ValueError(f"model pointer lacks field(s) {', '.join(missing)}")
+        for name, field in cls.__dataclass_fields__.items():
+            value = data[name]
+            expected = (int, float) if field.type in ("float", float) else (str,)
+            if isinstance(value, bool) or not isinstance(value, expected):
+                raise ValueError(
+                    f"model pointer field {name} must be a {field.type}, got {type(value).__name__}"
+                )
         return cls(**{name: data[name] for name in cls.__dataclass_fields__})

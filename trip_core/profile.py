@@ -39,13 +39,13 @@ over the same range.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from trip_core import jsontext
 from trip_core.contracts import MAX_TRIP_DISTANCE_MILES
 from trip_core.features import MONITORED_FEATURES, TIME_OF_WEEK_FEATURES, ColumnKind
 from trip_core.zones import zone_table
@@ -343,7 +343,7 @@ def _read_column(name: str, column: Mapping[str, Any], n_slices: int) -> ColumnR
 
 def read_profile(source: str | bytes | Mapping[str, Any]) -> ReferenceProfile:
     """Parse a stored profile (JSON text/bytes or the dict itself); raises ValueError when malformed."""
-    data = json.loads(source) if isinstance(source, str | bytes) else source
+    data = jsontext.loads(source) if isinstance(source, str | bytes) else source
     if not isinstance(data, Mapping):
         raise ValueError(f"a reference profile is a JSON object, not {type(data).__name__}")
     if data.get("schema") != PROFILE_SCHEMA:
@@ -356,6 +356,7 @@ def read_profile(source: str | bytes | Mapping[str, Any]) -> ReferenceProfile:
         if SLICINGS.get(slicing, (None,))[0] != n_slices:
             raise ValueError(f"slicing {slicing!r} with {n_slices} slices is unknown")
         columns = {name: _read_column(name, column, n_slices) for name, column in data["columns"].items()}
-    except (KeyError, TypeError) as error:
+        n_rows = int(data["n_rows"])
+    except (KeyError, TypeError, OverflowError) as error:  # OverflowError: int(Infinity)
         raise ValueError(f"malformed reference profile: {error!r}") from error
-    return ReferenceProfile(n_rows=int(data["n_rows"]), slicing=slicing, n_slices=n_slices, columns=columns)
+    return ReferenceProfile(n_rows=n_rows, slicing=slicing, n_slices=n_slices, columns=columns)

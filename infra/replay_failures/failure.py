@@ -15,10 +15,11 @@ Only KinesisBatchInfo is needed; its arrival times are kept as written, for the 
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
+
+from trip_core import jsontext
 
 # Kinesis' pattern of a sequence number (API reference, Record.SequenceNumber)
 _SEQUENCE_NUMBER = re.compile(r"0|[1-9][0-9]{0,128}")
@@ -56,7 +57,7 @@ class FailedRange:
 
 def failed_range(body: str) -> FailedRange:
     try:
-        record = json.loads(body)
+        record = jsontext.loads(body)
     except ValueError:
         raise MalformedFailure("body", "is not JSON") from None
     info = record.get("KinesisBatchInfo") if isinstance(record, dict) else None
