@@ -140,5 +140,24 @@ retrain-size: functions  ## the retrain function's unzipped size (< 250 MB)
 loop-demo: install localstack-venv sam-venv  ## the closed loop on LocalStack: 2021 model, 2023 rides, drift alarm -> retrain -> promote -> hot swap; gate refusal; rollback; audit
 	$(PY) -m infra.loop_demo
 
+# On-call commands (infra/operate.py): the LocalStack stack, or STACK=<name> [REGION=<region>] on AWS
+OPERATE = $(PY) -m infra.operate $(if $(STACK),--stack $(STACK)) $(if $(REGION),--region $(REGION))
+.PHONY: status retrain approve reject rollback
+
+status: install  ## live / shadow / canary versions with their predictions, the rollout's stage, last decisions, alarms
+	$(OPERATE) status
+
+retrain: install  ## start the retrain pipeline now: make retrain REASON="why" (audited)
+	$(OPERATE) retrain --reason "$(REASON)"
+
+approve: install  ## the version awaiting approval goes on: make approve VERSION=n [REASON=...]
+	$(OPERATE) approve --version "$(VERSION)" $(if $(REASON),--reason "$(REASON)")
+
+reject: install  ## the version awaiting approval is retired: make reject VERSION=n [REASON=...]
+	$(OPERATE) reject --version "$(VERSION)" $(if $(REASON),--reason "$(REASON)")
+
+rollback: install  ## serving/live.json back to version n: make rollback VERSION=n [REASON=...] (audited)
+	$(OPERATE) rollback --version "$(VERSION)" $(if $(REASON),--reason "$(REASON)")
+
 audit-table: install  ## the loop's decisions on the LocalStack stack, as a table
 	$(PY) -m infra.audit_table --local

@@ -2,6 +2,7 @@
 
 Direct: {"action": "retrain" | "rollback_check", "reason": "...", "skip_cooldown": false,
          "force_promote": false (only with ALLOW_FORCE_PROMOTE), "params": {"max_iter": 30}}
+     or {"action": "approve" | "reject" | "rollback", "version": "12", "reason": "..."}
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import os
 from datetime import UTC, datetime
 from typing import Any
 
-from lambda_retrain.aws import CloudWatchAlarms, S3Store, secret_json
+from lambda_retrain.aws import CloudWatchAlarms, S3Store, SnsNotifier, secret_json
 from lambda_retrain.config import RetrainConfig
 from lambda_retrain.loop import handle
 from lambda_retrain.mlflow_rest import MlflowRest, authorization, env_credentials
@@ -33,6 +34,7 @@ PORTS = Ports(
     capture=S3Store(CONFIG.capture_bucket),
     alarms=CloudWatchAlarms(),
     tracker=tracker(CONFIG),
+    notifier=None if CONFIG.rollout_topic_arn is None else SnsNotifier(CONFIG.rollout_topic_arn),
 )
 
 

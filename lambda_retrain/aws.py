@@ -1,4 +1,5 @@
-"""boto3 adapters of the loop's ports: the Store (S3), the Alarms (CloudWatch), the MLflow secret."""
+"""boto3 adapters of the loop's ports: the Store (S3), the Alarms (CloudWatch), the Notifier (SNS), the
+MLflow secret."""
 
 from __future__ import annotations
 
@@ -84,3 +85,15 @@ def secret_json(secret_arn: str, client: Any = None) -> dict[str, str]:
     if not isinstance(value, dict):
         raise ValueError(f"secret {secret_arn} is not a JSON object")
     return {str(k): str(v) for k, v in value.items()}
+
+
+class SnsNotifier:
+    def __init__(self, topic_arn: str, client: Any = None) -> None:
+        if client is None:
+            import boto3
+
+            client = boto3.client("sns")
+        self.topic_arn, self._client = topic_arn, client
+
+    def publish(self, subject: str, message: str) -> None:
+        self._client.publish(TopicArn=self.topic_arn, Subject=subject, Message=message)

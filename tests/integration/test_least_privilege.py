@@ -109,6 +109,7 @@ NOT_CALLED_BY_THE_CODE = {
     "RetrainFunction": {
         "TellMissingFromDenied": MISSING_IS_404,
         "ReadMlflowCredentials": "read only with MlflowAuthSecretArn set",
+        "TellTheRollout": "only a staged PromotionPolicy (auto, approve) publishes (test_rollout.py)",
     },
 }
 
@@ -272,6 +273,9 @@ def _create_resources(document: dict[str, Any]) -> dict[str, str]:
         url = sqs.create_queue(QueueName=name)["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         refs |= {logical_id: url, f"{logical_id}.Arn": arn, f"{logical_id}.QueueName": name}
+    for logical_id, properties in template.resources("AWS::SNS::Topic").items():
+        name = template.resolve(properties["TopicName"])
+        refs[logical_id] = boto3.client("sns", region_name=REGION).create_topic(Name=name)["TopicArn"]
     for logical_id, properties in template.resources("AWS::SecretsManager::Secret").items():
         name = template.resolve(properties["Name"])
         key = "k" * properties["GenerateSecretString"]["PasswordLength"]
