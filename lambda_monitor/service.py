@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from lambda_monitor import report as report_module
+from lambda_monitor.arms import canary_quality
 from lambda_monitor.config import MonitorConfig
 from lambda_monitor.drift import ALPHA, ColumnDrift, dataset_drift
 from lambda_monitor.ports import MetricDatum, Ports
@@ -141,6 +142,9 @@ def metrics_of(report: dict[str, Any]) -> list[MetricDatum]:
         data.append(MetricDatum("ActualsRejected", lines, "Count", (("Reason", reason),), at))
     data.append(MetricDatum("ConflictingRides", report["actuals"]["conflicting_rides"], "Count", (), at))
     data.extend(_with_aggregates(_version_metrics(report, at)))
+    canary = report.get("canary") or {}
+    if canary.get("mae_ratio") is not None:
+        data.append(MetricDatum("CanaryMAERatio", canary["mae_ratio"], "None", (), at))
     return data
 
 
@@ -295,6 +299,7 @@ def run_monitor(
         **(notes or {}),
     )
     _analyse_versions(report, by_version, actuals, ports, config)
+    report["canary"] = canary_quality(batches, actuals.durations, config.min_actuals)
     ports.metrics.put(metrics_of(report))
     history = ports.reports.reports_since(window.end - timedelta(days=config.history_days))
     json_body, html_body = report_module.render(report, history)
