@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -565,7 +565,8 @@ class PredictService:
             return DirectOutcome(_error("no prediction for this ride", [answer]), serving.live.version)
         pickup_hour = answer[1]
         pid = self._ids.of_direct(pickup_hour)
-        [(model, minutes, paired)] = plan_answers(serving, [result], [pid], [answer[0]])
+        # never the canary's: the id is random, so a client asking again could pick the arm it is judged in
+        [(model, minutes, paired)] = plan_answers(replace(serving, canary=None), [result], [pid], [answer[0]])
         arm = "" if model is serving.live else CANARY_ARM
         key = capture_key(pickup_hour, DIRECT_SHARD_ID, request_id, arm)
         batch = _capture_batch(

@@ -137,9 +137,9 @@ def load_labelled(
     `reported_until`: actuals reported until then label them too (event_window.read_actuals)."""
     problems: list[str] = []
     captured = read_captures(capture, start, end, problems)
-    window = latest_captures(captured)
     actuals = read_actuals(capture, start, end, captured, problems, reported_until)
-    batches = [b for b in window if keep_batch is None or keep_batch(b)]
+    # narrowed first: a ride sent again and answered by another model keeps this one's answer to it
+    batches = latest_captures([b for b in captured if keep_batch is None or keep_batch(b)])
     ordered = _join(batches, actuals.durations)
     result = _rides(ordered)
     result.summary = {

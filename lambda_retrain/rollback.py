@@ -155,7 +155,8 @@ def _judge(
             )
         )
     if compared.outcome != decision.Outcome.BETTER:
-        backed = _backed_by_evaluation_set(ports, judged)
+        body = ports.models.get(judged.live.bundle_key)
+        backed = None if body is None else better_on_evaluation_set(ports, body, judged.previous_bundle)
         if backed is None:
             return _decided(_roll_back(ports, config, now, base, judged, summary))
         summary = f"not better on the served rides ({summary}), but {backed}"
@@ -167,22 +168,19 @@ def _judge(
     )
 
 
-def _backed_by_evaluation_set(ports: Ports, judged: Judged) -> str | None:
-    """Why the live version stays although the served rides say otherwise: it is better than the previous
-    one on the evaluation set, which no client can write (the served rides' labels are client-reported,
-    so they alone must not undo what the gate's trusted yardstick backed). None: roll back."""
-    body = ports.models.get(judged.live.bundle_key)
+def better_on_evaluation_set(ports: Ports, bundle: bytes, reference: bytes) -> str | None:
+    """Why `bundle` stays (or goes on) although the served rides say otherwise: it is better than
+    `reference` on the evaluation set, which no client can write (the served rides' labels are
+    client-reported, so they alone must not undo what the gate's trusted yardstick backed). None: not."""
     try:
         trusted = evaluation_set.load(ports.models)
     except evaluation_set.EvaluationSetError:
         return None
-    if body is None:
+    mae = metrics.mae(load_bundle(bundle).predict(trusted.features), trusted.target)
+    reference_mae = metrics.mae(load_bundle(reference).predict(trusted.features), trusted.target)
+    if not mae < reference_mae:
         return None
-    live_mae = metrics.mae(load_bundle(body).predict(trusted.features), trusted.target)
-    previous_mae = metrics.mae(load_bundle(judged.previous_bundle).predict(trusted.features), trusted.target)
-    if not live_mae < previous_mae:
-        return None
-    return f"better on the evaluation set {trusted.month} (MAE {live_mae:.3f} vs {previous_mae:.3f})"
+    return f"better on the evaluation set {trusted.month} (MAE {mae:.3f} vs {reference_mae:.3f})"
 
 
 def _roll_back(

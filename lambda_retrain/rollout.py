@@ -34,15 +34,17 @@ from lambda_retrain.config import PromotionPolicy, RetrainConfig
 from lambda_retrain.labelled import load_labelled
 from lambda_retrain.ports import Ports, Tagged
 from lambda_retrain.registry import move_alias, version_pointer
+from lambda_retrain.rollback import better_on_evaluation_set
 from lambda_retrain.triggers import Source, Trigger
 from training import decision
 from trip_core.capture import CaptureBatch
 from trip_core.contracts import LIVE_POINTER_KEY, MONITOR_WINDOW, parse_utc, utc_iso
 from trip_core.observability import logger
-from trip_core.plan import NO_PLAN, TrafficPlan, live_document, plan_of
+from trip_core.plan import NO_PLAN, PlanError, TrafficPlan, live_document, plan_of
 from trip_core.pointer import ModelPointer
 
 STATE_FIELD = "rollout"
+MAX_TAKE_OUT_TRIES = 3
 
 
 class Stage(StrEnum):
@@ -63,8 +65,20 @@ class Serving:
 
 
 def active(state: dict[str, Any]) -> dict[str, Any] | None:
+    """The running rollout of the loop state; a malformed one is logged and not followed (it would stop
+    every check and every retrain), the plan it may have left is cleared by the next start."""
     rollout = state.get(STATE_FIELD)
-    return rollout if isinstance(rollout, dict) and rollout.get("stage") in _RUNNING else None
+    if not isinstance(rollout, dict) or rollout.get("stage") not in _RUNNING:
+        return None
+    try:
+        parse_utc(str(rollout["stage_started_at"]))
+        if not all(isinstance(rollout[k], str) and rollout[k] for k in ("version", "live_version", "policy")):
+            raise TypeError("version, live_version and policy must be texts")
+        PromotionPolicy(rollout["policy"])
+    except (KeyError, TypeError, ValueError) as exc:
+        logger.error("the loop state's rollout is malformed; not followed", extra={"error": repr(exc)})
+        return None
+    return rollout
 
 
 _RUNNING = (Stage.SHADOW, Stage.CANARY, Stage.AWAITING_APPROVAL)
@@ -75,8 +89,14 @@ def start(
 ) -> Decision:
     """The gate passed `version` (published, not live): it goes into shadow beside the live model."""
     serving = _read_serving(ports)
+    running = active(read_state(ports.models))
+    problem = None
     if serving is None:
-        verdict = f"{record['verdict']}; not put in shadow: no live model to serve beside"
+        problem = "no live model to serve beside"
+    elif running is not None:
+        problem = f"version {running['version']} is in rollout ({running['stage']})"
+    if problem is not None or serving is None:
+        verdict = f"{record['verdict']}; not put in shadow: {problem}"
         return record_decision(ports, now, DecisionKind.REFUSED, {**record, "verdict": verdict}, version)
     rollout = {
         "version": version,
@@ -102,6 +122,9 @@ def check(
         return None
     base = {**record_base(trigger, config, now, actor), **_names(rollout)}
     serving = _read_serving(ports)
+    if serving is not None and serving.live.version == rollout["version"]:
+        verdict = "ended: the challenger is live (serving/live.json moved to it outside the rollout)"
+        return _end(ports, config, now, base, rollout, verdict, Stage.LIVE)
     if serving is None or serving.live.version != rollout["live_version"]:
         moved = "gone" if serving is None else f"version {serving.live.version}"
         return _end(ports, config, now, base, rollout, f"ended: serving/live.json is {moved} now")
@@ -120,9 +143,13 @@ def check(
             return None
         verdict = f"{stage}, not decided yet: {evidence.summary(stage)}"
         return record_decision(ports, now, DecisionKind.ROLLOUT, {**base, "verdict": verdict, "stage": stage})
+    why = f"{stage}: {evidence.summary(stage)}"
     if evidence.compared.outcome != decision.Outcome.BETTER:
-        return _retire(ports, config, now, base, rollout, serving, f"{stage}: {evidence.summary(stage)}")
-    return _advance(ports, config, now, base, rollout, serving, f"{stage}: {evidence.summary(stage)}")
+        backed = None if evidence.compared.decisive else _backed(ports, rollout)
+        if backed is None:
+            return _retire(ports, config, now, base, rollout, serving, why)
+        why = f"{why}; not decided on the served rides, whose labels clients report, but {backed}"
+    return _advance(ports, config, now, base, rollout, serving, why)
 
 
 def approve(trigger: Trigger, ports: Ports, config: RetrainConfig, now: datetime, actor: str) -> Decision:
@@ -149,11 +176,16 @@ def stop_canary(trigger: Trigger, ports: Ports, config: RetrainConfig, now: date
     base = record_base(trigger, config, now, actor)
     rollout = active(read_state(ports.models))
     serving = _read_serving(ports)
-    if rollout is None or rollout["stage"] != Stage.CANARY or serving is None:
-        verdict = f"ignored: {trigger.alarm_name} is in ALARM, but no canary is running"
-        return record_decision(ports, now, DecisionKind.IGNORED, {**base, "verdict": verdict})
     reason = f"canary stopped: {trigger.alarm_name} in ALARM"
-    return _retire(ports, config, now, {**base, **_names(rollout)}, rollout, serving, reason)
+    if rollout is not None and rollout["stage"] == Stage.CANARY and serving is not None:
+        return _retire(ports, config, now, {**base, **_names(rollout)}, rollout, serving, reason)
+    if serving is not None and serving.plan.canary is not None:  # a plan no running rollout accounts for
+        orphan = {"version": serving.plan.canary, "live_version": serving.live.version}
+        how = _take_out(ports, config, orphan, now)
+        verdict = f"{reason}: {how} (no rollout of it was running)"
+        return record_decision(ports, now, DecisionKind.RETIRED, {**base, "verdict": verdict})
+    verdict = f"ignored: {trigger.alarm_name} is in ALARM, but no canary is running"
+    return record_decision(ports, now, DecisionKind.IGNORED, {**base, "verdict": verdict})
 
 
 # ------------------------------------------------------------------------------------ the evidence
@@ -291,10 +323,51 @@ def _retire(
     serving: Serving,
     why: str,
 ) -> Decision:
-    """The challenger serves no more: the plan is cleared (the live model answers every ride)."""
-    if not _write_plan(ports, serving, NO_PLAN):
-        return _end(ports, config, now, base, rollout, f"ended: serving/live.json moved meanwhile ({why})")
-    return _end(ports, config, now, base, rollout, f"retired: {why}")
+    """The challenger serves no more (the live model answers every ride), whatever moved meanwhile."""
+    if _write_plan(ports, serving, NO_PLAN):
+        return _end(ports, config, now, base, rollout, f"retired: {why}")
+    how = _take_out(ports, config, rollout, now)
+    return _end(ports, config, now, base, rollout, f"retired ({how}): {why}")
+
+
+def _take_out(ports: Ports, config: RetrainConfig, rollout: dict[str, Any], now: datetime) -> str:
+    """Make sure the challenger answers no ride, on serving/live.json as it is now (another invocation may
+    have moved it since this one read it): out of the plan, or, when it was made live meanwhile, live
+    back to the version it was judged against. Raises when the pointer keeps moving (audited `failed`,
+    RetrainFunctionErrorsAlarm)."""
+    version = rollout["version"]
+    for _ in range(MAX_TAKE_OUT_TRIES):
+        serving = _read_serving(ports)
+        if serving is None:
+            return "no live pointer"
+        if serving.live.version == version:
+            previous = version_pointer(ports.models, rollout["live_version"])
+            if previous is None:
+                raise RuntimeError(f"{version} is live and {rollout['live_version']}'s pointer is gone")
+            if ports.models.put_if_match(LIVE_POINTER_KEY, previous.to_json().encode(), serving.tagged.etag):
+                _mark_rolled_back(ports, version, rollout["live_version"], now)
+                mlflow = move_alias(ports, config, rollout["live_version"])
+                return f"it had been made live meanwhile: rolled back to {rollout['live_version']} ({mlflow})"
+        elif version in serving.plan.challengers():
+            remaining = TrafficPlan(
+                shadow=None if serving.plan.shadow == version else serving.plan.shadow,
+                canary=None if serving.plan.canary == version else serving.plan.canary,
+                canary_share=0.0 if serving.plan.canary == version else serving.plan.canary_share,
+            )
+            if _write_plan(ports, serving, remaining):
+                return "taken out of the plan"
+        else:
+            return "it was no longer served"
+    raise RuntimeError(f"serving/live.json kept moving: {version} may still be served")
+
+
+def _mark_rolled_back(ports: Ports, version: str, to: str, now: datetime) -> None:
+    state = read_state(ports.models)
+    promotion = state.get("last_promotion") or {}
+    if promotion.get("version") == version:
+        state["last_promotion"] = {**promotion, "rolled_back_at": utc_iso(now)}
+    state["last_rollback"] = {"from": version, "to": to, "at": utc_iso(now)}
+    write_state(ports.models, state)
 
 
 def _end(
@@ -304,18 +377,15 @@ def _end(
     base: dict[str, Any],
     rollout: dict[str, Any],
     verdict: str,
+    stage: Stage = Stage.RETIRED,
 ) -> Decision:
     state = read_state(ports.models)
-    state[STATE_FIELD] = {
-        **rollout,
-        "stage": Stage.RETIRED,
-        "stage_started_at": utc_iso(now),
-        "verdict": verdict,
-    }
+    state[STATE_FIELD] = {**rollout, "stage": stage, "stage_started_at": utc_iso(now), "verdict": verdict}
     write_state(ports.models, state)
-    record = {**base, "verdict": verdict, "stage": Stage.RETIRED, "version": rollout["version"]}
-    _tell(ports, config, f"{rollout['version']} retired", record)
-    return record_decision(ports, now, DecisionKind.RETIRED, record, rollout["version"])
+    record = {**base, "verdict": verdict, "stage": stage, "version": rollout["version"]}
+    _tell(ports, config, f"{rollout['version']} {stage}", record)
+    kind = DecisionKind.RETIRED if stage == Stage.RETIRED else DecisionKind.ROLLOUT
+    return record_decision(ports, now, kind, record, rollout["version"])
 
 
 def _enter(
@@ -369,6 +439,8 @@ def _awaiting(
         problem = f"version {rollout['version']} is awaiting approval, not {trigger.version}"
     elif serving is None or serving.live.version != rollout["live_version"]:
         problem = "serving/live.json moved since the rollout began"
+    elif now - parse_utc(rollout["stage_started_at"]) >= timedelta(hours=config.approval_hours):
+        problem = f"its approval expired after {config.approval_hours:g} h"
     if problem is not None or rollout is None or serving is None:
         verdict = f"refused: {trigger.action} {trigger.version}: {problem}"
         return record_decision(ports, now, DecisionKind.INVALID_REQUEST, {**base, "verdict": verdict})
@@ -376,13 +448,29 @@ def _awaiting(
 
 
 # ------------------------------------------------------------------------------------ serving, news
+def _backed(ports: Ports, rollout: dict[str, Any]) -> str | None:
+    """Why a challenger the served rides did not decide on goes on: better than the live model on the
+    trusted evaluation set (the served rides' labels are client-reported, so they alone do not retire
+    what the gate backed, as in the rollback check). None: it does not."""
+    pointers = [version_pointer(ports.models, rollout[k]) for k in ("version", "live_version")]
+    bodies = [None if p is None else ports.models.get(p.bundle_key) for p in pointers]
+    if bodies[0] is None or bodies[1] is None:
+        return None
+    return better_on_evaluation_set(ports, bodies[0], bodies[1])
+
+
 def _read_serving(ports: Ports) -> Serving | None:
     tagged = ports.models.get_tagged(LIVE_POINTER_KEY)
     if tagged is None:
         return None
     document = json.loads(tagged.body)
     live = ModelPointer.from_dict(document)
-    return Serving(tagged, live, plan_of(document, live.version))
+    try:
+        plan = plan_of(document, live.version)
+    except PlanError as exc:  # serving follows no such plan either (model_provider): the next write drops it
+        logger.error("the live pointer's traffic plan is refused", extra={"error": str(exc)})
+        plan = NO_PLAN
+    return Serving(tagged, live, plan)
 
 
 def _write_plan(ports: Ports, serving: Serving, plan: TrafficPlan) -> bool:

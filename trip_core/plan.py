@@ -8,9 +8,11 @@ which ends every challenge. Beside the live model the plan names at most
           are captured, so the comparison on actuals is paired ride by ride;
   canary  a version that answers a share of the rides, in (0, MAX_CANARY_SHARE].
 
-Which rides the canary answers is decided by a hash of the service-issued prediction id (keyed by the
-service's secret, so a client cannot choose its arm) salted with the canary's version: a retried record
-has the same prediction id and so the same arm and answer, and each canary gets its own sample.
+Which rides the canary answers is decided by a hash of the service-issued prediction id salted with the
+canary's version: a retried record has the same prediction id and so the same arm and answer, and each
+canary gets its own sample. A stream record's id is keyed by the service's secret, so its producer cannot
+choose its arm; a one-ride request's id is random, so asking again could: the canary answers stream rides
+only (a one-ride request gets the live answer, a shadow's beside it).
 A challenger is read from its version pointer (`serving/versions/<version>.json`). A pointer without a
 plan, or a plan with neither, costs a batch nothing.
 """

@@ -339,6 +339,15 @@ def test_a_direct_ride_follows_the_plan_too() -> None:
     assert capture.paired_version == "4" and capture.paired_prediction == [SHADOW_MINUTES]
 
 
+def test_a_direct_ride_is_never_the_canarys() -> None:
+    """Its prediction id is random: were it in the canary's share, a client asking again could choose
+    the arm its ride is judged in."""
+    svc, _, _, _ = service(TrafficPlan(canary="4", canary_share=0.5))
+    ride = {"ride": {"PULocationID": 130, "DOLocationID": 205, "trip_distance": 3.0}, "ride_id": "d"}
+    versions = {svc.predict_direct(ride, f"req-{i}").response["version"] for i in range(40)}
+    assert versions == {"3"}
+
+
 def test_a_paired_capture_round_trips_with_missing_answers() -> None:
     capture = CaptureBatch(
         "m",
