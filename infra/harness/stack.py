@@ -202,7 +202,7 @@ class Stack:
             if parse_utc(r.arrival_time) >= since - timedelta(seconds=2)
         ]
 
-    def _captures_since(self, since: datetime) -> list[CaptureBatch]:
+    def captures_since(self, since: datetime) -> list[CaptureBatch]:
         objects = self._recent_objects("CaptureBucketName", CAPTURE_PREFIX, since)
         batches = [decode_capture(body) for body in objects]
         return [b for b in batches if parse_utc(b.captured_at) >= since - timedelta(seconds=2)]
@@ -210,13 +210,13 @@ class Stack:
     def captured_since(self, since: datetime) -> dict[Any, float]:
         """ride_id -> captured prediction, over capture objects captured at or after `since` (-2 s)."""
         found: dict[Any, float] = {}
-        for batch in self._captures_since(since):
+        for batch in self.captures_since(since):
             found.update(zip(batch.ride_id, batch.prediction, strict=True))
         return found
 
     def capture_counts_since(self, since: datetime) -> Counter[Any]:
         """ride_id -> in how many captured rows it appears, over the same objects as `captured_since`."""
-        return Counter(i for batch in self._captures_since(since) for i in batch.ride_id)
+        return Counter(i for batch in self.captures_since(since) for i in batch.ride_id)
 
     def alarm(self, output: str) -> dict[str, Any]:
         """The alarm named by stack output `output`."""
