@@ -15,40 +15,21 @@ from lambda_retrain import rollout
 from lambda_retrain.audit import read_audit, read_state, write_state
 from lambda_retrain.loop import handle
 from lambda_retrain.ports import Ports, Store, Tagged
-from tests.doubles.captures import capture_objects, live_pickups, pids
 from tests.doubles.retrain import MemoryStore, StaticAlarms
 from tests.unit.test_retrain_loop import NOW, FakeTracker, drifted, features, mem, rides  # noqa: F401
-from tests.unit.test_rollout import APPROVE, AUTO, TICK, _alarm, bundle_of, live
-from training.export import export_bundle
-from training.model import ModelParams, fit
-from training.publish import publish_version
-from trip_core.bundle import load_bundle
-from trip_core.capture import Actual, CaptureBatch, decode_capture, encode_actuals, encode_capture
+from tests.unit.test_rollout import APPROVE, AUTO, TICK, _alarm, live, publish_fit, serve_rides
+from trip_core.capture import decode_capture, encode_capture
 from trip_core.contracts import (
     LIVE_POINTER_KEY,
     LOOP_STATE_KEY,
-    actuals_key,
-    bundle_key,
-    profile_key,
     utc_iso,
 )
 from trip_core.plan import TrafficPlan, live_document, plan_of
-from trip_core.pointer import ModelPointer
 
 GOOD = "good"  # a published (not live) version fitted to the current relation: far better than live "1"
 
 
 # ------------------------------------------------------------------------------------------ helpers
-def publish_fit(ports: Ports, version: str, slope: float = 3.0, seed: int = 9) -> None:
-    r = rides(3000, seed, slope=slope)
-    body = export_bundle(fit(features(r), r["duration"], ModelParams(max_iter=40)), {"model_name": "m"})
-    pointer = ModelPointer(
-        "m", version, bundle_key("m", version), load_bundle(body).sha256, profile_key("m", version),
-        2.0, 1.6, f"run-{version}", utc_iso(NOW),
-    )  # fmt: skip
-    publish_version(mem(ports.models), pointer, body, b"{}")
-
-
 def set_stage(ports: Ports, version: str, stage: str, started: datetime, plan: TrafficPlan | None) -> None:
     """What the rollout's own steps would have written for `version` at `stage` (beside live "1")."""
     state = read_state(ports.models)
@@ -60,45 +41,6 @@ def set_stage(ports: Ports, version: str, stage: str, started: datetime, plan: T
     if plan is not None:
         pointer, _ = live(ports)
         mem(ports.models).put(LIVE_POINTER_KEY, live_document(pointer, plan))
-
-
-def serve_rides(
-    ports: Ports,
-    answered: str,
-    paired: str | None,
-    at: datetime,
-    first_id: int,
-    n: int = 1500,
-    seed: int = 5,
-    actual: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
-    prediction_ids: Callable[[list[int | str]], list[str]] = pids,
-    actuals: bool = True,
-) -> None:
-    """tests.unit.test_rollout.serve with a say in the actuals the clients send (`actual(true, served)`)
-    and in the prediction ids (a resent ride gets a new one)."""
-    r = rides(n, seed)
-    r = {**r, "pickup": live_pickups(n, at, 30 * 3600)}
-    x = features(r)
-    answer = load_bundle(bundle_of(ports, answered)).predict(x)
-    beside = None if paired is None else load_bundle(bundle_of(ports, paired)).predict(x)
-    ids: list[int | str] = list(range(first_id, first_id + n))
-    issued = prediction_ids(ids)
-    for start in range(0, n, 100):
-        part = slice(start, start + 100)
-        batch = CaptureBatch(
-            "m", answered, utc_iso(at), issued[part], ids[part],
-            [str(p) for p in r["pickup"][part]], [int(v) for v in r["pu"][part]],
-            [int(v) for v in r["do"][part]], [float(v) for v in r["distance"][part]],
-            [float(v) for v in answer[part]],
-            paired_version=paired,
-            paired_prediction=None if beside is None else [float(v) for v in beside[part]],
-        )  # fmt: skip
-        for key, body in capture_objects(batch, "shard-0", f"{at:%H%M}{first_id + start}").items():
-            mem(ports.capture).put(key, body)
-    if actuals:
-        told = r["duration"] if actual is None else actual(r["duration"], answer)
-        lines = [Actual(p, float(d)) for p, d in zip(issued, told, strict=True)]
-        mem(ports.capture).put(actuals_key(at, str(first_id)), encode_actuals(lines))
 
 
 class RaceOnce:

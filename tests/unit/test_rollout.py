@@ -5,6 +5,7 @@ retired; the approve mode waits for an operator; alarms stop a canary; a retrain
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,7 +18,7 @@ from lambda_retrain.config import PromotionPolicy, RetrainConfig
 from lambda_retrain.loop import handle
 from lambda_retrain.ports import Ports
 from lambda_retrain.triggers import TriggerRefused, direct_trigger
-from tests.doubles.captures import capture_objects, live_pickups, pid, pids
+from tests.doubles.captures import capture_objects, live_pickups, pids
 from tests.doubles.retrain import StaticAlarms
 from tests.unit.test_retrain_loop import CONFIG, NOW, FakeTracker, drifted, features, mem, rides  # noqa: F401
 from training.export import export_bundle
@@ -57,47 +58,58 @@ def bundle_of(ports: Ports, version: str) -> bytes:
     return mem(ports.models).objects[bundle_key("m", version)]
 
 
-def serve(
-    ports: Ports, answered: str, paired: str, at: datetime, first_id: int, n: int = 1500, seed: int = 5
+def serve_rides(
+    ports: Ports,
+    answered: str,
+    paired: str | None,
+    at: datetime,
+    first_id: int,
+    n: int = 1500,
+    seed: int = 5,
+    actual: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+    prediction_ids: Callable[[list[int | str]], list[str]] = pids,
+    actuals: bool = True,
 ) -> None:
-    """`n` labelled rides of the current relation answered by `answered` with `paired`'s answer captured
-    beside, picked up over the 30 h before `at`."""
+    """`n` labelled rides of the current relation answered by `answered` (with `paired`'s answer captured
+    beside), picked up over the 30 h before `at`; `actual(true, served)`: what the clients report."""
     r = rides(n, seed)
     r = {**r, "pickup": live_pickups(n, at, 30 * 3600)}
     x = features(r)
-    answer, beside = (load_bundle(bundle_of(ports, v)).predict(x) for v in (answered, paired))
+    answer = load_bundle(bundle_of(ports, answered)).predict(x)
+    beside = None if paired is None else load_bundle(bundle_of(ports, paired)).predict(x)
     ids: list[int | str] = list(range(first_id, first_id + n))
+    issued = prediction_ids(ids)
     for start in range(0, n, 100):
         part = slice(start, start + 100)
         batch = CaptureBatch(
-            "m",
-            answered,
-            utc_iso(at),
-            pids(ids[part]),
-            ids[part],
-            [str(p) for p in r["pickup"][part]],
-            [int(v) for v in r["pu"][part]],
-            [int(v) for v in r["do"][part]],
-            [float(v) for v in r["distance"][part]],
+            "m", answered, utc_iso(at), issued[part], ids[part],
+            [str(p) for p in r["pickup"][part]], [int(v) for v in r["pu"][part]],
+            [int(v) for v in r["do"][part]], [float(v) for v in r["distance"][part]],
             [float(v) for v in answer[part]],
             paired_version=paired,
-            paired_prediction=[float(v) for v in beside[part]],
-        )
-        for key, body in capture_objects(batch, "shard-0", f"{first_id + start}").items():
+            paired_prediction=None if beside is None else [float(v) for v in beside[part]],
+        )  # fmt: skip
+        for key, body in capture_objects(batch, "shard-0", f"{at:%H%M}{first_id + start}").items():
             mem(ports.capture).put(key, body)
-    actuals = [Actual(pid(i), float(d)) for i, d in zip(ids, r["duration"], strict=True)]
-    mem(ports.capture).put(actuals_key(at, str(first_id)), encode_actuals(actuals))
+    if actuals:
+        told = r["duration"] if actual is None else actual(r["duration"], answer)
+        lines = [Actual(p, float(d)) for p, d in zip(issued, told, strict=True)]
+        mem(ports.capture).put(actuals_key(at, str(first_id)), encode_actuals(lines))
+
+
+def publish_fit(ports: Ports, version: str, slope: float = 3.0, seed: int = 9) -> None:
+    r = rides(3000, seed, slope=slope)
+    body = export_bundle(fit(features(r), r["duration"], ModelParams(max_iter=40)), {"model_name": "m"})
+    pointer = ModelPointer(
+        "m", version, bundle_key("m", version), load_bundle(body).sha256, profile_key("m", version),
+        2.0, 1.6, f"run-{version}", utc_iso(NOW),
+    )  # fmt: skip
+    publish_version(mem(ports.models), pointer, body, b"{}")
 
 
 def publish_worse(ports: Ports, version: str) -> None:
     """A published version (not live) fitted to a relation that no longer holds."""
-    r = rides(3000, 9, slope=0.2)
-    body = export_bundle(fit(features(r), r["duration"], ModelParams(max_iter=40)), {"model_name": "m"})
-    pointer = ModelPointer(
-        "m", version, bundle_key("m", version), load_bundle(body).sha256, profile_key("m", version),
-        9.0, 7.0, f"run-{version}", utc_iso(NOW),
-    )  # fmt: skip
-    publish_version(mem(ports.models), pointer, body, b"{}")
+    publish_fit(ports, version, slope=0.2)
 
 
 def in_shadow(ports: Ports, config: RetrainConfig) -> str:
@@ -120,14 +132,14 @@ def test_auto_shadow_then_canary_then_live(drifted: tuple[Ports, FakeTracker]) -
     assert read_state(ports.models)["rollout"]["stage"] == "shadow"
 
     assert handle(TICK, ports, AUTO, NOW + timedelta(hours=1), "t") == {"decisions": [], "ignored": True}
-    serve(ports, "1", challenger, NOW + timedelta(hours=30), 50_000)
+    serve_rides(ports, "1", challenger, NOW + timedelta(hours=30), 50_000)
     (decision,) = handle(TICK, ports, AUTO, NOW + timedelta(hours=31), "t")["decisions"]
     assert decision["kind"] == "rollout" and decision["verdict"].startswith("canary at 10% of the rides")
     assert decision["metrics"]["challenger_mae"] < decision["metrics"]["live_mae"]
     plan = plan_of(live(ports)[1], "1")
     assert (plan.shadow, plan.canary, plan.canary_share) == (None, challenger, 0.1)
 
-    serve(ports, challenger, "1", NOW + timedelta(hours=62), 60_000, seed=6)
+    serve_rides(ports, challenger, "1", NOW + timedelta(hours=62), 60_000, seed=6)
     (decision,) = handle(TICK, ports, AUTO, NOW + timedelta(hours=63), "t")["decisions"]
     assert decision["kind"] == "promoted", decision
     pointer, document = live(ports)
@@ -145,7 +157,7 @@ def test_a_worse_challenger_is_retired_in_shadow_having_answered_no_ride(
     from lambda_retrain import rollout
 
     rollout.start(ports, AUTO, NOW, {"verdict": "passed the gate", "model_name": "m"}, "bad")
-    serve(ports, "1", "bad", NOW + timedelta(hours=30), 50_000)
+    serve_rides(ports, "1", "bad", NOW + timedelta(hours=30), 50_000)
     (decision,) = handle(TICK, ports, AUTO, NOW + timedelta(hours=31), "t")["decisions"]
     assert decision["kind"] == "retired" and decision["verdict"].startswith("retired: shadow:"), decision
     pointer, document = live(ports)
@@ -160,7 +172,7 @@ def test_approve_waits_for_the_operator_and_tells_the_topic(drifted: tuple[Ports
     topic = Topic()
     ports.notifier = topic
     challenger = in_shadow(ports, APPROVE)
-    serve(ports, "1", challenger, NOW + timedelta(hours=30), 50_000)
+    serve_rides(ports, "1", challenger, NOW + timedelta(hours=30), 50_000)
     (decision,) = handle(TICK, ports, APPROVE, NOW + timedelta(hours=31), "t")["decisions"]
     assert decision["kind"] == "rollout" and decision["verdict"].startswith("awaiting approval"), decision
     subject, evidence = topic.messages[-1]
@@ -179,7 +191,7 @@ def test_approve_waits_for_the_operator_and_tells_the_topic(drifted: tuple[Ports
 def test_a_rejected_or_expired_approval_retires_the_challenger(drifted: tuple[Ports, FakeTracker]) -> None:  # noqa: F811
     ports, _ = drifted
     challenger = in_shadow(ports, APPROVE)
-    serve(ports, "1", challenger, NOW + timedelta(hours=30), 50_000)
+    serve_rides(ports, "1", challenger, NOW + timedelta(hours=30), 50_000)
     handle(TICK, ports, APPROVE, NOW + timedelta(hours=31), "t")
     later = NOW + timedelta(hours=31 + 12)
     (expired,) = handle(TICK, ports, APPROVE, later, "t")["decisions"]
@@ -192,7 +204,7 @@ def test_a_rejected_or_expired_approval_retires_the_challenger(drifted: tuple[Po
 def test_reject_retires_and_the_live_model_answers_every_ride(drifted: tuple[Ports, FakeTracker]) -> None:  # noqa: F811
     ports, _ = drifted
     challenger = in_shadow(ports, APPROVE)
-    serve(ports, "1", challenger, NOW + timedelta(hours=30), 50_000)
+    serve_rides(ports, "1", challenger, NOW + timedelta(hours=30), 50_000)
     handle(TICK, ports, APPROVE, NOW + timedelta(hours=31), "t")
     (rejected,) = handle({"action": "reject", "version": challenger, "reason": "no"}, ports, APPROVE,
                          NOW + timedelta(hours=32), "op")["decisions"]  # fmt: skip
@@ -203,7 +215,7 @@ def test_reject_retires_and_the_live_model_answers_every_ride(drifted: tuple[Por
 def test_an_alarm_on_the_canary_stops_it_at_once(drifted: tuple[Ports, FakeTracker]) -> None:  # noqa: F811
     ports, _ = drifted
     challenger = in_shadow(ports, AUTO)
-    serve(ports, "1", challenger, NOW + timedelta(hours=30), 50_000)
+    serve_rides(ports, "1", challenger, NOW + timedelta(hours=30), 50_000)
     handle(TICK, ports, AUTO, NOW + timedelta(hours=31), "t")
     assert plan_of(live(ports)[1], "1").canary == challenger
     ports.alarms = StaticAlarms({"td-canary": "ALARM"})
