@@ -109,47 +109,56 @@ def start(
         verdict = f"{record['verdict']}; not put in shadow: serving/live.json moved meanwhile"
         return record_decision(ports, now, DecisionKind.REFUSED, {**record, "verdict": verdict}, version)
     verdict = f"{record['verdict']}; in shadow beside live {serving.live.version}"
-    return _enter(ports, config, now, {**record, "verdict": verdict}, rollout, Stage.SHADOW)
+    return _enter(Step(ports, config, now, record, rollout), verdict, Stage.SHADOW)
 
 
 def check(
     trigger: Trigger, ports: Ports, config: RetrainConfig, now: datetime, actor: str
 ) -> Decision | None:
     """The scheduled (or a direct) look at the running rollout; None: none runs, or it waits quietly."""
-    state = read_state(ports.models)
-    rollout = active(state)
+    rollout = active(read_state(ports.models))
     if rollout is None:
         return None
-    base = {**record_base(trigger, config, now, actor), **_names(rollout)}
+    step = Step(ports, config, now, {**record_base(trigger, config, now, actor), **_names(rollout)}, rollout)
     serving = _read_serving(ports)
     if serving is not None and serving.live.version == rollout["version"]:
-        verdict = "ended: the challenger is live (serving/live.json moved to it outside the rollout)"
-        return _end(ports, config, now, base, rollout, verdict, Stage.LIVE)
+        return _end(
+            step,
+            "ended: the challenger is live (serving/live.json moved to it outside the rollout)",
+            Stage.LIVE,
+        )
     if serving is None or serving.live.version != rollout["live_version"]:
         moved = "gone" if serving is None else f"version {serving.live.version}"
-        return _end(ports, config, now, base, rollout, f"ended: serving/live.json is {moved} now")
-    stage = Stage(rollout["stage"])
-    if stage == Stage.AWAITING_APPROVAL:
-        return _approval_check(trigger, ports, config, now, base, rollout, serving)
-    evidence = judge(ports, rollout, stage, now)
-    timed_out = now - parse_utc(rollout["stage_started_at"]) >= timedelta(hours=config.rollout_stage_hours)
-    base["metrics"] = evidence.figures(stage)
-    undecided = (
-        evidence.compared.outcome == decision.Outcome.NOT_ENOUGH_EVIDENCE or not evidence.compared.decisive
-    )
-    if undecided and not timed_out:
+        return _end(step, f"ended: serving/live.json is {moved} now")
+    if rollout["stage"] == Stage.AWAITING_APPROVAL:
+        return _approval_check(trigger, step, serving)
+    return _judge_stage(trigger, step, serving, Stage(rollout["stage"]))
+
+
+def _judge_stage(trigger: Trigger, step: Step, serving: Serving, stage: Stage) -> Decision | None:
+    """A shadow or a canary: decided when its comparison is decisive or its time is up, else it waits."""
+    evidence = judge(step.ports, step.rollout, stage, step.now)
+    started = parse_utc(step.rollout["stage_started_at"])
+    timed_out = step.now - started >= timedelta(hours=step.config.rollout_stage_hours)
+    step.base["metrics"] = evidence.figures(stage)
+    compared = evidence.compared
+    if (compared.outcome == decision.Outcome.NOT_ENOUGH_EVIDENCE or not compared.decisive) and not timed_out:
         if trigger.source == Source.SCHEDULE:
-            logger.info(f"rollout of {rollout['version']}: {stage} waits ({evidence.summary(stage)})")
+            logger.info(f"rollout of {step.rollout['version']}: {stage} waits ({evidence.summary(stage)})")
             return None
-        verdict = f"{stage}, not decided yet: {evidence.summary(stage)}"
-        return record_decision(ports, now, DecisionKind.ROLLOUT, {**base, "verdict": verdict, "stage": stage})
+        record = {
+            **step.base,
+            "verdict": f"{stage}, not decided yet: {evidence.summary(stage)}",
+            "stage": stage,
+        }
+        return record_decision(step.ports, step.now, DecisionKind.ROLLOUT, record)
     why = f"{stage}: {evidence.summary(stage)}"
-    if evidence.compared.outcome != decision.Outcome.BETTER:
-        backed = None if evidence.compared.decisive else _backed(ports, rollout)
+    if compared.outcome != decision.Outcome.BETTER:
+        backed = None if compared.decisive else _backed(step.ports, step.rollout)
         if backed is None:
-            return _retire(ports, config, now, base, rollout, serving, why)
+            return _retire(step, serving, why)
         why = f"{why}; not decided on the served rides, whose labels clients report, but {backed}"
-    return _advance(ports, config, now, base, rollout, serving, why)
+    return _advance(step, serving, why)
 
 
 def approve(trigger: Trigger, ports: Ports, config: RetrainConfig, now: datetime, actor: str) -> Decision:
@@ -157,18 +166,14 @@ def approve(trigger: Trigger, ports: Ports, config: RetrainConfig, now: datetime
     found = _awaiting(trigger, ports, config, now, actor)
     if isinstance(found, Decision):
         return found
-    base, rollout, serving = found
-    return _after_approval(
-        ports, config, now, base, rollout, serving, f"approved by {actor}: {trigger.reason}"
-    )
+    return _after_approval(*found, f"approved by {actor}: {trigger.reason}")
 
 
 def reject(trigger: Trigger, ports: Ports, config: RetrainConfig, now: datetime, actor: str) -> Decision:
     found = _awaiting(trigger, ports, config, now, actor)
     if isinstance(found, Decision):
         return found
-    base, rollout, serving = found
-    return _retire(ports, config, now, base, rollout, serving, f"rejected by {actor}: {trigger.reason}")
+    return _retire(*found, f"rejected by {actor}: {trigger.reason}")
 
 
 def stop_canary(trigger: Trigger, ports: Ports, config: RetrainConfig, now: datetime, actor: str) -> Decision:
@@ -178,7 +183,7 @@ def stop_canary(trigger: Trigger, ports: Ports, config: RetrainConfig, now: date
     serving = _read_serving(ports)
     reason = f"canary stopped: {trigger.alarm_name} in ALARM"
     if rollout is not None and rollout["stage"] == Stage.CANARY and serving is not None:
-        return _retire(ports, config, now, {**base, **_names(rollout)}, rollout, serving, reason)
+        return _retire(Step(ports, config, now, {**base, **_names(rollout)}, rollout), serving, reason)
     if serving is not None and serving.plan.canary is not None:  # a plan no running rollout accounts for
         orphan = {"version": serving.plan.canary, "live_version": serving.live.version}
         how = _take_out(ports, config, orphan, now)
@@ -234,64 +239,53 @@ def judge(ports: Ports, rollout: dict[str, Any], stage: Stage, now: datetime) ->
 
 
 # ------------------------------------------------------------------------------------ the steps
-def _advance(
-    ports: Ports,
-    config: RetrainConfig,
-    now: datetime,
-    base: dict[str, Any],
-    rollout: dict[str, Any],
-    serving: Serving,
-    why: str,
-) -> Decision:
+@dataclass(frozen=True)
+class Step:
+    """One decision of a rollout: what it acts with, and the audit record it starts from."""
+
+    ports: Ports
+    config: RetrainConfig
+    now: datetime
+    base: dict[str, Any]
+    rollout: dict[str, Any]
+
+
+def _advance(step: Step, serving: Serving, why: str) -> Decision:
     """A stage decided `better`: shadow -> awaiting approval (approve), or canary or live (auto);
     canary -> live."""
+    rollout = step.rollout
     if rollout["stage"] == Stage.SHADOW and rollout["policy"] == PromotionPolicy.APPROVE:
         verdict = f"awaiting approval (make approve VERSION={rollout['version']}): {why}"
-        return _enter(ports, config, now, {**base, "verdict": verdict}, rollout, Stage.AWAITING_APPROVAL)
-    return _after_approval(ports, config, now, base, rollout, serving, why)
+        return _enter(step, verdict, Stage.AWAITING_APPROVAL)
+    return _after_approval(step, serving, why)
 
 
-def _after_approval(
-    ports: Ports,
-    config: RetrainConfig,
-    now: datetime,
-    base: dict[str, Any],
-    rollout: dict[str, Any],
-    serving: Serving,
-    why: str,
-) -> Decision:
+def _after_approval(step: Step, serving: Serving, why: str) -> Decision:
     """What comes after a shadow's approval: a canary when the stack has a share for it, else live."""
-    if rollout["stage"] != Stage.CANARY and config.canary_share > 0:
+    version, share = step.rollout["version"], step.config.canary_share
+    if step.rollout["stage"] != Stage.CANARY and share > 0:
         plan = TrafficPlan(
-            canary=rollout["version"],
-            canary_share=config.canary_share,
-            updated_at=utc_iso(now),
-            reason=f"rollout of {rollout['version']}: canary",
+            canary=version,
+            canary_share=share,
+            updated_at=utc_iso(step.now),
+            reason=f"rollout of {version}: canary",
         )
-        if not _write_plan(ports, serving, plan):
-            return _end(ports, config, now, base, rollout, "ended: serving/live.json moved meanwhile")
-        verdict = f"canary at {config.canary_share:.0%} of the rides: {why}"
-        return _enter(ports, config, now, {**base, "verdict": verdict}, rollout, Stage.CANARY)
-    return _promote(ports, config, now, base, rollout, serving, why)
+        if not _write_plan(step.ports, serving, plan):
+            return _end(step, "ended: serving/live.json moved meanwhile")
+        return _enter(step, f"canary at {share:.0%} of the rides: {why}", Stage.CANARY)
+    return _promote(step, serving, why)
 
 
-def _promote(
-    ports: Ports,
-    config: RetrainConfig,
-    now: datetime,
-    base: dict[str, Any],
-    rollout: dict[str, Any],
-    serving: Serving,
-    why: str,
-) -> Decision:
+def _promote(step: Step, serving: Serving, why: str) -> Decision:
+    ports, now, rollout = step.ports, step.now, step.rollout
     version = rollout["version"]
     pointer = version_pointer(ports.models, version)
     if pointer is None:
-        return _retire(ports, config, now, base, rollout, serving, f"its pointer is gone; {why}")
+        return _retire(step, serving, f"its pointer is gone; {why}")
     body = replace(pointer, published_at=utc_iso(now)).to_json().encode()
     if ports.models.put_if_match(LIVE_POINTER_KEY, body, serving.tagged.etag) is None:
-        return _end(ports, config, now, base, rollout, "ended: serving/live.json moved meanwhile")
-    mlflow = move_alias(ports, config, version)
+        return _end(step, "ended: serving/live.json moved meanwhile")
+    mlflow = move_alias(ports, step.config, version)
     state = read_state(ports.models)
     state[STATE_FIELD] = {**rollout, "stage": Stage.LIVE, "stage_started_at": utc_iso(now)}
     # judged by the rollout already: the rollback check does not test it again (a promotion is judged once)
@@ -304,30 +298,22 @@ def _promote(
     }
     write_state(ports.models, state)
     record = {
-        **base,
+        **step.base,
         "verdict": f"promoted: {why}",
         "stage": Stage.LIVE,
         "mlflow": mlflow,
         "version": version,
     }
-    _tell(ports, config, f"{version} promoted", record)
+    _tell(ports, step.config, f"{version} promoted", record)
     return record_decision(ports, now, DecisionKind.PROMOTED, record, version)
 
 
-def _retire(
-    ports: Ports,
-    config: RetrainConfig,
-    now: datetime,
-    base: dict[str, Any],
-    rollout: dict[str, Any],
-    serving: Serving,
-    why: str,
-) -> Decision:
+def _retire(step: Step, serving: Serving, why: str) -> Decision:
     """The challenger serves no more (the live model answers every ride), whatever moved meanwhile."""
-    if _write_plan(ports, serving, NO_PLAN):
-        return _end(ports, config, now, base, rollout, f"retired: {why}")
-    how = _take_out(ports, config, rollout, now)
-    return _end(ports, config, now, base, rollout, f"retired ({how}): {why}")
+    if _write_plan(step.ports, serving, NO_PLAN):
+        return _end(step, f"retired: {why}")
+    how = _take_out(step.ports, step.config, step.rollout, step.now)
+    return _end(step, f"retired ({how}): {why}")
 
 
 def _take_out(ports: Ports, config: RetrainConfig, rollout: dict[str, Any], now: datetime) -> str:
@@ -370,64 +356,53 @@ def _mark_rolled_back(ports: Ports, version: str, to: str, now: datetime) -> Non
     write_state(ports.models, state)
 
 
-def _end(
-    ports: Ports,
-    config: RetrainConfig,
-    now: datetime,
-    base: dict[str, Any],
-    rollout: dict[str, Any],
-    verdict: str,
-    stage: Stage = Stage.RETIRED,
-) -> Decision:
+def _end(step: Step, verdict: str, stage: Stage = Stage.RETIRED) -> Decision:
+    ports, rollout = step.ports, step.rollout
     state = read_state(ports.models)
-    state[STATE_FIELD] = {**rollout, "stage": stage, "stage_started_at": utc_iso(now), "verdict": verdict}
+    state[STATE_FIELD] = {
+        **rollout,
+        "stage": stage,
+        "stage_started_at": utc_iso(step.now),
+        "verdict": verdict,
+    }
     write_state(ports.models, state)
-    record = {**base, "verdict": verdict, "stage": stage, "version": rollout["version"]}
-    _tell(ports, config, f"{rollout['version']} {stage}", record)
+    record = {**step.base, "verdict": verdict, "stage": stage, "version": rollout["version"]}
+    _tell(ports, step.config, f"{rollout['version']} {stage}", record)
     kind = DecisionKind.RETIRED if stage == Stage.RETIRED else DecisionKind.ROLLOUT
-    return record_decision(ports, now, kind, record, rollout["version"])
+    return record_decision(ports, step.now, kind, record, rollout["version"])
 
 
-def _enter(
-    ports: Ports,
-    config: RetrainConfig,
-    now: datetime,
-    record: dict[str, Any],
-    rollout: dict[str, Any],
-    stage: Stage,
-) -> Decision:
+def _enter(step: Step, verdict: str, stage: Stage) -> Decision:
+    ports, rollout = step.ports, step.rollout
     state = read_state(ports.models)
-    state[STATE_FIELD] = {**rollout, "stage": stage, "stage_started_at": utc_iso(now)}
+    state[STATE_FIELD] = {**rollout, "stage": stage, "stage_started_at": utc_iso(step.now)}
     write_state(ports.models, state)
-    record = {**record, "stage": stage, "version": rollout["version"], **_names(rollout)}
-    _tell(ports, config, f"{rollout['version']}: {stage}", record)
-    return record_decision(ports, now, DecisionKind.ROLLOUT, record, rollout["version"])
+    record = {
+        **step.base,
+        "verdict": verdict,
+        "stage": stage,
+        "version": rollout["version"],
+        **_names(rollout),
+    }
+    _tell(ports, step.config, f"{rollout['version']}: {stage}", record)
+    return record_decision(ports, step.now, DecisionKind.ROLLOUT, record, rollout["version"])
 
 
-def _approval_check(
-    trigger: Trigger,
-    ports: Ports,
-    config: RetrainConfig,
-    now: datetime,
-    base: dict[str, Any],
-    rollout: dict[str, Any],
-    serving: Serving,
-) -> Decision | None:
-    waited = now - parse_utc(rollout["stage_started_at"])
-    if waited >= timedelta(hours=config.approval_hours):
-        why = f"the approval expired after {config.approval_hours:g} h"
-        return _retire(ports, config, now, base, rollout, serving, why)
+def _approval_check(trigger: Trigger, step: Step, serving: Serving) -> Decision | None:
+    hours = step.config.approval_hours
+    waited = step.now - parse_utc(step.rollout["stage_started_at"])
+    if waited >= timedelta(hours=hours):
+        return _retire(step, serving, f"the approval expired after {hours:g} h")
     if trigger.source == Source.SCHEDULE:
         return None
-    verdict = f"awaiting approval for {waited / timedelta(hours=1):.1f} h of {config.approval_hours:g}"
-    return record_decision(
-        ports, now, DecisionKind.ROLLOUT, {**base, "verdict": verdict, "stage": Stage.AWAITING_APPROVAL}
-    )
+    verdict = f"awaiting approval for {waited / timedelta(hours=1):.1f} h of {hours:g}"
+    record = {**step.base, "verdict": verdict, "stage": Stage.AWAITING_APPROVAL}
+    return record_decision(step.ports, step.now, DecisionKind.ROLLOUT, record)
 
 
 def _awaiting(
     trigger: Trigger, ports: Ports, config: RetrainConfig, now: datetime, actor: str
-) -> tuple[dict[str, Any], dict[str, Any], Serving] | Decision:
+) -> tuple[Step, Serving] | Decision:
     """The rollout awaiting an approval of `trigger.version`, or the refusal, audited."""
     base = record_base(trigger, config, now, actor)
     rollout = active(read_state(ports.models))
@@ -444,7 +419,7 @@ def _awaiting(
     if problem is not None or rollout is None or serving is None:
         verdict = f"refused: {trigger.action} {trigger.version}: {problem}"
         return record_decision(ports, now, DecisionKind.INVALID_REQUEST, {**base, "verdict": verdict})
-    return {**base, **_names(rollout)}, rollout, serving
+    return Step(ports, config, now, {**base, **_names(rollout)}, rollout), serving
 
 
 # ------------------------------------------------------------------------------------ serving, news
