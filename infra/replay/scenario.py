@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,7 +40,9 @@ class Outcome:
 
     def alarm_hours(self, suffix: str) -> float | None:
         """first_alarm_hours of the alarm whose name ends with `suffix` (the stage prefix varies)."""
-        found = [v for name, v in self.line["alarms"].items() if name.endswith(suffix)]
+        found = [
+            v for name, v in self.line["alarms"].items() if re.fullmatch(f"trip-duration-[^-]+{suffix}", name)
+        ]
         return found[0]["first_alarm_hours"] if found else None
 
 

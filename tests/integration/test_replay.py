@@ -44,7 +44,7 @@ def drift(tmp_path_factory: pytest.TempPathFactory) -> Outcome:
 
 
 def alarm(outcome: Outcome, suffix: str) -> dict[str, object]:
-    found = [state for name, state in outcome.line["alarms"].items() if name.endswith(suffix)]
+    found = [state for name, state in outcome.line["alarms"].items() if name == f"trip-duration-dev{suffix}"]
     assert len(found) == 1, outcome.line["alarms"]
     return found[0]
 
