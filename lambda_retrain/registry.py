@@ -4,7 +4,7 @@ number, so never one of the numbers `make train`'s MLflow gives)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from lambda_retrain.config import RetrainConfig
@@ -16,6 +16,7 @@ from trip_core.contracts import (
     LIVE_POINTER_KEY,
     PROFILE_ARTIFACT,
     loop_version,
+    utc_iso,
     version_pointer_key,
 )
 from trip_core.observability import logger
@@ -106,3 +107,10 @@ def move_alias(ports: Ports, config: RetrainConfig, version: str) -> str:
         logger.warning(f"MLflow alias to {version} failed: {exc}")
         return f"alias not moved: {exc}"[:500]
     return f"alias {config.alias} -> {version}"
+
+
+def make_live(store: Store, pointer: ModelPointer, etag: str, now: datetime) -> bool:
+    """serving/live.json := `pointer` (published now, no traffic plan), only if it is still the one read
+    at `etag`: a promotion or rollback in between wins. False: it had moved."""
+    body = replace(pointer, published_at=utc_iso(now)).to_json().encode()
+    return store.put_if_match(LIVE_POINTER_KEY, body, etag) is not None

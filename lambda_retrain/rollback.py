@@ -11,7 +11,7 @@ promotion without judging it (an alarm or a direct invoke: audited)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
@@ -20,7 +20,7 @@ from lambda_retrain.audit import Decision, DecisionKind, read_state, record_base
 from lambda_retrain.config import RetrainConfig
 from lambda_retrain.labelled import LabelledRides, load_labelled
 from lambda_retrain.ports import Ports
-from lambda_retrain.registry import move_alias, version_pointer
+from lambda_retrain.registry import make_live, move_alias, version_pointer
 from lambda_retrain.triggers import Source, Trigger
 from training import decision, evaluation_set, metrics
 from trip_core.bundle import load_bundle
@@ -187,8 +187,7 @@ def _roll_back(
     ports: Ports, config: RetrainConfig, now: datetime, base: dict[str, Any], judged: Judged, compared: str
 ) -> Decision:
     live, previous = judged.live, judged.previous
-    body = replace(previous, published_at=utc_iso(now)).to_json().encode()
-    if ports.models.put_if_match(LIVE_POINTER_KEY, body, judged.live_etag) is None:
+    if not make_live(ports.models, previous, judged.live_etag, now):
         verdict = f"kept: serving/live.json moved while the check ran; not rolled back ({compared})"
         return record_decision(
             ports, now, DecisionKind.ROLLBACK_KEPT, {**base, "verdict": verdict}, live.version
@@ -223,8 +222,7 @@ def manual_rollback(
     if problem is not None or target is None or tagged is None or live is None:
         verdict = f"refused: rollback to {version}: {problem}"
         return record_decision(ports, now, DecisionKind.INVALID_REQUEST, {**base, "verdict": verdict})
-    body = replace(target, published_at=utc_iso(now)).to_json().encode()
-    if ports.models.put_if_match(LIVE_POINTER_KEY, body, tagged.etag) is None:
+    if not make_live(ports.models, target, tagged.etag, now):
         verdict = f"refused: rollback to {version}: serving/live.json moved while it ran"
         return record_decision(ports, now, DecisionKind.INVALID_REQUEST, {**base, "verdict": verdict})
     state = read_state(ports.models)

@@ -22,7 +22,7 @@ read (a promotion or rollback in between wins, and ends the rollout), is audited
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -33,7 +33,7 @@ from lambda_retrain.audit import Decision, DecisionKind, read_state, record_base
 from lambda_retrain.config import PromotionPolicy, RetrainConfig
 from lambda_retrain.labelled import load_labelled
 from lambda_retrain.ports import Ports, Tagged
-from lambda_retrain.registry import move_alias, version_pointer
+from lambda_retrain.registry import make_live, move_alias, version_pointer
 from lambda_retrain.rollback import better_on_evaluation_set
 from lambda_retrain.triggers import Source, Trigger
 from training import decision
@@ -282,8 +282,7 @@ def _promote(step: Step, serving: Serving, why: str) -> Decision:
     pointer = version_pointer(ports.models, version)
     if pointer is None:
         return _retire(step, serving, f"its pointer is gone; {why}")
-    body = replace(pointer, published_at=utc_iso(now)).to_json().encode()
-    if ports.models.put_if_match(LIVE_POINTER_KEY, body, serving.tagged.etag) is None:
+    if not make_live(ports.models, pointer, serving.tagged.etag, now):
         return _end(step, "ended: serving/live.json moved meanwhile")
     mlflow = move_alias(ports, step.config, version)
     state = read_state(ports.models)
@@ -330,7 +329,7 @@ def _take_out(ports: Ports, config: RetrainConfig, rollout: dict[str, Any], now:
             previous = version_pointer(ports.models, rollout["live_version"])
             if previous is None:
                 raise RuntimeError(f"{version} is live and {rollout['live_version']}'s pointer is gone")
-            if ports.models.put_if_match(LIVE_POINTER_KEY, previous.to_json().encode(), serving.tagged.etag):
+            if make_live(ports.models, previous, serving.tagged.etag, now):
                 _mark_rolled_back(ports, version, rollout["live_version"], now)
                 mlflow = move_alias(ports, config, rollout["live_version"])
                 return f"it had been made live meanwhile: rolled back to {rollout['live_version']} ({mlflow})"
