@@ -140,9 +140,12 @@ retrain-size: functions  ## the retrain function's unzipped size (< 250 MB)
 loop-demo: install localstack-venv sam-venv  ## the closed loop on LocalStack: 2021 model, 2023 rides, drift alarm -> retrain -> promote -> hot swap; gate refusal; rollback; audit
 	$(PY) -m infra.loop_demo
 
+rollout-demo: install localstack-venv sam-venv  ## safe rollout on LocalStack: shadow -> verdict -> canary 10% -> live; a bad challenger stopped in shadow; approve mode
+	$(PY) -m infra.rollout_demo
+
 # On-call commands (infra/operate.py): the LocalStack stack, or STACK=<name> [REGION=<region>] on AWS
 OPERATE = $(PY) -m infra.operate $(if $(STACK),--stack $(STACK)) $(if $(REGION),--region $(REGION))
-.PHONY: status retrain approve reject rollback
+.PHONY: status retrain approve reject rollback rollout-demo
 
 status: install  ## live / shadow / canary versions with their predictions, the rollout's stage, last decisions, alarms
 	$(OPERATE) status

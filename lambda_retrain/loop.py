@@ -5,8 +5,8 @@
                   promotion to judge retrains instead.
   approve, reject the version awaiting approval goes on, or is retired (rollout.py); stop_canary: an
                   alarm of CANARY_ALARMS ends a canary; rollback: an operator's, to a named version.
-  schedule        the periodic look at a running rollout (rollout.py: no retrain while one runs), else
-                  the rollback check; with nothing to judge, it retrains when a retrain alarm
+  schedule        the rollback check, then the periodic look at a running rollout (rollout.py: no
+                  retrain while one runs); with nothing to judge, it retrains when a retrain alarm
                   is still in ALARM and the cooldown has passed: alarms notify on transitions only, so an
                   alarm whose retrain was skipped (too few rows) or refused would otherwise never heal.
 Every decision (also a skip) is an audit record (audit.py) and, when there is an MLflow version, tags.
@@ -102,7 +102,9 @@ def decide(
     if trigger.action == Action.RETRAIN:
         return _retrain_unless_rolling_out(trigger, ports, config, now, actor)
     if rollout.active(read_state(ports.models)) is not None:
-        return rollout.check(trigger, ports, config, now, actor)
+        # a promotion not judged yet (made under PromotionPolicy direct) is judged before the rollout
+        judged = rollback_check(trigger, ports, config, now, actor).decision
+        return judged or rollout.check(trigger, ports, config, now, actor)
     result = rollback_check(trigger, ports, config, now, actor)
     if result.decision is not None:
         return result.decision

@@ -14,7 +14,8 @@ gate    training.gate.gate_and_publish: challenger vs the live pointer's bundle 
         unreadable or not matching its sha256: refused); publishes the version (bundle, profile,
         serving/versions/<v>.json) and, on promotion, serving/live.json (+ the MLflow alias when
         MLflow is configured). A bundle failing its smoke test (trip_core.smoke) is refused and not
-        published, whatever `force_promote` says.
+        published, whatever `force_promote` says. Under a rollout policy (PROMOTION_POLICY auto or
+        approve) a passed or forced challenger goes into shadow (rollout.py), never straight live.
 """
 
 from __future__ import annotations
@@ -298,8 +299,11 @@ def _gate(
         yardstick,
     )
     figures = decision.record()
-    if decision.promote and staged:
-        return GateOutcome(False, decision.verdict, False, decision.champion_rmse, figures, staged=True)
+    forced = trigger.force_promote and not decision.promote and not decision.bundle_refused
+    if staged and (decision.promote or forced):
+        # under a rollout policy even a forced version serves no rider before its shadow is judged
+        verdict = f"forced past the gate, which said '{decision.verdict}'" if forced else decision.verdict
+        return GateOutcome(False, verdict, forced, decision.champion_rmse, figures, staged=True)
     if decision.promote or not trigger.force_promote or decision.bundle_refused:
         return GateOutcome(decision.promote, decision.verdict, False, decision.champion_rmse, figures)
     pointer = version_pointer(ports.models, registered.version)

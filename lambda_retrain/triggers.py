@@ -52,7 +52,7 @@ class Trigger:
     alarm_name: str | None = None
     alarm_state: str | None = None
     skip_cooldown: bool = False
-    force_promote: bool = False  # demo only (ALLOW_FORCE_PROMOTE): promote whatever the gate says
+    force_promote: bool = False  # demo only (ALLOW_FORCE_PROMOTE): past the gate, into shadow or live
     params: dict[str, Any] = field(default_factory=dict)  # ModelParams overrides, checked
     version: str | None = None  # the version an approve, reject or rollback names
 

@@ -8,29 +8,14 @@ import html
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
+from infra.harness.svg import PALETTE, SVG_NS, line, rect, text
 from infra.replay.alarms import ALARM, AlarmHistory
 from infra.replay.results import WindowRow, feature_names
 
 WIDTH, LEFT, RIGHT = 1400, 250, 20
 PLOT_WIDTH = WIDTH - LEFT - RIGHT
-SVG_NS = "http://www.w3.org/2000/svg"
 SCORES_HEIGHT, RATIO_HEIGHT, STRIP, LANE = 240, 120, 16, 16
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 DRIFT, CALM, NONE, ALARM_RED = "#d62728", "#9ecf9e", "#dddddd", "#d62728"
-
-
-def _rect(x: float, y: float, width: float, height: float, fill: str, extra: str = "") -> str:
-    return f'<rect x="{x:.1f}" y="{y:.1f}" width="{width:.2f}" height="{height:.1f}" fill="{fill}"{extra}/>'
-
-
-def _line(x1: float, y1: float, x2: float, y2: float, stroke: str, extra: str = "") -> str:
-    return f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" stroke="{stroke}"{extra}/>'
-
-
-def _text(x: float, y: float, text: str, size: int = 11, anchor: str = "start") -> str:
-    return (
-        f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" text-anchor="{anchor}">{html.escape(text)}</text>'
-    )
 
 
 class Axis:
@@ -66,9 +51,9 @@ def _lines(
     values = [v for get in series.values() for row in rows if (v := get(row)) is not None]
     peak = max([*values, peak_at_least])
     parts = [
-        _rect(LEFT, top, PLOT_WIDTH, height, "none", ' stroke="#999"'),
-        _text(LEFT - 4, top + 10, f"{peak:.3g}", 9, "end"),
-        _text(LEFT - 4, top + height, "0", 9, "end"),
+        rect(LEFT, top, PLOT_WIDTH, height, "none", ' stroke="#999"'),
+        text(LEFT - 4, top + 10, f"{peak:.3g}", 9, "end"),
+        text(LEFT - 4, top + height, "0", 9, "end"),
     ]
     for k, (name, get) in enumerate(series.items()):
         colour = PALETTE[k % len(PALETTE)]
@@ -80,8 +65,8 @@ def _lines(
             if len(run) == 1:  # a lone window's value: a dot, a one-point line is not drawn
                 x, y = coords.split(",")
                 parts.append(f'<circle cx="{x}" cy="{y}" r="1.5" fill="{colour}"/>')
-        parts.append(_rect(8, top + 4 + k * 14, 10, 10, colour))
-        parts.append(_text(22, top + 13 + k * 14, name, 10))
+        parts.append(rect(8, top + 4 + k * 14, 10, 10, colour))
+        parts.append(text(22, top + 13 + k * 14, name, 10))
     return parts
 
 
@@ -107,22 +92,22 @@ def _drift_marks(rows: Sequence[WindowRow], axis: Axis, top: float, height: floa
 
 def _cells(rows: Sequence[WindowRow], axis: Axis, top: float) -> list[str]:
     step = (WIDTH - LEFT - RIGHT) / max(len(rows), 1)
-    parts = [_text(LEFT - 4, top + 12, "dataset drift", 10, "end")]
+    parts = [text(LEFT - 4, top + 12, "dataset drift", 10, "end")]
     for row in rows:
         colour = NONE if row.dataset_drift is None else (DRIFT if row.dataset_drift else CALM)
-        parts.append(_rect(axis.x(row.end) - step / 2, top, step, STRIP, colour))
+        parts.append(rect(axis.x(row.end) - step / 2, top, step, STRIP, colour))
     return parts
 
 
 def _alarm_lane(history: AlarmHistory, axis: Axis, top: float, step: timedelta) -> list[str]:
     parts = [
-        _text(LEFT - 4, top + 12, history.rule.name, 10, "end"),
-        _rect(LEFT, top, PLOT_WIDTH, LANE - 2, "#f4f4f4"),
+        text(LEFT - 4, top + 12, history.rule.name, 10, "end"),
+        rect(LEFT, top, PLOT_WIDTH, LANE - 2, "#f4f4f4"),
     ]
     for at, state in history.states:
         if state == ALARM:
             x0, x1 = axis.x(at - step), axis.x(at)
-            parts.append(_rect(x0, top, max(x1 - x0, 1), LANE - 2, ALARM_RED))
+            parts.append(rect(x0, top, max(x1 - x0, 1), LANE - 2, ALARM_RED))
     return parts
 
 
@@ -131,9 +116,9 @@ def _day_ticks(axis: Axis, start: datetime, end: datetime, top: float, bottom: f
     every = max(1, (end - start).days // 15)
     while day <= end:
         x = axis.x(day)
-        parts.append(_line(x, top, x, bottom, "#eee"))
+        parts.append(line(x, top, x, bottom, "#eee"))
         if (day - start).days % every == 0:
-            parts.append(_text(x, bottom + 12, f"{day:%m-%d}", 9, "middle"))
+            parts.append(text(x, bottom + 12, f"{day:%m-%d}", 9, "middle"))
         day += timedelta(days=1)
     return parts
 
@@ -147,7 +132,7 @@ def render_svg(
     title: str,
 ) -> str:
     if not rows:
-        return f'<svg xmlns="{SVG_NS}" width="600" height="40">{_text(10, 20, "no windows")}</svg>'
+        return f'<svg xmlns="{SVG_NS}" width="600" height="40">{text(10, 20, "no windows")}</svg>'
     axis = Axis(rows[0].end, rows[-1].end)
     names = feature_names(rows)
     scores = {name: _score_of(name) for name in names}
@@ -157,7 +142,7 @@ def render_svg(
     parts = [
         f'<svg xmlns="{SVG_NS}" width="{WIDTH}" height="{height}" font-family="sans-serif">',
         '<rect width="100%" height="100%" fill="white"/>',
-        _text(LEFT, 18, title, 13),
+        text(LEFT, 18, title, 13),
         *_day_ticks(axis, rows[0].end, rows[-1].end, 30, height - 30),
     ]
     parts += _lines(rows, axis, 30, SCORES_HEIGHT, scores) + _drift_marks(rows, axis, 30, SCORES_HEIGHT)
@@ -168,13 +153,13 @@ def render_svg(
     if ratio_threshold is not None:
         peak = max([r.mae_ratio for r in rows if r.mae_ratio is not None] + [threshold * 1.2])
         y = y_ratio + RATIO_HEIGHT * (1 - threshold / peak)
-        parts.append(_line(LEFT, y, WIDTH - RIGHT, y, DRIFT, ' stroke-dasharray="4 3"'))
-        parts.append(_text(LEFT - 4, y + 3, f"alarm {threshold:g}", 9, "end"))
+        parts.append(line(LEFT, y, WIDTH - RIGHT, y, DRIFT, ' stroke-dasharray="4 3"'))
+        parts.append(text(LEFT - 4, y + 3, f"alarm {threshold:g}", 9, "end"))
     for k, history in enumerate(histories):
         parts += _alarm_lane(history, axis, y_lanes + k * LANE, step)
     if injected_at is not None:
         x = axis.x(injected_at)
-        parts.append(_line(x, 24, x, height - 30, "#000", ' stroke-dasharray="6 4"'))
-        parts.append(_text(x + 3, 28, "injection", 10))
+        parts.append(line(x, 24, x, height - 30, "#000", ' stroke-dasharray="6 4"'))
+        parts.append(text(x + 3, 28, "injection", 10))
     parts.append("</svg>")
     return "\n".join(parts)

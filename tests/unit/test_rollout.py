@@ -167,6 +167,37 @@ def test_a_worse_challenger_is_retired_in_shadow_having_answered_no_ride(
     assert answered == {"1"}  # the shadow answered none
 
 
+def test_a_forced_challenger_still_goes_through_shadow(drifted: tuple[Ports, FakeTracker]) -> None:  # noqa: F811
+    ports, _ = drifted
+    (good,) = handle({"reason": "test"}, ports, CONFIG, NOW, "t")["decisions"]  # policy direct: live
+    assert good["kind"] == "promoted", good
+    forced = {"reason": "test", "force_promote": True, "skip_cooldown": True, "params": {"max_iter": 1}}
+    (decision,) = handle(forced, ports, AUTO, NOW + timedelta(hours=2), "t")["decisions"]
+    assert decision["kind"] == "rollout" and "forced past the gate" in decision["verdict"], decision
+    bad = str(decision["version"])
+    pointer, document = live(ports)
+    assert pointer.version == good["version"] and plan_of(document, pointer.version).shadow == bad
+    serve_rides(ports, pointer.version, bad, NOW + timedelta(hours=32), 50_000)
+    (judged,) = handle(TICK, ports, AUTO, NOW + timedelta(hours=33), "t")["decisions"]
+    assert judged["kind"] == "retired" and live(ports)[0].version == good["version"], judged
+    assert bad not in {c["model_version"] for c in _captures(ports)}  # it answered no ride
+
+
+def test_a_promotion_not_judged_yet_is_judged_while_a_rollout_runs(
+    drifted: tuple[Ports, FakeTracker],  # noqa: F811
+) -> None:
+    ports, _ = drifted
+    (good,) = handle({"reason": "test"}, ports, CONFIG, NOW, "t")["decisions"]  # direct: live, not judged
+    forced = {"reason": "test", "force_promote": True, "skip_cooldown": True, "params": {"max_iter": 1}}
+    (shadow,) = handle(forced, ports, AUTO, NOW + timedelta(hours=1), "t")["decisions"]
+    serve_rides(ports, good["version"], str(shadow["version"]), NOW + timedelta(hours=12), 50_000)
+    (judged,) = handle(TICK, ports, AUTO, NOW + timedelta(hours=13), "t")["decisions"]  # in the window
+    assert judged["kind"] == "rollback_kept", judged
+    assert read_state(ports.models)["last_promotion"]["judged_at"] == utc_iso(NOW + timedelta(hours=13))
+    (retired,) = handle(TICK, ports, AUTO, NOW + timedelta(hours=14), "t")["decisions"]
+    assert retired["kind"] == "retired" and retired["version"] == shadow["version"], retired
+
+
 def test_approve_waits_for_the_operator_and_tells_the_topic(drifted: tuple[Ports, FakeTracker]) -> None:  # noqa: F811
     ports, _ = drifted
     topic = Topic()
