@@ -118,10 +118,9 @@ def auto_phase(demo: Demo) -> str:
     """The better challenger: shadow -> canary -> live, each stage judged by the scheduled check."""
     demo.serve_day(f"the 2021 model (version {demo.v_old}) serves {LABELLED_DAYS} days", LABELLED_DAYS)
     CONSOLE.step("make retrain (direct invoke): the challenger passes the gate and goes into shadow")
-    started = demo.loop.retrain("rollout-demo: 2023 traffic, a model of it")
-    version = expect_shadow(started)
+    version, asked = retrain_into_shadow(demo, "rollout-demo: 2023 traffic, a model of it")
     demo.serve_day(f"shadow: {version} scores every ride beside the live model")
-    demo.wait_for(version, parse_utc(started["time"]), ("canary", "retired"))
+    demo.wait_for(version, asked, ("canary", "retired"))
     canary_at = now_s()
     demo.serve_day(f"canary: {version} answers 10 % of the rides")
     demo.wait_for(version, canary_at - timedelta(minutes=1), ("promoted", "retired"))
@@ -131,10 +130,11 @@ def auto_phase(demo: Demo) -> str:
 def bad_phase(demo: Demo, live: str) -> str:
     """A worse challenger forced past the gate: stopped in shadow, having answered no ride."""
     CONSOLE.step("a bad challenger (max_iter 1) forced past the gate: into shadow, not live")
-    started = demo.loop.retrain("rollout-demo: a bad challenger", force_promote=True, params={"max_iter": 1})
-    version = expect_shadow(started)
+    version, asked = retrain_into_shadow(
+        demo, "rollout-demo: a bad challenger", force_promote=True, params={"max_iter": 1}
+    )
     phase = demo.serve_day(f"shadow: {version} beside the live model {live}")
-    demo.wait_for(version, parse_utc(started["time"]), ("retired", "canary", "promoted"))
+    demo.wait_for(version, asked, ("retired", "canary", "promoted"))
     SAY(f"   rides answered by {version}: {answered_by(demo.loop, phase.rides)[version]}")
     return version
 
@@ -147,10 +147,9 @@ def approve_phase(demo: Demo) -> str:
     SAY(f"   deploy (update): {seconds:.1f} s")
     CONSOLE.step(f"make rollback VERSION={demo.v_old}: back to the 2021 model, so a better challenger exists")
     operate("rollback", demo.v_old, "rollout-demo: stage an approve-mode rollout")
-    started = demo.loop.retrain("rollout-demo: approve mode")
-    version = expect_shadow(started)
+    version, asked = retrain_into_shadow(demo, "rollout-demo: approve mode")
     demo.serve_day(f"shadow: {version} beside the live model {demo.v_old}")
-    waiting = demo.wait_for(version, parse_utc(started["time"]), ("awaiting_approval", "retired"))
+    waiting = demo.wait_for(version, asked, ("awaiting_approval", "retired"))
     if waiting.get("stage") != "awaiting_approval":
         return version
     show_notification(demo, version)
@@ -162,10 +161,13 @@ def approve_phase(demo: Demo) -> str:
     return version
 
 
-def expect_shadow(decision: dict[str, Any]) -> str:
-    if decision.get("stage") != "shadow":
+def retrain_into_shadow(demo: Demo, reason: str, **payload: Any) -> tuple[str, datetime]:
+    """A direct retrain whose challenger must go into shadow; (its version, when it was asked for)."""
+    asked = now_s()
+    decision = demo.loop.retrain(reason, **payload)
+    if decision["kind"] != "rollout" or "in shadow beside live" not in decision["verdict"]:
         sys.exit(f"rollout-demo: the retrain did not go into shadow: {decision['verdict']}")
-    return str(decision["version"])
+    return str(decision["version"]), asked
 
 
 def operate(command: str, version: str, reason: str) -> None:
