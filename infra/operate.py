@@ -25,8 +25,9 @@ from infra.audit_table import table
 from infra.harness.stack import LONG_INVOKE
 from lambda_retrain.audit import read_audit, read_state
 from lambda_retrain.aws import S3Store
+from lambda_retrain.rollout import active
 from trip_core.contracts import LIVE_POINTER_KEY, METRICS_NAMESPACE
-from trip_core.plan import plan_of
+from trip_core.plan import NO_PLAN, PlanError, plan_of
 from trip_core.pointer import ModelPointer
 
 LAST_DECISIONS = 8
@@ -63,7 +64,11 @@ def status(stack: Stack) -> str:
     else:
         document = json.loads(body)
         live = ModelPointer.from_dict(document)
-        plan = plan_of(document, live.version)
+        try:
+            plan = plan_of(document, live.version)
+        except PlanError as exc:  # serving follows no such plan either (it logs and counts it)
+            lines.append(f"traffic plan REFUSED by the predict function: {exc}; the live model answers alone")
+            plan = NO_PLAN
         served = _predictions_last_hour(stack)
         lines += ["arm     version  predictions (last hour)", "------  -------  -----------------------"]
         arms = [("live", live.version), ("shadow", plan.shadow), ("canary", plan.canary)]
@@ -73,15 +78,24 @@ def status(stack: Stack) -> str:
                 lines.append(f"{arm:<6}  {version:<7}  {count}")
         if plan.canary is not None:
             lines.append(f"canary share: {plan.canary_share:.0%}")
-    rollout = read_state(models).get("rollout")
-    if rollout:
-        lines.append(
-            f"\nrollout of {rollout['version']} beside {rollout['live_version']}: {rollout['stage']}"
-            f" since {rollout['stage_started_at']}"
-        )
+    lines += _rollout_lines(read_state(models))
     lines += ["", "last decisions of the loop:", table(read_audit(models)[-LAST_DECISIONS:])]
     lines += ["", "alarms:", *_alarm_states(stack)]
     return "\n".join(lines)
+
+
+def _rollout_lines(state: dict[str, Any]) -> list[str]:
+    rollout = state.get("rollout")
+    if not rollout:
+        return []
+    if not isinstance(rollout, dict):
+        return [f"\nrollout state MALFORMED (the loop does not follow it): {json.dumps(rollout)[:300]}"]
+    running = rollout.get("stage") in ("shadow", "canary", "awaiting_approval")
+    flag = " (MALFORMED: the loop does not follow it)" if running and active(state) is None else ""
+    return [
+        f"\nrollout of {rollout.get('version')} beside {rollout.get('live_version')}: {rollout.get('stage')}"
+        f" since {rollout.get('stage_started_at')}{flag}"
+    ]
 
 
 def _predictions_last_hour(stack: Stack) -> dict[str, int]:

@@ -29,11 +29,13 @@ import json
 import os
 import sys
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from infra.aws import client
+from infra.aws import STACK_NAME, client
 from infra.harness.mlflow import Registry
 from infra.harness.poll import PollTimeout, poll
 from infra.harness.rides import Ride, real_rides
@@ -178,6 +180,30 @@ def operate(command: str, version: str, reason: str) -> None:
     SAY(f"   {out.strip()[:300]}")
 
 
+@contextmanager
+def monitor_schedule_paused(stack: Stack) -> Iterator[None]:
+    """The monitor's hourly schedule disabled while the demo runs (EventBridge DisableRule), enabled
+    again after: its drift alarm would start retrains of its own (the closed loop, make loop-demo) beside
+    the operator's `make retrain` this demo shows."""
+    events, function = client("events"), stack["MonitorFunctionName"]
+    resources = client("cloudformation").list_stack_resources(StackName=STACK_NAME)["StackResourceSummaries"]
+    ids = [r["PhysicalResourceId"] for r in resources if r["ResourceType"] == "AWS::Events::Rule"]
+    rules = [r for r in ids if any(t["Arn"].endswith(f":{function}") for t in _targets(events, r))]
+    for rule in rules:
+        events.disable_rule(Name=rule)
+    SAY(f"   monitor schedule paused for the demo: {rules}")
+    try:
+        yield
+    finally:
+        for rule in rules:
+            events.enable_rule(Name=rule)
+
+
+def _targets(events: Any, rule: str) -> list[dict[str, Any]]:
+    targets: list[dict[str, Any]] = events.list_targets_by_rule(Rule=rule)["Targets"]
+    return targets
+
+
 def subscribe_to_rollout_topic(stack: Stack) -> str:
     """An SQS queue on the rollout topic: what an operator's mail or chat would receive."""
     sqs = client("sqs")
@@ -306,9 +332,10 @@ def scenario(args: argparse.Namespace) -> bool:
     consumer = PredictionsConsumer(stack["PredictionsStreamName"]).start()
     loop = Loop(stack, consumer, Registry(), trained["model"], args.rate)
     demo = Demo(loop, now_s(), stack.live().version, subscribe_to_rollout_topic(stack))
-    good = auto_phase(demo)
-    bad = bad_phase(demo, good)
-    approved = approve_phase(demo)
+    with monitor_schedule_paused(stack):
+        good = auto_phase(demo)
+        bad = bad_phase(demo, good)
+        approved = approve_phase(demo)
     consumer.stop()
     say_summary(demo, {"2021 model": demo.v_old, "auto challenger": good, "bad challenger": bad,
                        "approved challenger": approved})  # fmt: skip

@@ -3,9 +3,11 @@
   a shadow's  the live model answered, the shadow's answer is paired: the shadow answers no ride itself;
   a canary's  the canary answered, the live model's answer is paired: the live model answers rides too.
 
-So a capture is a canary's when its paired version answered rides of the window itself. The canary's MAE
-over the live model's MAE on the same labelled rides is CanaryMAERatio (its alarm stops the canary at
-once: template.yaml CanaryMAERatioAlarm, the retrain function's CANARY_ALARMS).
+So a capture is a canary's when its paired version answered rides of the window itself, and its pair of
+versions was captured the other way round no later: a shadow that moved on to its canary leaves its
+shadow captures (live answered, the shadow paired) in the window, and they are not the canary's. The
+canary's MAE over the live model's MAE on the same labelled rides is CanaryMAERatio (its alarm stops the
+canary at once: template.yaml CanaryMAERatioAlarm, the retrain function's CANARY_ALARMS).
 """
 
 from __future__ import annotations
@@ -25,7 +27,10 @@ def canary_quality(
     """{canary, live, rides, canary_mae, live_mae, mae_ratio (None under min_actuals)}, or None without a
     canary in the window."""
     answering = {b.model_version for b in batches}
-    canary = [b for b in batches if b.paired_version is not None and b.paired_version in answering]
+    current = _current_pairings(batches)
+    canary = [
+        b for b in batches if b.paired_version in answering and (b.model_version, b.paired_version) in current
+    ]
     if not canary:
         return None
     served, paired, truth = [], [], []
@@ -52,3 +57,15 @@ def canary_quality(
         "mae_ratio": ratio,
         "min_actuals": min_actuals,
     }
+
+
+def _current_pairings(batches: Sequence[CaptureBatch]) -> set[tuple[str, str]]:
+    """(answered, paired) of the latest capture of each pair of versions."""
+    latest: dict[frozenset[str], CaptureBatch] = {}
+    for b in batches:
+        if b.paired_version is None:
+            continue
+        pair = frozenset((b.model_version, b.paired_version))
+        if pair not in latest or b.captured_at >= latest[pair].captured_at:
+            latest[pair] = b
+    return {(b.model_version, str(b.paired_version)) for b in latest.values()}

@@ -168,19 +168,32 @@ def _judge(
     )
 
 
-def better_on_evaluation_set(ports: Ports, bundle: bytes, reference: bytes) -> str | None:
-    """Why `bundle` stays (or goes on) although the served rides say otherwise: it is better than
-    `reference` on the evaluation set, which no client can write (the served rides' labels are
-    client-reported, so they alone must not undo what the gate's trusted yardstick backed). None: not."""
+@dataclass(frozen=True)
+class EvaluationMaes:
+    month: str
+    mae: float
+    reference_mae: float
+
+
+def evaluation_set_maes(ports: Ports, bundle: bytes, reference: bytes) -> EvaluationMaes | None:
+    """Both bundles' MAE on the trusted evaluation set; None when it cannot be read."""
     try:
         trusted = evaluation_set.load(ports.models)
     except evaluation_set.EvaluationSetError:
         return None
     mae = metrics.mae(load_bundle(bundle).predict(trusted.features), trusted.target)
     reference_mae = metrics.mae(load_bundle(reference).predict(trusted.features), trusted.target)
-    if not mae < reference_mae:
+    return EvaluationMaes(trusted.month, mae, reference_mae)
+
+
+def better_on_evaluation_set(ports: Ports, bundle: bytes, reference: bytes) -> str | None:
+    """Why `bundle` stays although the served rides say otherwise: it is better than `reference` on the
+    evaluation set, which no client can write (the served rides' labels are client-reported, so they
+    alone must not undo what the gate's trusted yardstick backed). None: not."""
+    scored = evaluation_set_maes(ports, bundle, reference)
+    if scored is None or not scored.mae < scored.reference_mae:
         return None
-    return f"better on the evaluation set {trusted.month} (MAE {mae:.3f} vs {reference_mae:.3f})"
+    return f"better on the evaluation set {scored.month} (MAE {scored.mae:.3f} vs {scored.reference_mae:.3f})"
 
 
 def _roll_back(

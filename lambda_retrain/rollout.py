@@ -34,17 +34,23 @@ from lambda_retrain.config import PromotionPolicy, RetrainConfig
 from lambda_retrain.labelled import load_labelled
 from lambda_retrain.ports import Ports, Tagged
 from lambda_retrain.registry import make_live, move_alias, version_pointer
-from lambda_retrain.rollback import better_on_evaluation_set
+from lambda_retrain.rollback import better_on_evaluation_set, evaluation_set_maes
 from lambda_retrain.triggers import Source, Trigger
 from training import decision
+from training.gate import EVAL_MARGIN
 from trip_core.capture import CaptureBatch
 from trip_core.contracts import LIVE_POINTER_KEY, MONITOR_WINDOW, parse_utc, utc_iso
 from trip_core.observability import logger
 from trip_core.plan import NO_PLAN, PlanError, TrafficPlan, live_document, plan_of
 from trip_core.pointer import ModelPointer
+from trip_core.smoke import load_servable
 
 STATE_FIELD = "rollout"
 MAX_TAKE_OUT_TRIES = 3
+# The live model answered these rides plausibly; a challenger that has no plausible answer for more of them
+# would leave them unanswered once live, whatever its MAE on the others.
+MAX_UNANSWERED_SHARE = 0.001
+MAX_PROBLEM_CHARS = 300
 
 
 class Stage(StrEnum):
@@ -136,29 +142,50 @@ def check(
 
 
 def _judge_stage(trigger: Trigger, step: Step, serving: Serving, stage: Stage) -> Decision | None:
-    """A shadow or a canary: decided when its comparison is decisive or its time is up, else it waits."""
+    """A shadow or a canary: decided when its comparison is decisive or its time is up, else it waits.
+    A canary alarm in ALARM, or a challenger that leaves rides unanswered or cannot be served, ends it;
+    a stage goes on only on evidence."""
+    alarming = _canary_alarms_in_alarm(step) if stage == Stage.CANARY else []
+    if alarming:
+        return _retire(step, serving, f"canary stopped: {', '.join(alarming)} in ALARM")
     evidence = judge(step.ports, step.rollout, stage, step.now)
+    step.base["metrics"] = evidence.figures(stage)
+    seen = evidence.rides + evidence.unanswered
+    if evidence.unanswered > MAX_UNANSWERED_SHARE * seen:
+        why = f"{stage}: no plausible answer for {evidence.unanswered} of the {seen} labelled rides"
+        return _retire(step, serving, why)
     started = parse_utc(step.rollout["stage_started_at"])
     timed_out = step.now - started >= timedelta(hours=step.config.rollout_stage_hours)
-    step.base["metrics"] = evidence.figures(stage)
     compared = evidence.compared
     if (compared.outcome == decision.Outcome.NOT_ENOUGH_EVIDENCE or not compared.decisive) and not timed_out:
-        if trigger.source == Source.SCHEDULE:
-            logger.info(f"rollout of {step.rollout['version']}: {stage} waits ({evidence.summary(stage)})")
-            return None
-        record = {
-            **step.base,
-            "verdict": f"{stage}, not decided yet: {evidence.summary(stage)}",
-            "stage": stage,
-        }
-        return record_decision(step.ports, step.now, DecisionKind.ROLLOUT, record)
+        return _waits(trigger, step, stage, evidence)
     why = f"{stage}: {evidence.summary(stage)}"
+    problem = unservable(step.ports, step.rollout["version"])
+    if problem is not None:
+        return _retire(step, serving, f"{problem}; {why}")
+    if compared.outcome == decision.Outcome.NOT_ENOUGH_EVIDENCE:
+        return _retire(step, serving, f"no evidence after {step.config.rollout_stage_hours:g} h; {why}")
     if compared.outcome != decision.Outcome.BETTER:
         backed = None if compared.decisive else _backed(step.ports, step.rollout)
         if backed is None:
             return _retire(step, serving, why)
         why = f"{why}; not decided on the served rides, whose labels clients report, but {backed}"
     return _advance(step, serving, why)
+
+
+def _waits(trigger: Trigger, step: Step, stage: Stage, evidence: Evidence) -> Decision | None:
+    if trigger.source == Source.SCHEDULE:
+        logger.info(f"rollout of {step.rollout['version']}: {stage} waits ({evidence.summary(stage)})")
+        return None
+    record = {**step.base, "verdict": f"{stage}, not decided yet: {evidence.summary(stage)}", "stage": stage}
+    return record_decision(step.ports, step.now, DecisionKind.ROLLOUT, record)
+
+
+def _canary_alarms_in_alarm(step: Step) -> list[str]:
+    """CANARY_ALARMS in ALARM now: an alarm notifies once, on its transition, which may have come while
+    no canary ran (it was ignored then)."""
+    states = step.ports.alarms.states(step.config.canary_alarms) if step.config.canary_alarms else {}
+    return sorted(name for name, state in states.items() if state == "ALARM")
 
 
 def approve(trigger: Trigger, ports: Ports, config: RetrainConfig, now: datetime, actor: str) -> Decision:
@@ -198,8 +225,9 @@ def stop_canary(trigger: Trigger, ports: Ports, config: RetrainConfig, now: date
 class Evidence:
     """The labelled rides of a stage, the live model's and the challenger's answers to each."""
 
-    rides: int
+    rides: int  # labelled rides both models answered
     compared: decision.Comparison
+    unanswered: int = 0  # labelled rides of a shadow the live model answered and the shadow had no answer for
 
     def summary(self, stage: Stage) -> str:
         return f"challenger vs live on the rides the {stage} saw: {self.compared.summary()}"
@@ -208,6 +236,7 @@ class Evidence:
         return {
             "stage": str(stage),
             "rides": self.rides,
+            "unanswered": self.unanswered,
             "live_mae": self.compared.champion_mae,
             "challenger_mae": self.compared.challenger_mae,
             "decision": self.compared.figures(),
@@ -235,7 +264,8 @@ def judge(ports: Ports, rollout: dict[str, Any], stage: Stage, now: datetime) ->
     live_pred, challenger_pred = (
         (both.served, both.paired) if stage == Stage.SHADOW else (both.paired, both.served)
     )
-    return Evidence(len(both), decision.compare(live_pred, challenger_pred, both.target, both.pickup))
+    compared = decision.compare(live_pred, challenger_pred, both.target, both.pickup)
+    return Evidence(len(both), compared, len(rides) - len(both) if stage == Stage.SHADOW else 0)
 
 
 # ------------------------------------------------------------------------------------ the steps
@@ -271,7 +301,7 @@ def _after_approval(step: Step, serving: Serving, why: str) -> Decision:
             reason=f"rollout of {version}: canary",
         )
         if not _write_plan(step.ports, serving, plan):
-            return _end(step, "ended: serving/live.json moved meanwhile")
+            return _moved_meanwhile(step)
         return _enter(step, f"canary at {share:.0%} of the rides: {why}", Stage.CANARY)
     return _promote(step, serving, why)
 
@@ -282,8 +312,11 @@ def _promote(step: Step, serving: Serving, why: str) -> Decision:
     pointer = version_pointer(ports.models, version)
     if pointer is None:
         return _retire(step, serving, f"its pointer is gone; {why}")
+    worse = _worse_on_evaluation_set(ports, rollout)
+    if worse is not None:
+        return _retire(step, serving, f"{worse}, though {why}")
     if not make_live(ports.models, pointer, serving.tagged.etag, now):
-        return _end(step, "ended: serving/live.json moved meanwhile")
+        return _moved_meanwhile(step)
     mlflow = move_alias(ports, step.config, version)
     state = read_state(ports.models)
     state[STATE_FIELD] = {**rollout, "stage": Stage.LIVE, "stage_started_at": utc_iso(now)}
@@ -355,6 +388,15 @@ def _mark_rolled_back(ports: Ports, version: str, to: str, now: datetime) -> Non
     write_state(ports.models, state)
 
 
+def _moved_meanwhile(step: Step) -> Decision:
+    """Another invocation wrote serving/live.json after this one read it (a duplicate schedule delivery,
+    a direct check, an alarm): this one decides nothing; the next check sees what moved."""
+    stage = step.rollout["stage"]
+    verdict = f"{stage}, not decided: serving/live.json moved while this check ran"
+    record = {**step.base, "verdict": verdict, "stage": stage}
+    return record_decision(step.ports, step.now, DecisionKind.ROLLOUT, record)
+
+
 def _end(step: Step, verdict: str, stage: Stage = Stage.RETIRED) -> Decision:
     ports, rollout = step.ports, step.rollout
     state = read_state(ports.models)
@@ -424,13 +466,49 @@ def _awaiting(
 # ------------------------------------------------------------------------------------ serving, news
 def _backed(ports: Ports, rollout: dict[str, Any]) -> str | None:
     """Why a challenger the served rides did not decide on goes on: better than the live model on the
-    trusted evaluation set (the served rides' labels are client-reported, so they alone do not retire
-    what the gate backed, as in the rollback check). None: it does not."""
-    pointers = [version_pointer(ports.models, rollout[k]) for k in ("version", "live_version")]
-    bodies = [None if p is None else ports.models.get(p.bundle_key) for p in pointers]
-    if bodies[0] is None or bodies[1] is None:
+    trusted evaluation set (as in the rollback check). None: it does not."""
+    return better_on_evaluation_set(ports, *_bundles(ports, rollout))
+
+
+def _worse_on_evaluation_set(ports: Ports, rollout: dict[str, Any]) -> str | None:
+    """Why a challenger the served rides call better does not go live: on the trusted evaluation set it
+    is worse than the live model by more than the gate allows (clients report the labels the served
+    rides are judged on, and can echo the answers they were given), or that set cannot be read."""
+    scored = evaluation_set_maes(ports, *_bundles(ports, rollout))
+    if scored is None:
+        return "the evaluation set cannot be read (a promotion fails closed, as the gate does)"
+    if scored.mae <= scored.reference_mae + EVAL_MARGIN:
         return None
-    return better_on_evaluation_set(ports, bodies[0], bodies[1])
+    return (
+        f"on the evaluation set {scored.month} MAE {scored.mae:.3f} vs live {scored.reference_mae:.3f},"
+        f" beyond the gate's margin {EVAL_MARGIN:g}"
+    )
+
+
+def _bundles(ports: Ports, rollout: dict[str, Any]) -> tuple[bytes, bytes]:
+    """The challenger's and the live model's bundle bodies (unservable() has checked the challenger's)."""
+    bodies = []
+    for key in ("version", "live_version"):
+        pointer = version_pointer(ports.models, rollout[key])
+        body = None if pointer is None else ports.models.get(pointer.bundle_key)
+        if body is None:
+            raise RuntimeError(f"version {rollout[key]}'s pointer or bundle is gone")
+        bodies.append(body)
+    return bodies[0], bodies[1]
+
+
+def unservable(ports: Ports, version: str) -> str | None:
+    """Why the predict function would refuse `version` (pointer, bundle, checksum, smoke test); None: it
+    would serve it. A refused challenger scores no ride: it must not go on by the clock."""
+    pointer = version_pointer(ports.models, version)
+    body = None if pointer is None else ports.models.get(pointer.bundle_key)
+    if pointer is None or body is None:
+        return f"version {version}'s pointer or bundle is gone"
+    try:
+        load_servable(body, pointer.bundle_sha256)
+    except Exception as exc:
+        return f"version {version} would not be served: {exc}"[:MAX_PROBLEM_CHARS]
+    return None
 
 
 def _read_serving(ports: Ports) -> Serving | None:

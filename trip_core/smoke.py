@@ -19,7 +19,7 @@ from typing import Protocol
 
 import numpy as np
 
-from trip_core.bundle import BundleError
+from trip_core.bundle import BundleError, ServingBundle, load_bundle
 from trip_core.contracts import MAX_DURATION_MINUTES, MIN_DURATION_MINUTES
 from trip_core.features import compute_features
 
@@ -118,3 +118,11 @@ def smoke_test(model: _Predicts) -> None:
             f" [{MIN_DURATION_MINUTES:g}, {MAX_DURATION_MINUTES:g}] min or not finite"
             f" (smoke ride {first} {SMOKE_RIDES[first]}: {float(minutes[first])!r} min)"
         )
+
+
+def load_servable(data: bytes, sha256: str) -> ServingBundle:
+    """A bundle as the predict function accepts one: its pointer's checksum, then the smoke test; raises
+    BundleError (BundleRefused) naming the reason."""
+    model = load_bundle(data, expected_sha256=sha256)
+    smoke_test(model)
+    return model

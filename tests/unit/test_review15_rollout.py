@@ -93,10 +93,9 @@ def test_canary_alarm_racing_the_promotion_leaves_the_alarmed_canary_live_and_un
     ports.alarms = StaticAlarms({"td-canary": "ALARM"})
     inner = ports.models
 
-    def scheduled_check() -> None:
-        (promoted,) = handle(TICK, replace(ports, models=inner), AUTO, NOW + timedelta(hours=31), "tick")[
-            "decisions"
-        ]
+    def scheduled_check() -> None:  # it read the alarm just before the alarm went to ALARM
+        calm = replace(ports, models=inner, alarms=StaticAlarms({"td-canary": "OK"}))
+        (promoted,) = handle(TICK, calm, AUTO, NOW + timedelta(hours=31), "tick")["decisions"]
         assert promoted["kind"] == "promoted", promoted
 
     raced = replace(ports, models=RaceOnce(inner, scheduled_check))
