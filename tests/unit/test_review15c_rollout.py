@@ -176,7 +176,7 @@ def test_a_challenger_with_no_answer_for_a_quarter_of_the_rides_passes_and_loses
         for i in range(400)
     ]
     # (a) in shadow: the live model answers every ride, the shadow's long rides are captured unpaired
-    minutes = [float(a[0]) for a in _answers(first, valid)]  # type: ignore[index]
+    minutes = [float(a[0]) for a in _answers(first, valid)]
     arms = plan_answers(
         Serving(first, TrafficPlan(shadow=GOOD), shadow=partial), valid, [str(i) for i in range(400)], minutes
     )
