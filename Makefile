@@ -34,7 +34,7 @@ lint: install  ## ruff, ruff format, mypy, cfn-lint, checkov
 	BC_SKIP_MAPPING=TRUE .venvs/checkov/bin/checkov -f template.yaml --framework cloudformation --quiet --compact --skip-download
 
 # README's test command (and CI's): everything, on a fresh machine, servers started and stopped.
-check: install lint test localstack-test bench-quick  ## what CI runs: lint, tests, LocalStack end to end, quick bench
+check: install sam-venv lint test localstack-test bench-quick  ## what CI runs: lint, tests (the SAM translations too), LocalStack end to end, quick bench
 
 bench: install localstack-venv sam-venv  ## performance record: ours vs the course, Evidently; e2e on LocalStack -> bench-results.jsonl
 	infra/venvs.sh evidently

@@ -20,8 +20,9 @@ t0=$(date +%s.%N)
 # build anyway); build_function.sh caches the installed requirements itself, so a rebuild only copies.
 $SAM build --template-file template.yaml --build-dir .state/sam-build
 t1=$(date +%s.%N)
-# local parameter overrides: fast alarm periods for tests, fast monitor schedule is left to the caller
-$SAM deploy --template-file .state/sam-build/template.yaml --stack-name "$STACK_NAME" --region us-east-1 \
+# LocalStack's stack has no code-release alias (infra/sam/local_template.py says why)
+.venvs/sam/bin/python infra/sam/local_template.py .state/sam-build/template.yaml >.state/sam-build/local.json
+$SAM deploy --template-file .state/sam-build/local.json --stack-name "$STACK_NAME" --region us-east-1 \
   --resolve-s3 --capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND --no-confirm-changeset \
   --no-fail-on-empty-changeset \
   --parameter-overrides Stage="$STAGE" AlarmPeriodSeconds=60 FailuresAlarmPeriodSeconds=60 AlarmEvaluationPeriods=1 AlarmDatapointsToAlarm=1 ${PARAMETER_OVERRIDES:-}

@@ -17,6 +17,7 @@ from lambda_predict.handler import count_for_version
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
+RELEASED = ("PredictFunction", "PredictRideFunction")  # behind the release alias (CodeDeployment)
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +109,12 @@ def test_every_dashboard_expression_has_a_unique_valid_id(template: dict[str, An
     ids = [m[0]["id"] for w in body["widgets"] if w["type"] == "metric" for m in w["properties"]["metrics"]
            if isinstance(m[0], dict)]  # fmt: skip
     assert ids and len(ids) == len(set(ids)) and all(re.fullmatch(r"[a-z][a-zA-Z0-9_]*", i) for i in ids)
+
+
+def test_the_dashboard_shows_each_lambda_version_behind_the_release_alias(template: dict[str, Any]) -> None:
+    expressions = searches(widget(dashboard(template), "Code release:"))
+    assert {schema(e)[2] for e in expressions} == {"Errors", "Invocations"}
+    for expression in expressions:
+        alias_dimensions = frozenset({"ExecutedVersion", "FunctionName", "Resource"})  # Lambda's, per version
+        assert schema(expression)[:2] == ("AWS/Lambda", alias_dimensions)
+        assert all(f'FunctionName="<{function}>"' in expression for function in RELEASED)
