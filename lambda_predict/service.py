@@ -29,7 +29,7 @@ from trip_core.capture import CaptureBatch, Rejection, encode_capture, encode_re
 from trip_core.contracts import (
     DEFAULT_MAX_PICKUP_AGE,
     MAX_ARRIVAL_SKEW,
-    MAX_RIDE_MINUTES,
+    PREDICTION_DECIMALS,
     capture_key,
     parse_utc,
     rejected_key,
@@ -46,10 +46,10 @@ from trip_core.rides import (
     validate_record_data,
     validate_ride,
 )
+from trip_core.validity import implausible_minutes_reason, plausible_minutes
 
 CANARY_ARM = "canary"  # the suffix of the canary's capture objects (trip_core.contracts.capture_key)
 DIRECT_SHARD_ID = "direct"  # capture key of a direct invoke: captures/.../direct_<request id>.json.gz
-PREDICTION_DECIMALS = 2
 # What the model is asked when it answers none of a batch's rides: if it has no finite answer for this
 # well-formed ride either, the model is at fault and the rides are retried, not rejected.
 PROBE_RIDE = ValidRide("probe", 132, 236, 3.0, datetime(2023, 3, 6, 14, 30), True)
@@ -213,11 +213,11 @@ def _model_minutes(model: LoadedModel, features: np.ndarray) -> np.ndarray:
 
 
 def _plausible(minutes: float) -> bool:
-    return 0.0 <= minutes <= MAX_RIDE_MINUTES  # False for NaN too
+    return bool(plausible_minutes(minutes))  # False for NaN too
 
 
 def _implausible(minutes: float) -> FieldError:
-    return FieldError("prediction", f"model answered {minutes:g} minutes, outside [0, {MAX_RIDE_MINUTES:g}]")
+    return FieldError("prediction", implausible_minutes_reason(minutes))
 
 
 def _answer_alone(model: LoadedModel, ride: ValidRide) -> tuple[float, datetime] | FieldError:

@@ -369,6 +369,14 @@ def validate_record_data(
         raw = binascii.a2b_base64(data_base64, strict_mode=True)  # = base64.b64decode(validate=True)
     except (binascii.Error, ValueError, TypeError):
         return [FieldError(RECORD_FIELD, "invalid base64")]
+    return validate_json_bytes(raw, fallback_time, max_age)
+
+
+def validate_json_bytes(
+    raw: bytes, fallback_time: datetime, max_age: timedelta = DEFAULT_MAX_PICKUP_AGE
+) -> ValidRide | list[FieldError]:
+    """One ride's JSON bytes (a rides-stream record's data, a line of a JSON lines file) -> a validated
+    ride or the reasons it is rejected."""
     if len(raw) <= _ORJSON_MAX_BYTES:
         # orjson differs from json.loads on some inputs (an integer beyond 64 bits becomes a float;
         # NaN/Infinity, lone surrogates and 1e400 are errors), so its value is used only when the fast
