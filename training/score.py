@@ -543,7 +543,7 @@ def run(args: argparse.Namespace, reader: ByteReader = read_bytes) -> dict[str, 
     """Score `args.input` into `args.output` and the rejects file: the summary."""
     started = time.perf_counter()
     model = load_model(args, reader)
-    scoring = Scoring(model, to_new_york_naive(datetime.now(UTC)))
+    scoring = Scoring(model, to_new_york_naive(datetime.now(UTC)).replace(microsecond=0))
     fmt = JSON_LINES if is_json_lines(args.input[0]) else TLC_PARQUET
     rejects = args.rejects or default_rejects(args.output, fmt.rejects_suffix)
     tally = score_inputs(args.input, scoring, (args.output, rejects), args.chunk_rows, reader)
