@@ -456,20 +456,20 @@ def put_s3(uri: str, path: Path) -> None:
 
 
 def publish(path: Path, uri: str) -> None:
+    """A finished file to its place: renamed there, or put to S3."""
     try:
         if uri.startswith("s3://"):
             put_s3(uri, path)
-            path.unlink()
         else:
             os.replace(path, uri)
     except Exception as exc:  # OSError, botocore's errors
-        path.unlink(missing_ok=True)
         raise ScoreError(f"cannot write {uri}: {exc}") from exc
 
 
 @contextmanager
 def outputs(targets: Sequence[tuple[str, pa.Schema]]) -> Iterator[list[Output]]:
-    """The outputs, each published when the block ends normally, none if it raises."""
+    """The outputs, published when the block ends normally (the last first: the output after its rejects
+    file, so an output never stands without its rejects), none if it raises."""
     opened: list[Output] = []
     try:
         for uri, schema in targets:
@@ -479,8 +479,13 @@ def outputs(targets: Sequence[tuple[str, pa.Schema]]) -> Iterator[list[Output]]:
         for out in opened:
             out.close().unlink(missing_ok=True)
         raise
-    for out in opened:
-        publish(out.close(), out.uri)
+    finished = [(out.close(), out.uri) for out in opened]
+    try:
+        for path, uri in reversed(finished):
+            publish(path, uri)
+    finally:
+        for path, _ in finished:
+            path.unlink(missing_ok=True)  # what was not published (a rename leaves nothing behind)
 
 
 def default_rejects(output: str, suffix: str) -> str:
@@ -509,11 +514,15 @@ class Tally:
         return self.rows / max(time.perf_counter() - self.started, 1e-9)
 
 
+def input_format(uris: Sequence[str]) -> InputFormat:
+    return JSON_LINES if is_json_lines(uris[0]) else TLC_PARQUET
+
+
 def score_inputs(
     uris: Sequence[str], scoring: Scoring, out: tuple[str, str], chunk_rows: int, reader: ByteReader
 ) -> Tally:
     """Every input, chunk by chunk, into the output and the rejects file (published once all is done)."""
-    fmt = JSON_LINES if is_json_lines(uris[0]) else TLC_PARQUET
+    fmt = input_format(uris)
     tally = Tally()
     with outputs([(out[0], fmt.scored), (out[1], fmt.rejected)]) as (scored, rejected):
         for uri in uris:
@@ -544,8 +553,7 @@ def run(args: argparse.Namespace, reader: ByteReader = read_bytes) -> dict[str, 
     started = time.perf_counter()
     model = load_model(args, reader)
     scoring = Scoring(model, to_new_york_naive(datetime.now(UTC)).replace(microsecond=0))
-    fmt = JSON_LINES if is_json_lines(args.input[0]) else TLC_PARQUET
-    rejects = args.rejects or default_rejects(args.output, fmt.rejects_suffix)
+    rejects = args.rejects or default_rejects(args.output, input_format(args.input).rejects_suffix)
     tally = score_inputs(args.input, scoring, (args.output, rejects), args.chunk_rows, reader)
     seconds = time.perf_counter() - started
     return {
@@ -599,6 +607,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("no model: --bundle DIR, or --models-bucket (or MODELS_BUCKET) for the live one")
     if len({is_json_lines(uri) for uri in args.input}) > 1:
         parser.error("the inputs mix parquet and JSON lines: score each format in its own run")
+    if args.rejects is not None and args.rejects == args.output:
+        parser.error("--rejects must name another file than --output")
     if args.chunk_rows < 1:
         parser.error("--chunk-rows must be at least 1")
     return args

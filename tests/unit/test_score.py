@@ -333,3 +333,10 @@ def test_usage_errors() -> None:
         == "s3://b/out/scored.rejects.jsonl"
     )
     assert TLC_PICKUP_COLUMN == PICKUP
+
+
+def test_an_output_that_cannot_be_written_fails_the_run(
+    s3: Any, bundle_dir: Path, month_slice: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = score.main(cmd(month_slice, "s3://no-such-bucket/scored.parquet", bundle_dir))
+    assert code == 1 and "cannot write s3://no-such-bucket/scored" in capsys.readouterr().err
