@@ -55,9 +55,16 @@ from trip_core.contracts import (
     PREDICTION_DECIMALS,
     version_pointer_key,
 )
-from trip_core.features import compute_features
 from trip_core.pointer import ModelPointer
-from trip_core.rides import FieldError, ValidRide, to_new_york_naive, validate_json_bytes, validate_ride
+from trip_core.rides import (
+    FieldError,
+    ValidRide,
+    pickup_column,
+    ride_features,
+    to_new_york_naive,
+    validate_json_bytes,
+    validate_ride,
+)
 from trip_core.smoke import load_servable
 from trip_core.validity import implausible_minutes_reason, plausible_minutes
 
@@ -88,7 +95,7 @@ JSON_SCORED = pa.schema(
         ("line", pa.int64()),
         ("ride_id", pa.string()),  # an int or a string on the wire: one parquet column holds both as text
         *TLC_RIDE[:3],
-        (WIRE_PICKUP, pa.timestamp("us")),
+        (WIRE_PICKUP, pa.timestamp("s")),  # as serving reads it: whole seconds
         *_ANSWER,
     ]
 )
@@ -252,17 +259,6 @@ def _tlc_batch(
     return pa.RecordBatch.from_arrays([*head, *ride, *tail], schema=schema)
 
 
-def ride_features(rides: Sequence[ValidRide]) -> np.ndarray:
-    """Validated rides -> the one feature definition's matrix (as the service computes it)."""
-    n = len(rides)
-    return compute_features(
-        np.fromiter((r.pu_location_id for r in rides), dtype=np.int64, count=n),
-        np.fromiter((r.do_location_id for r in rides), dtype=np.int64, count=n),
-        np.fromiter((r.trip_distance for r in rides), dtype=np.float64, count=n),
-        np.array([r.pickup_datetime for r in rides], dtype="datetime64[us]"),
-    )
-
-
 def score_lines(lines: Sequence[bytes], first_line: int, source: str, scoring: Scoring) -> Chunk:
     """Rides-stream records, one per line, each judged by the one ride validator; `first_line` is the
     number of lines before them in the file (the output numbers lines from 1)."""
@@ -304,7 +300,7 @@ def _json_scored(
         pa.array([r.pu_location_id for r in rides], pa.int64()),
         pa.array([r.do_location_id for r in rides], pa.int64()),
         pa.array([r.trip_distance for r in rides], pa.float64()),
-        pa.array([r.pickup_datetime for r in rides], pa.timestamp("us")),
+        pa.array(pickup_column(rides), pa.timestamp("s")),
     ]
     return pa.RecordBatch.from_arrays([*columns, *tail], schema=JSON_SCORED)
 
