@@ -46,12 +46,17 @@ bench-quick: install  ## in-process figures only (CI proves they still run; neve
 clean:  ## remove what the project built locally (venvs, state, build output)
 	rm -rf .venv .venvs .state .aws-sam artifacts mlruns mlflow.db bench-results.jsonl
 
-.PHONY: train replay evaluation-set
+.PHONY: train score replay evaluation-set
 # Trains on the committed 2023-01 + 2023-02, validates on 2023-03, registers and gates (promotes if better);
 # publishes 2023-03 as the trusted evaluation set when MODELS_BUCKET is set.
 train: install  ## train on 2023-01 + 2023-02, validate on 2023-03, register, gate
 	$(PY) -m training.train --train data/green_tripdata_2023-01.parquet data/green_tripdata_2023-02.parquet \
 		--valid data/green_tripdata_2023-03.parquet
+
+# Batch scoring with the live bundle ($$MODELS_BUCKET) or a local one, through the serving code; e.g.
+# make score SCORE_ARGS="--input data/green_tripdata_2023-03.parquet --output /tmp/scored.parquet --bundle /tmp/model"
+score: install  ## score TLC parquet / rides JSON lines (SCORE_ARGS="--input ... --output ... [--bundle DIR]")
+	$(PY) -m training.score $(SCORE_ARGS)
 
 # The gate's trusted yardstick, refreshed as a new month lands: make evaluation-set MONTH=data/green_tripdata_2023-03.parquet
 MONTH ?= data/green_tripdata_2023-03.parquet

@@ -29,27 +29,28 @@ from trip_core.capture import CaptureBatch, Rejection, encode_capture, encode_re
 from trip_core.contracts import (
     DEFAULT_MAX_PICKUP_AGE,
     MAX_ARRIVAL_SKEW,
-    MAX_RIDE_MINUTES,
+    PREDICTION_DECIMALS,
     capture_key,
     parse_utc,
     rejected_key,
     utc_iso,
 )
-from trip_core.features import compute_features
 from trip_core.observability import logger
 from trip_core.rides import (
     FieldError,
     ValidRide,
     excerpt,
     new_york_to_utc,
+    pickup_column,
+    ride_features,
     to_new_york_naive,
     validate_record_data,
     validate_ride,
 )
+from trip_core.validity import implausible_minutes_reason, plausible_minutes
 
 CANARY_ARM = "canary"  # the suffix of the canary's capture objects (trip_core.contracts.capture_key)
 DIRECT_SHARD_ID = "direct"  # capture key of a direct invoke: captures/.../direct_<request id>.json.gz
-PREDICTION_DECIMALS = 2
 # What the model is asked when it answers none of a batch's rides: if it has no finite answer for this
 # well-formed ride either, the model is at fault and the rides are retried, not rejected.
 PROBE_RIDE = ValidRide("probe", 132, 236, 3.0, datetime(2023, 3, 6, 14, 30), True)
@@ -171,38 +172,10 @@ def _entry(model: LoadedModel, ride: ValidRide, minutes: float, pid: str) -> Put
     return entry
 
 
-_UNIX_EPOCH_ORDINAL = 719_163  # date(1970, 1, 1).toordinal()
-
-
-def _epoch_seconds(moment: datetime) -> int:
-    """Naive datetime -> seconds since 1970-01-01 of the same wall clock, microseconds dropped
-    (what numpy's datetime64[s] conversion gives, without its slow object path)."""
-    days = moment.toordinal() - _UNIX_EPOCH_ORDINAL
-    return days * 86_400 + moment.hour * 3_600 + moment.minute * 60 + moment.second
-
-
-def _pickups(rides: Sequence[ValidRide]) -> np.ndarray:
-    """The rides' pickup times, New York local, as datetime64[s]."""
-    seconds = np.fromiter(
-        (_epoch_seconds(r.pickup_datetime) for r in rides), dtype=np.int64, count=len(rides)
-    )
-    return seconds.astype("datetime64[s]")
-
-
 def _pickup_hours(rides: Sequence[ValidRide]) -> list[datetime]:
     """The UTC hour of each ride's pickup (aware): the partition of its capture, its id's prefix."""
-    hours = new_york_to_utc(_pickups(rides)).astype("datetime64[h]").astype(datetime)
+    hours = new_york_to_utc(pickup_column(rides)).astype("datetime64[h]").astype(datetime)
     return [hour.replace(tzinfo=UTC) for hour in hours.tolist()]
-
-
-def _features(rides: Sequence[ValidRide]) -> np.ndarray:
-    n = len(rides)
-    return compute_features(
-        np.fromiter((r.pu_location_id for r in rides), dtype=np.int64, count=n),
-        np.fromiter((r.do_location_id for r in rides), dtype=np.int64, count=n),
-        np.fromiter((r.trip_distance for r in rides), dtype=np.float64, count=n),
-        _pickups(rides),
-    )
 
 
 def _model_minutes(model: LoadedModel, features: np.ndarray) -> np.ndarray:
@@ -213,11 +186,11 @@ def _model_minutes(model: LoadedModel, features: np.ndarray) -> np.ndarray:
 
 
 def _plausible(minutes: float) -> bool:
-    return 0.0 <= minutes <= MAX_RIDE_MINUTES  # False for NaN too
+    return bool(plausible_minutes(minutes))  # False for NaN too
 
 
 def _implausible(minutes: float) -> FieldError:
-    return FieldError("prediction", f"model answered {minutes:g} minutes, outside [0, {MAX_RIDE_MINUTES:g}]")
+    return FieldError("prediction", implausible_minutes_reason(minutes))
 
 
 def _answer_alone(model: LoadedModel, ride: ValidRide) -> tuple[float, datetime] | FieldError:
@@ -227,7 +200,7 @@ def _answer_alone(model: LoadedModel, ride: ValidRide) -> tuple[float, datetime]
     except Exception as exc:  # a pickup at the edge of datetime's range has no hour in UTC
         return FieldError("pickup_datetime", f"has no UTC hour: {excerpt(exc)}")
     try:
-        features = _features([ride])
+        features = ride_features([ride])
     except Exception as exc:
         return FieldError("features", f"cannot be computed: {excerpt(exc)}")
     try:
@@ -244,7 +217,7 @@ def _answers(model: LoadedModel, rides: Sequence[ValidRide]) -> list[Answer]:
     """Every ride's answer in one vectorised pass, or ride by ride when that pass raises. Raises
     ModelFailure when the model answers none of them and not the probe ride either."""
     try:
-        minutes, hours = _model_minutes(model, _features(rides)), _pickup_hours(rides)
+        minutes, hours = _model_minutes(model, ride_features(rides)), _pickup_hours(rides)
     except Exception as exc:
         logger.warning("vectorised prediction failed; predicting ride by ride", extra={"error": repr(exc)})
         answers = [_answer_alone(model, ride) for ride in rides]
@@ -266,7 +239,7 @@ def _challenger_minutes(model: LoadedModel, rides: Sequence[ValidRide]) -> list[
     if not rides:
         return []
     try:
-        minutes = _model_minutes(model, _features(rides)).tolist()
+        minutes = _model_minutes(model, ride_features(rides)).tolist()
     except Exception as exc:
         logger.warning(
             "challenger failed on the batch", extra={"model_version": model.version, "error": repr(exc)}

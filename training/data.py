@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +26,7 @@ from trip_core.contracts import (
     TLC_PICKUP_COLUMN,
 )
 from trip_core.features import compute_features
-from trip_core.validity import distance_in_bounds, known_zones
+from trip_core.validity import distance_in_bounds, known_zones, pickup_known
 
 PICKUP = TLC_PICKUP_COLUMN
 DROPOFF = "lpep_dropoff_datetime"
@@ -39,6 +39,9 @@ _COLUMNS: dict[str, tuple[Callable[[pa.DataType], bool], str, str]] = {
     "DOLocationID": (lambda t: pa.types.is_integer(t) or pa.types.is_floating(t), "integer", "float64"),
     "trip_distance": (lambda t: pa.types.is_integer(t) or pa.types.is_floating(t), "number", "float64"),
 }
+
+# A ride as the TLC files hold it: the inputs the model is computed from (training.score scores these).
+RIDE_COLUMNS: tuple[str, ...] = ("PULocationID", "DOLocationID", "trip_distance", PICKUP)
 
 ByteReader = Callable[[str], bytes]
 
@@ -92,14 +95,8 @@ def load_month(uri: str, reader: ByteReader = read_bytes) -> MonthData:
         table = pq.read_table(io.BytesIO(raw))
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataError(uri, f"not a parquet file ({exc})") from exc
-    for column, (accepts, expected, _) in _COLUMNS.items():
-        if column not in table.column_names:
-            raise DataError(uri, "missing column", column)
-        actual = table.schema.field(column).type
-        if not accepts(actual):
-            raise DataError(uri, f"wrong type: expected {expected}, got {actual}", column)
-    frame = table.select(list(_COLUMNS)).to_pandas()
-    frame = frame.astype({column: dtype for column, (_, _, dtype) in _COLUMNS.items()})
+    check_columns(uri, table.schema, _COLUMNS)
+    frame = aligned(table, _COLUMNS)
     rows_read = len(frame)
     inputs = _serving_inputs(frame, month_from_name(uri))
     frame = inputs.loc[inputs["duration"].between(MIN_DURATION_MINUTES, MAX_DURATION_MINUTES)]
@@ -114,6 +111,34 @@ def load_month(uri: str, reader: ByteReader = read_bytes) -> MonthData:
     return MonthData(uri, hashlib.sha256(raw).hexdigest(), rows_read, frame, inputs)
 
 
+def check_columns(uri: str, schema: pa.Schema, columns: Iterable[str]) -> None:
+    """Raise DataError naming the column unless each of `columns` is in `schema` with a type it accepts."""
+    for column in columns:
+        accepts, expected, _ = _COLUMNS[column]
+        if column not in schema.names:
+            raise DataError(uri, "missing column", column)
+        actual = schema.field(column).type
+        if not accepts(actual):
+            raise DataError(uri, f"wrong type: expected {expected}, got {actual}", column)
+
+
+def aligned(table: pa.Table | pa.RecordBatch, columns: Iterable[str]) -> pd.DataFrame:
+    """`columns` (checked by check_columns) as one dtype each whatever the month: ids float64, so a null
+    stays NaN (not a valid zone) instead of failing the cast."""
+    names = list(columns)
+    return table.select(names).to_pandas().astype({column: _COLUMNS[column][2] for column in names})
+
+
+def valid_rides(frame: pd.DataFrame) -> np.ndarray:
+    """True where an aligned row is a ride the serving validator accepts (trip_core.validity's rules)."""
+    return np.asarray(
+        known_zones(frame["PULocationID"].to_numpy())
+        & known_zones(frame["DOLocationID"].to_numpy())
+        & distance_in_bounds(frame["trip_distance"].to_numpy())
+        & pickup_known(frame[PICKUP].to_numpy())
+    )
+
+
 def _serving_inputs(frame: pd.DataFrame, month: str | None) -> pd.DataFrame:
     """Rows of the file's month the serving validator would accept, with their `duration` (any value)."""
     frame = frame.dropna()
@@ -121,12 +146,7 @@ def _serving_inputs(frame: pd.DataFrame, month: str | None) -> pd.DataFrame:
     pickup_month = frame[PICKUP].dt.strftime("%Y-%m")
     if month is None and len(frame):
         month = str(pickup_month.mode().iloc[0])
-    keep = (
-        (pickup_month == month)
-        & distance_in_bounds(frame["trip_distance"])
-        & known_zones(frame["PULocationID"].to_numpy())
-        & known_zones(frame["DOLocationID"].to_numpy())
-    )
+    keep = (pickup_month == month).to_numpy() & valid_rides(frame)
     out = frame.loc[keep].astype({"PULocationID": "int64", "DOLocationID": "int64"})
     out["duration"] = duration[keep]
     return out.reset_index(drop=True)

@@ -43,6 +43,9 @@ MAX_ARRIVAL_SKEW = timedelta(minutes=5)
 # (docs/architecture.md, "Actuals"). A model's answer outside [0, MAX_RIDE_MINUTES] is broken for that
 # ride, which is rejected with the value (a model may rightly answer a little outside the trained range).
 MAX_RIDE_MINUTES = 24 * 60.0
+# Every answer given is the model's rounded to this many decimals: the predictions stream's, the capture's and
+# batch scoring's (training.score) are the same number.
+PREDICTION_DECIMALS = 2
 
 # ------------------------------------------------------------------------------------ event time
 # The monitor's windows are defined by pickup time (event time), so a replay at any speed, a backfill

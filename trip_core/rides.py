@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import binascii
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -27,6 +28,7 @@ from trip_core.contracts import (
     MAX_TRIP_DISTANCE_MILES,
     MIN_TRIP_DISTANCE_MILES,
 )
+from trip_core.features import compute_features
 from trip_core.validity import distance_in_bounds, is_known_zone
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -107,6 +109,36 @@ def new_york_to_utc(local: np.ndarray) -> np.ndarray:
     out = np.full(seconds.shape, np.datetime64("NaT"), dtype="datetime64[s]")
     out[known] = seconds[known] - offsets[inverse].astype("timedelta64[s]")
     return out
+
+
+_UNIX_EPOCH_ORDINAL = 719_163  # date(1970, 1, 1).toordinal()
+
+
+def _epoch_seconds(moment: datetime) -> int:
+    """Naive datetime -> seconds since 1970-01-01 of the same wall clock, microseconds dropped
+    (what numpy's datetime64[s] conversion gives, without its slow object path)."""
+    days = moment.toordinal() - _UNIX_EPOCH_ORDINAL
+    return days * 86_400 + moment.hour * 3_600 + moment.minute * 60 + moment.second
+
+
+def pickup_column(rides: Sequence[ValidRide]) -> np.ndarray:
+    """The rides' pickup times, New York local, as datetime64[s]."""
+    seconds = np.fromiter(
+        (_epoch_seconds(r.pickup_datetime) for r in rides), dtype=np.int64, count=len(rides)
+    )
+    return seconds.astype("datetime64[s]")
+
+
+def ride_features(rides: Sequence[ValidRide]) -> np.ndarray:
+    """Validated rides -> the one feature definition's matrix: serving's path to compute_features (the
+    predict service's batches, batch scoring's JSON lines)."""
+    n = len(rides)
+    return compute_features(
+        np.fromiter((r.pu_location_id for r in rides), dtype=np.int64, count=n),
+        np.fromiter((r.do_location_id for r in rides), dtype=np.int64, count=n),
+        np.fromiter((r.trip_distance for r in rides), dtype=np.float64, count=n),
+        pickup_column(rides),
+    )
 
 
 def _utc_offset_seconds(local: datetime) -> int:
@@ -369,6 +401,14 @@ def validate_record_data(
         raw = binascii.a2b_base64(data_base64, strict_mode=True)  # = base64.b64decode(validate=True)
     except (binascii.Error, ValueError, TypeError):
         return [FieldError(RECORD_FIELD, "invalid base64")]
+    return validate_json_bytes(raw, fallback_time, max_age)
+
+
+def validate_json_bytes(
+    raw: bytes, fallback_time: datetime, max_age: timedelta = DEFAULT_MAX_PICKUP_AGE
+) -> ValidRide | list[FieldError]:
+    """One ride's JSON bytes (a rides-stream record's data, a line of a JSON lines file) -> a validated
+    ride or the reasons it is rejected."""
     if len(raw) <= _ORJSON_MAX_BYTES:
         # orjson differs from json.loads on some inputs (an integer beyond 64 bits becomes a float;
         # NaN/Infinity, lone surrogates and 1e400 are errors), so its value is used only when the fast

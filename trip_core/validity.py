@@ -1,5 +1,6 @@
 """The rules of a valid ride input, defined once: serving (one ride, trip_core.rides), training
-(whole months, training.data) and the monitor (captured columns, lambda_monitor.window) apply them.
+(whole months, training.data), batch scoring (training.score) and the monitor (captured columns,
+lambda_monitor.window) apply them; and the rule of an answer that may be given.
 
 Each rule takes a scalar or a numpy array, so a single ride and a column are judged the same way.
 """
@@ -11,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from trip_core.contracts import MAX_TRIP_DISTANCE_MILES, MIN_TRIP_DISTANCE_MILES
+from trip_core.contracts import MAX_RIDE_MINUTES, MAX_TRIP_DISTANCE_MILES, MIN_TRIP_DISTANCE_MILES
 from trip_core.zones import zone_table
 
 
@@ -45,3 +46,14 @@ def known_zones(ids: np.ndarray) -> np.ndarray:
 def pickup_known(pickups: np.ndarray) -> np.ndarray:
     """A datetime64 column: True where the pickup time was parsed (not NaT)."""
     return ~np.isnat(pickups)
+
+
+def plausible_minutes(minutes: Any) -> Any:
+    """True where a model's answer (minutes, scalar or column) may be given for its ride: within
+    [0, MAX_RIDE_MINUTES] (NaN is not). Outside, the model is broken for that ride, which is rejected."""
+    return (minutes >= 0.0) & (minutes <= MAX_RIDE_MINUTES)
+
+
+def implausible_minutes_reason(minutes: float) -> str:
+    """The reason a ride whose answer is not `plausible_minutes` is rejected (field "prediction")."""
+    return f"model answered {minutes:g} minutes, outside [0, {MAX_RIDE_MINUTES:g}]"

@@ -34,8 +34,9 @@ def shipped_files(function: str) -> list[Path]:
     files: list[Path] = []
     for package in shipped_packages(function):
         files += (ROOT / package).rglob("*.py")
-    if function == "lambda_retrain":  # the CLI and MLflow client of training are not on its import path
-        files = [p for p in files if p.name not in {"train.py", "tracking.py", "data.py", "evaluate.py"}]
+    if function == "lambda_retrain":  # the CLIs and MLflow client of training are not on its import path
+        off_path = {"train.py", "tracking.py", "data.py", "evaluate.py", "score.py"}
+        files = [p for p in files if p.name not in off_path]
     return files
 
 

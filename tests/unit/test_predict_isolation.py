@@ -31,6 +31,7 @@ from tests.unit.test_predict_service import (
     kinesis_record,
     make_world,
 )
+from trip_core import rides as rides_module
 from trip_core.capture import decode_capture, decode_rejected
 from trip_core.features import FEATURE_NAMES
 
@@ -78,14 +79,14 @@ Site = Callable[[pytest.MonkeyPatch, World, set[Any]], tuple[str, str]]
 
 
 def _features_fail(mp: pytest.MonkeyPatch, _w: World, _ids: set[Any]) -> tuple[str, str]:
-    real = service_module.compute_features
+    real = rides_module.compute_features  # the service's features: trip_core.rides.ride_features
 
     def features(pu: Any, do: Any, distance: np.ndarray, pickup: Any) -> np.ndarray:
         if (np.asarray(distance) == POISON_DISTANCE).any():
             raise ValueError("a feature the code cannot compute")
         return real(pu, do, distance, pickup)
 
-    mp.setattr(service_module, "compute_features", features)
+    mp.setattr(rides_module, "compute_features", features)
     return "features", "cannot be computed"
 
 
