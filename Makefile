@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock infra/venvs.sh
 	$(VENV)/bin/pip install --quiet -c requirements.lock -e ".[train,dev]"
 	touch $@
 
-test: install  ## unit + integration tests (one worker per core, a test file per worker)
+test: install sam-venv  ## unit + integration tests (one worker per core, a test file per worker)
 	$(VENV)/bin/pytest -n auto --dist loadfile tests/unit tests/integration
 
 lint: install  ## ruff, ruff format, mypy, cfn-lint, checkov

@@ -1,7 +1,8 @@
 """boto3 adapters of the replay's ports, and the wiring to a deployed stack: LocalStack's (infra/aws.py)
 or, with a region, AWS with the default credential chain. There the operator needs: cloudformation:
 DescribeStacks; sqs:ReceiveMessage, DeleteMessage, ChangeMessageVisibility on the failures queue;
-kinesis:GetShardIterator, GetRecords on the stream; lambda:InvokeFunction on the function; s3:GetObject
+kinesis:GetShardIterator, GetRecords on the stream; lambda:InvokeFunction on the function (and its
+`release` alias, which the replay invokes where the stack has it); s3:GetObject
 on the rejected bucket."""
 
 from __future__ import annotations
@@ -132,7 +133,7 @@ def stack_ports(target: Target, stack: str, region: str | None = None) -> tuple[
     ports = Ports(
         queue=SqsFailureQueue(make("sqs"), outputs[target.queue_output]),
         stream=KinesisShardStream(make("kinesis", config=_KINESIS)),
-        function=LambdaStreamFunction(make("lambda", config=_LAMBDA), outputs[target.function_output]),
+        function=LambdaStreamFunction(make("lambda", config=_LAMBDA), target.function(outputs)),
         rejected=S3RejectedStore(make("s3"), outputs["RejectedBucketName"]),
     )
     return ports, outputs[target.stream_arn_output]

@@ -44,6 +44,12 @@ class Target:
     stream_arn_output: str
     handled: str  # what a record that was handled and not rejected is called in the report
     rejected_root: str  # where the function stores what it rejects, in hourly partitions
+    # the release alias the stream invokes, where there is one (AWS; docs/architecture.md "Code releases")
+    alias_output: str | None = None
+
+    def function(self, outputs: dict[str, str]) -> str:
+        """What the stream invokes: the release alias, else the function (the LocalStack stack)."""
+        return outputs.get(self.alias_output or "") or outputs[self.function_output]
 
 
 TARGETS = {
@@ -54,6 +60,7 @@ TARGETS = {
         "RidesStreamArn",
         "predicted",
         REJECTED_PREFIX,
+        alias_output="PredictFunctionAliasArn",
     ),
     "actuals": Target(
         "actuals",

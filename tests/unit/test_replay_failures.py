@@ -180,7 +180,16 @@ def test_every_stack_output_the_tool_reads_exists(template: dict[str, Any]) -> N
             target.stream_arn_output,
             "RejectedBucketName",
         } <= outputs
+        assert target.alias_output is None or target.alias_output in outputs
     assert "PredictFailuresAlarmName" in outputs
+
+
+def test_the_replay_invokes_the_release_alias_where_the_stack_has_one() -> None:
+    predict = TARGETS["predict"]
+    name = {"PredictFunctionName": "td-predict"}
+    assert predict.function(name) == "td-predict"  # the LocalStack stack: no alias
+    alias = "arn:aws:lambda:us-east-1:1:function:td-predict:release"
+    assert predict.function({**name, "PredictFunctionAliasArn": alias}) == alias
 
 
 def test_a_lost_range_is_reported_loudly() -> None:
