@@ -10,15 +10,14 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from tests.doubles.moto_s3 import moto_s3
+
 BUCKET = "models-test"
 
 
 @pytest.fixture
 def mlflow_s3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
     for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
         "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
         "MLFLOW_ARTIFACT_LOCATION": f"s3://{BUCKET}/mlflow",
         "MLFLOW_EXPERIMENT_NAME": "it-trip-duration",
@@ -27,10 +26,7 @@ def mlflow_s3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[objec
     }.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("MLFLOW_S3_ENDPOINT_URL", raising=False)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        client = boto3.client("s3")
-        client.create_bucket(Bucket=BUCKET)
+    with moto_s3(monkeypatch, BUCKET) as client:
         yield client
 
 

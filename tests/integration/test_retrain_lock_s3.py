@@ -7,12 +7,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from lambda_retrain.aws import S3Store
 from lambda_retrain.guards import acquire_lock, lock_holder, release_lock
+from tests.doubles.moto_s3 import moto_s3
 from tests.doubles.retrain import race_for_an_expired_lease
 from trip_core.contracts import LOOP_LOCK_KEY
 
@@ -21,16 +20,7 @@ NOW = datetime(2024, 5, 6, 12, 30, tzinfo=UTC)
 
 @pytest.fixture
 def store(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Store]:
-    for key, value in {
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "t",
-        "AWS_SECRET_ACCESS_KEY": "t",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        s3 = boto3.client("s3")
-        s3.create_bucket(Bucket="models")
+    with moto_s3(monkeypatch, "models") as s3:
         yield S3Store("models", s3)
 
 

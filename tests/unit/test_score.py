@@ -11,16 +11,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from moto import mock_aws
 
 from lambda_predict.model_provider import ModelProvider
 from lambda_predict.service import PredictService, prediction_record
+from tests.doubles.moto_s3 import moto_s3
 from tests.doubles.predict import InMemoryObjects, InMemoryStream, keyed_ids, publish, tiny_bundle
 from training import score
 from training.data import PICKUP, frame_features, load_month
@@ -234,17 +233,7 @@ def test_json_lines_are_judged_by_the_ride_validator(
 
 @pytest.fixture
 def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        client = boto3.client("s3")
-        for bucket in ("models", "data"):
-            client.create_bucket(Bucket=bucket)
+    with moto_s3(monkeypatch, "models", "data") as client:
         yield client
 
 
