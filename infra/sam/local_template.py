@@ -20,7 +20,6 @@ from samtranslator.yaml_helper import yaml_parse
 RELEASE_PROPERTIES = (
     "AutoPublishAlias",
     "AutoPublishAliasAllProperties",
-    "AutoPublishCodeSha256",
     "DeploymentPreference",
 )
 
