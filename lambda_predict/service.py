@@ -29,7 +29,6 @@ from trip_core.capture import CaptureBatch, Rejection, encode_capture, encode_re
 from trip_core.contracts import (
     DEFAULT_MAX_PICKUP_AGE,
     MAX_ARRIVAL_SKEW,
-    PREDICTION_DECIMALS,
     capture_key,
     parse_utc,
     rejected_key,
@@ -47,7 +46,7 @@ from trip_core.rides import (
     validate_record_data,
     validate_ride,
 )
-from trip_core.validity import implausible_minutes_reason, plausible_minutes
+from trip_core.validity import answered_minutes, implausible_minutes_reason, plausible_minutes
 
 CANARY_ARM = "canary"  # the suffix of the canary's capture objects (trip_core.contracts.capture_key)
 DIRECT_SHARD_ID = "direct"  # capture key of a direct invoke: captures/.../direct_<request id>.json.gz
@@ -179,10 +178,7 @@ def _pickup_hours(rides: Sequence[ValidRide]) -> list[datetime]:
 
 
 def _model_minutes(model: LoadedModel, features: np.ndarray) -> np.ndarray:
-    minutes = np.asarray(model.predictor.predict(features), dtype=np.float64)
-    if minutes.shape != (len(features),):
-        raise RuntimeError(f"model returned shape {minutes.shape} for {len(features)} rides")
-    return np.round(minutes, PREDICTION_DECIMALS)
+    return answered_minutes(model.predictor, features)
 
 
 def _plausible(minutes: float) -> bool:

@@ -52,7 +52,6 @@ from trip_core.contracts import (
     BUNDLE_FILENAME,
     LIVE_POINTER_KEY,
     MAX_PICKUP_LEAD,
-    PREDICTION_DECIMALS,
     version_pointer_key,
 )
 from trip_core.pointer import ModelPointer
@@ -66,7 +65,7 @@ from trip_core.rides import (
     validate_ride,
 )
 from trip_core.smoke import load_servable
-from trip_core.validity import implausible_minutes_reason, plausible_minutes
+from trip_core.validity import answered_minutes, implausible_minutes_reason, plausible_minutes
 
 PREDICTION_COLUMN = "ride_duration"  # the answer's name in the prediction record (lambda_predict.service)
 VERSION_COLUMN = "model_version"
@@ -140,13 +139,6 @@ def local_model(path: Path, version: str | None = None) -> Model:
     return Model(bundle, version or f"local-{sha256[:12]}")
 
 
-def answers(bundle: ServingBundle, features: np.ndarray) -> np.ndarray:
-    """The service's answer to each row: the bundle's minutes rounded to PREDICTION_DECIMALS."""
-    if len(features) == 0:
-        return np.empty(0)
-    return np.round(np.asarray(bundle.predict(features), dtype=np.float64), PREDICTION_DECIMALS)
-
-
 # ------------------------------------------------------------------------------------------ one chunk
 
 
@@ -212,7 +204,7 @@ def score_tlc(batch: pa.RecordBatch, first_row: int, source: str, scoring: Scori
     rejected with their reasons; `first_row` is the batch's position in the file."""
     frame = aligned(batch, RIDE_COLUMNS)
     valid = valid_rides(frame) & _not_ahead(frame[PICKUP].to_numpy(), scoring.arrival)
-    minutes = answers(scoring.model.bundle, frame_features(frame.loc[valid]))
+    minutes = answered_minutes(scoring.model.bundle, frame_features(frame.loc[valid]))
     given = np.asarray(plausible_minutes(minutes), dtype=bool)
     at_valid = np.flatnonzero(valid)
     problems = {i: tlc_problems(row, scoring.arrival) for i, row in _rows(frame, ~valid)}
@@ -272,7 +264,7 @@ def score_lines(lines: Sequence[bytes], first_line: int, source: str, scoring: S
             at_rides.append(i)
         else:
             problems[i] = result
-    minutes = answers(scoring.model.bundle, ride_features(rides))
+    minutes = answered_minutes(scoring.model.bundle, ride_features(rides))
     given = np.asarray(plausible_minutes(minutes), dtype=bool)
     problems |= _unanswered(np.array(at_rides, dtype=np.int64)[~given], minutes[~given])
     kept = [ride for ride, ok in zip(rides, given.tolist(), strict=True) if ok]

@@ -15,13 +15,13 @@ room to spare and the test does not depend on one model's answers.
 from __future__ import annotations
 
 from functools import cache
-from typing import Protocol
 
 import numpy as np
 
 from trip_core.bundle import BundleError, ServingBundle, load_bundle
 from trip_core.contracts import MAX_DURATION_MINUTES, MIN_DURATION_MINUTES
 from trip_core.features import compute_features
+from trip_core.validity import Predicts
 
 # (PULocationID, DOLocationID, trip_distance, pickup_datetime in New York local time)
 SMOKE_RIDES: tuple[tuple[int, int, float, str], ...] = (
@@ -80,10 +80,6 @@ class BundleRefused(BundleError):
     """The bundle loaded but is not fit to serve: its answers to the smoke rides say why."""
 
 
-class _Predicts(Protocol):
-    def predict(self, features: np.ndarray) -> np.ndarray: ...
-
-
 @cache
 def smoke_features() -> np.ndarray:
     """SMOKE_RIDES as the feature matrix serving computes (read-only: one copy per process)."""
@@ -98,7 +94,7 @@ def smoke_features() -> np.ndarray:
     return features
 
 
-def smoke_test(model: _Predicts) -> None:
+def smoke_test(model: Predicts) -> None:
     """Raise BundleRefused, naming the reason, unless `model` answers every smoke ride with a finite
     duration in [MIN_DURATION_MINUTES, MAX_DURATION_MINUTES]."""
     features = smoke_features()

@@ -8,11 +8,16 @@ Each rule takes a scalar or a numpy array, so a single ride and a column are jud
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from trip_core.contracts import MAX_RIDE_MINUTES, MAX_TRIP_DISTANCE_MILES, MIN_TRIP_DISTANCE_MILES
+from trip_core.contracts import (
+    MAX_RIDE_MINUTES,
+    MAX_TRIP_DISTANCE_MILES,
+    MIN_TRIP_DISTANCE_MILES,
+    PREDICTION_DECIMALS,
+)
 from trip_core.zones import zone_table
 
 
@@ -57,3 +62,19 @@ def plausible_minutes(minutes: Any) -> Any:
 def implausible_minutes_reason(minutes: float) -> str:
     """The reason a ride whose answer is not `plausible_minutes` is rejected (field "prediction")."""
     return f"model answered {minutes:g} minutes, outside [0, {MAX_RIDE_MINUTES:g}]"
+
+
+class Predicts(Protocol):
+    def predict(self, features: np.ndarray) -> np.ndarray: ...
+
+
+def answered_minutes(model: Predicts, features: np.ndarray) -> np.ndarray:
+    """The answer to each feature row as it is given (the service's and batch scoring's): the model's
+    minutes rounded to PREDICTION_DECIMALS, one per row, else RuntimeError; plausible_minutes decides which
+    may be given."""
+    if len(features) == 0:
+        return np.empty(0)
+    minutes = np.asarray(model.predict(features), dtype=np.float64)
+    if minutes.shape != (len(features),):
+        raise RuntimeError(f"model returned shape {minutes.shape} for {len(features)} rides")
+    return np.round(minutes, PREDICTION_DECIMALS)

@@ -29,10 +29,9 @@ from infra.harness.rides import (
 )
 from infra.harness.stack import Stack
 from infra.harness.streams import StreamReader
-from lambda_predict.service import PREDICTION_DECIMALS
 from tests.e2e.conftest import put_rides
 from trip_core.bundle import ServingBundle
-from trip_core.contracts import prediction_id_hour, utc_iso
+from trip_core.contracts import PREDICTION_DECIMALS, prediction_id_hour, utc_iso
 from trip_core.pointer import ModelPointer
 
 pytestmark = pytest.mark.localstack
